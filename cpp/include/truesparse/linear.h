@@ -1,0 +1,186 @@
+// Linear layers Z = W X + b 1ᵀ (feature-major: X (D,N), Z (K,N), W (K,D)) with one interface
+// for the dense layer (density 1, W a dense row-major array) and the sparse layer (W a CSR
+// pattern + aligned value arrays). Three verbs: forward, backward, optimize.
+//
+//   forward   Z  (K,N) = W (K,D) X (D,N) + column_repeat(b, N)
+//   backward  Db (K)   = rows_sum(DZ)
+//             DW (K,D) = DZ (K,N) Xᵀ (N,D)        [sparse: only on the pattern, SDDMM]
+//             DX (D,N) = Wᵀ (D,K) DZ (K,N)        [skipped for the first layer]
+//   optimize  W, b -= SGD step (state arrays aligned with W's values)
+#pragma once
+
+#include <memory>
+
+#include "truesparse/blas.h"
+#include "truesparse/csr.h"
+#include "truesparse/kernels.h"
+#include "truesparse/matrix.h"
+#include "truesparse/mkl_sparse.h"
+#include "truesparse/optimizer.h"
+
+namespace truesparse {
+
+enum class sparse_backend { mkl, native };
+
+template <class T>
+struct linear_layer {
+  index_t in = 0;   // D
+  index_t out = 0;  // K
+  avector<T> b, Db, vb;  // (K) bias, its gradient, its velocity
+
+  linear_layer(index_t in_, index_t out_) : in(in_), out(out_), b(out_, T(0)), Db(out_, T(0)) {}
+  virtual ~linear_layer() = default;
+
+  virtual void forward(const matrix<T>& X, matrix<T>& Z) = 0;
+  virtual void backward(const matrix<T>& X, const matrix<T>& DZ, matrix<T>* DX) = 0;
+  virtual bool is_sparse() const = 0;
+  virtual size_type nnz() const = 0;
+  virtual T* values() = 0;     // (nnz) W in storage order
+  virtual T* gradient() = 0;   // (nnz) DW, aligned with values()
+  virtual avector<T>& velocity() = 0;
+  // Call after values() were changed from outside (set_weights): refreshes derived copies.
+  virtual void values_changed() {}
+
+  void optimize(const sgd_config& c) {
+    if (c.momentum > 0) {
+      auto& v = velocity();
+      if (v.size() != static_cast<std::size_t>(nnz())) v.assign(nnz(), T(0));
+      if (vb.size() != b.size()) vb.assign(b.size(), T(0));
+    }
+    sgd_step(c, values(), gradient(), velocity().data(), nnz());
+    sgd_step(c, b.data(), Db.data(), vb.data(), out);
+    values_changed();
+  }
+
+ protected:
+  void check_input(const matrix<T>& X, const char* op) const {
+    TS_REQUIRE(X.rows == in, "[", op, "] X has ", X.rows, " features but the layer has ", in,
+               " inputs");
+  }
+};
+
+template <class T>
+struct dense_linear : linear_layer<T> {
+  using base = linear_layer<T>;
+  avector<T> W, DW, vW;  // (K,D) row-major
+
+  dense_linear(index_t in_, index_t out_)
+      : base(in_, out_),
+        W(static_cast<std::size_t>(in_) * out_, T(0)),
+        DW(static_cast<std::size_t>(in_) * out_, T(0)) {}
+
+  void forward(const matrix<T>& X, matrix<T>& Z) override {
+    this->check_input(X, "dense_linear.forward");
+    const size_type N = X.cols;
+    Z.resize(this->out, N);
+    column_repeat(this->b.data(), Z);
+    // (K,N) = (K,D) (D,N) + (K,N)
+    gemm<T>(trans::N, trans::N, this->out, N, this->in, T(1), W.data(), this->in, X.ptr(), N,
+            T(1), Z.ptr(), N);
+  }
+
+  void backward(const matrix<T>& X, const matrix<T>& DZ, matrix<T>* DX) override {
+    const size_type N = X.cols;
+    rows_sum(DZ, this->Db.data());
+    // (K,D) = (K,N) (N,D)
+    gemm<T>(trans::N, trans::T, this->out, this->in, N, T(1), DZ.ptr(), N, X.ptr(), N, T(0),
+            DW.data(), this->in);
+    if (DX) {
+      DX->resize(this->in, N);
+      // (D,N) = (D,K) (K,N)
+      gemm<T>(trans::T, trans::N, this->in, N, this->out, T(1), W.data(), this->in, DZ.ptr(),
+              N, T(0), DX->ptr(), N);
+    }
+  }
+
+  bool is_sparse() const override { return false; }
+  size_type nnz() const override { return static_cast<size_type>(this->in) * this->out; }
+  T* values() override { return W.data(); }
+  T* gradient() override { return DW.data(); }
+  avector<T>& velocity() override { return vW; }
+};
+
+template <class T>
+struct sparse_linear : linear_layer<T> {
+  using base = linear_layer<T>;
+  sparse_backend backend;
+  csr_pattern pattern;       // (K,D)
+  avector<T> W, DW, vW;      // (nnz) aligned with pattern
+  csr_pattern pattern_t;     // (D,K) pattern of Wᵀ
+  std::vector<index_t> perm; // Wt[k] = W[perm[k]]
+  avector<T> Wt;             // (nnz) values of Wᵀ, refreshed lazily
+  bool wt_stale = true;
+  bool keep_transpose;       // false for a first layer: DX is never needed
+  mkl_csr<T> handle, handle_t;
+
+  sparse_linear(csr_pattern p, sparse_backend be, bool need_dx)
+      : base(p.cols, p.rows), backend(be), keep_transpose(need_dx) {
+    set_pattern(std::move(p));
+  }
+
+  // The one place where a topology change takes effect: the pattern, every aligned array,
+  // the Wᵀ pattern and permutation and the MKL handles. Values and state start at zero.
+  void set_pattern(csr_pattern p) {
+    validate(p, "sparse_linear.set_pattern");
+    TS_REQUIRE(p.rows == this->out && p.cols == this->in, "[sparse_linear.set_pattern] pattern is (",
+               p.rows, ", ", p.cols, ") but the layer is (", this->out, ", ", this->in, ")");
+    pattern = std::move(p);
+    const auto nz = static_cast<std::size_t>(pattern.nnz());
+    W.assign(nz, T(0));
+    DW.assign(nz, T(0));
+    vW.clear();
+    if (keep_transpose) {
+      transpose(pattern, pattern_t, perm);
+      Wt.assign(nz, T(0));
+    } else {
+      pattern_t = csr_pattern{};
+      perm.clear();
+      Wt.clear();
+    }
+    wt_stale = true;
+    if (backend == sparse_backend::mkl) {
+      handle.reset(pattern, W.data());
+      if (keep_transpose) handle_t.reset(pattern_t, Wt.data());
+    }
+  }
+
+  void forward(const matrix<T>& X, matrix<T>& Z) override {
+    this->check_input(X, "sparse_linear.forward");
+    const size_type N = X.cols;
+    Z.resize(this->out, N);
+    column_repeat(this->b.data(), Z);
+    // (K,N) = (K,D) (D,N) + (K,N)
+    if (backend == sparse_backend::mkl)
+      handle.mm(T(1), X.ptr(), N, T(1), Z.ptr());
+    else
+      spmm_native(pattern, W.data(), X.ptr(), N, T(1), Z.ptr());
+  }
+
+  void backward(const matrix<T>& X, const matrix<T>& DZ, matrix<T>* DX) override {
+    const size_type N = X.cols;
+    rows_sum(DZ, this->Db.data());
+    sddmm(pattern, DZ, X, DW.data());  // (nnz) = ((K,N) (N,D)) ⊙ pattern
+    if (DX) {
+      TS_REQUIRE(keep_transpose, "[sparse_linear.backward] DX requested from a layer built without Wᵀ");
+      if (wt_stale) {
+        gather(perm, W.data(), Wt.data());
+        wt_stale = false;
+      }
+      DX->resize(this->in, N);
+      // (D,N) = (D,K) (K,N)
+      if (backend == sparse_backend::mkl)
+        handle_t.mm(T(1), DZ.ptr(), N, T(0), DX->ptr());
+      else
+        spmm_native(pattern_t, Wt.data(), DZ.ptr(), N, T(0), DX->ptr());
+    }
+  }
+
+  bool is_sparse() const override { return true; }
+  size_type nnz() const override { return pattern.nnz(); }
+  T* values() override { return W.data(); }
+  T* gradient() override { return DW.data(); }
+  avector<T>& velocity() override { return vW; }
+  void values_changed() override { wt_stale = true; }
+};
+
+}  // namespace truesparse

@@ -1,0 +1,153 @@
+// The training loop in C++ (shared by the Python package and the C++ benchmarks): shuffle,
+// gather a feature-major batch, forward, loss, backward, optimize. Data sets stay as the user
+// gave them, row-major (M, D); only the batch is transposed, once, while gathering.
+#pragma once
+
+#include <functional>
+#include <numeric>
+
+#include "truesparse/mlp.h"
+
+namespace truesparse {
+
+// A data set in the user's layout: X (M,D) row-major; labels (M) or dense targets (M,K).
+template <class T>
+struct dataset {
+  const T* X = nullptr;
+  size_type M = 0;
+  size_type D = 0;
+  const std::int32_t* labels = nullptr;
+  const T* targets = nullptr;  // (M,K) row-major, squared error only
+  size_type K = 0;
+};
+
+struct epoch_result {
+  double loss = 0.0;      // mean over examples seen
+  double accuracy = 0.0;  // fraction of examples seen whose argmax equals the label
+  size_type examples = 0;
+  bool stopped = false;   // should_stop() asked to stop before the epoch ended
+};
+
+template <class T>
+void check_dataset(const mlp<T>& m, const dataset<T>& d, const char* op) {
+  TS_REQUIRE(d.M > 0, "[", op, "] the data set is empty");
+  TS_REQUIRE(d.D == m.inputs(), "[", op, "] X has ", d.D, " features but the model has ",
+             m.inputs(), " inputs");
+  TS_REQUIRE(d.labels || d.targets, "[", op, "] no labels or targets given");
+  if (d.targets)
+    TS_REQUIRE(d.K == m.outputs(), "[", op, "] targets have ", d.K,
+               " columns but the model has ", m.outputs(), " outputs");
+  if (d.labels)
+    for (size_type n = 0; n < d.M; ++n)
+      TS_REQUIRE(d.labels[n] >= 0 && d.labels[n] < m.outputs(), "[", op, "] label ", d.labels[n],
+                 " of example ", n, " is outside [0, ", m.outputs(), ")");
+  TS_REQUIRE(d.labels || m.loss == loss_kind::squared_error, "[", op,
+             "] softmax cross entropy needs class labels");
+}
+
+// Runs the forward pass on examples idx[0..B): fills the batch buffers Xb (and Tb, lb).
+template <class T>
+struct batch_buffers {
+  matrix<T> X, T_;
+  std::vector<std::int32_t> labels;
+
+  targets<T> gather(const dataset<T>& d, const std::int64_t* idx, size_type B) {
+    gather_feature_major(d.X, d.D, idx, B, X);  // (D,B) from rows of (M,D)
+    targets<T> t;
+    if (d.labels) {
+      labels.resize(B);
+      for (size_type n = 0; n < B; ++n) labels[n] = d.labels[idx[n]];
+      t.labels = labels.data();
+    }
+    if (d.targets) {
+      gather_feature_major(d.targets, d.K, idx, B, T_);  // (K,B)
+      t.dense = &T_;
+    }
+    return t;
+  }
+};
+
+// One epoch of mini-batch SGD. The example order is a Fisher–Yates shuffle drawn from
+// derive_seed(seed, 2, epoch) (identity order when shuffle is false). should_stop is polled
+// every check_every batches between batches, never inside a kernel.
+template <class T>
+epoch_result train_epoch(mlp<T>& m, const dataset<T>& d, size_type batch_size,
+                         const sgd_config& c, std::uint64_t seed, std::uint64_t epoch,
+                         bool shuffle, const std::function<bool()>& should_stop = {},
+                         size_type check_every = 10) {
+  check_dataset(m, d, "fit");
+  TS_REQUIRE(batch_size > 0, "[fit] batch_size must be positive, got ", batch_size);
+  validate(c);
+  std::vector<std::int64_t> order(static_cast<std::size_t>(d.M));
+  std::iota(order.begin(), order.end(), 0);
+  if (shuffle) {
+    rng g(derive_seed(seed, 2, epoch));
+    for (size_type i = d.M - 1; i > 0; --i)
+      std::swap(order[i], order[g.below(static_cast<std::uint64_t>(i) + 1)]);
+  }
+  batch_buffers<T> buf;
+  epoch_result r;
+  double loss_sum = 0.0;
+  size_type correct = 0, batch_index = 0;
+  for (size_type start = 0; start < d.M; start += batch_size, ++batch_index) {
+    if (should_stop && batch_index % check_every == 0 && should_stop()) {
+      r.stopped = true;
+      break;
+    }
+    const size_type B = std::min(batch_size, d.M - start);
+    const targets<T> t = buf.gather(d, order.data() + start, B);
+    const loss_result lr = m.forward_backward(buf.X, t);
+    m.optimize(c);
+    loss_sum += lr.loss_sum;
+    correct += lr.correct;
+    r.examples += B;
+  }
+  if (r.examples > 0) {
+    r.loss = loss_sum / r.examples;
+    r.accuracy = static_cast<double>(correct) / r.examples;
+  }
+  return r;
+}
+
+// Loss and accuracy over a whole data set, in batches, without touching the weights.
+template <class T>
+epoch_result evaluate(mlp<T>& m, const dataset<T>& d, size_type batch_size = 1000) {
+  check_dataset(m, d, "evaluate");
+  batch_buffers<T> buf;
+  std::vector<std::int64_t> idx;
+  epoch_result r;
+  double loss_sum = 0.0;
+  size_type correct = 0;
+  for (size_type start = 0; start < d.M; start += batch_size) {
+    const size_type B = std::min(batch_size, d.M - start);
+    idx.resize(B);
+    std::iota(idx.begin(), idx.end(), start);
+    const targets<T> t = buf.gather(d, idx.data(), B);
+    const loss_result lr = compute_loss<T>(m.loss, m.forward(buf.X), t, T(1), nullptr);
+    loss_sum += lr.loss_sum;
+    correct += lr.correct;
+    r.examples += B;
+  }
+  r.loss = loss_sum / r.examples;
+  r.accuracy = static_cast<double>(correct) / r.examples;
+  return r;
+}
+
+// Logits out (M,K) row-major for X (M,D) row-major, in batches.
+template <class T>
+void predict_logits(mlp<T>& m, const T* X, size_type M, size_type D, T* out,
+                    size_type batch_size = 1000) {
+  TS_REQUIRE(D == m.inputs(), "[predict] X has ", D, " features but the model has ", m.inputs(),
+             " inputs");
+  matrix<T> Xb;
+  std::vector<std::int64_t> idx;
+  for (size_type start = 0; start < M; start += batch_size) {
+    const size_type B = std::min(batch_size, M - start);
+    idx.resize(B);
+    std::iota(idx.begin(), idx.end(), start);
+    gather_feature_major(X, D, idx.data(), B, Xb);
+    transpose_to(m.forward(Xb), out + start * m.outputs());  // (B,K) = (K,B)ᵀ
+  }
+}
+
+}  // namespace truesparse

@@ -1,0 +1,229 @@
+// Bindings for the MLP (float32 and float64 instances), its layers' arrays and the training
+// loop. Arrays are converted at the boundary and their shapes checked here; the GIL is
+// released while C++ works, and Ctrl-C is polled between batches.
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+
+#include "bindings.h"
+#include "truesparse/train.h"
+
+namespace py = pybind11;
+
+namespace truesparse::python {
+namespace {
+
+template <class T>
+using carray = py::array_t<T, py::array::c_style | py::array::forcecast>;
+using labels_array = py::array_t<std::int32_t, py::array::c_style | py::array::forcecast>;
+
+template <class T>
+py::array_t<T> copy_out(const T* p, std::vector<py::ssize_t> shape) {
+  py::array_t<T> a(shape);
+  std::copy(p, p + a.size(), a.mutable_data());
+  return a;
+}
+
+template <class T>
+void check_2d(const carray<T>& a, const char* op, const char* name) {
+  TS_REQUIRE(a.ndim() == 2, "[", op, "] ", name, " must be 2-D, got ", a.ndim(), " dimensions");
+}
+
+// A data set view over user arrays (labels or targets may be None).
+template <class T>
+dataset<T> make_dataset(const carray<T>& X, const std::optional<labels_array>& y,
+                        const std::optional<carray<T>>& targets, const char* op) {
+  check_2d(X, op, "X");
+  dataset<T> d;
+  d.X = X.data();
+  d.M = X.shape(0);
+  d.D = X.shape(1);
+  if (y) {
+    TS_REQUIRE(y->ndim() == 1 && y->shape(0) == d.M, "[", op, "] y has shape (",
+               y->ndim() ? y->shape(0) : 0, ") but X has ", d.M, " rows");
+    d.labels = y->data();
+  }
+  if (targets) {
+    check_2d(*targets, op, "targets");
+    TS_REQUIRE(targets->shape(0) == d.M, "[", op, "] targets have ", targets->shape(0),
+               " rows but X has ", d.M);
+    d.targets = targets->data();
+    d.K = targets->shape(1);
+  }
+  return d;
+}
+
+template <class T>
+void bind_mlp(py::module_& m, const char* name) {
+  using model = mlp<T>;
+  py::class_<model>(m, name)
+      .def(py::init([](std::vector<index_t> sizes, std::vector<double> densities,
+                       activation_kind act, double alpha, loss_kind loss, init_kind init,
+                       fan_mode fan, std::uint64_t seed, sparse_backend backend) {
+             mlp_options o;
+             o.sizes = std::move(sizes);
+             o.densities = std::move(densities);
+             o.activation = act;
+             o.alpha = alpha;
+             o.loss = loss;
+             o.init = init;
+             o.fan = fan;
+             o.seed = seed;
+             o.backend = backend;
+             return std::make_unique<model>(o);
+           }),
+           py::arg("sizes"), py::arg("densities"), py::arg("activation"), py::arg("alpha"),
+           py::arg("loss"), py::arg("init"), py::arg("fan"), py::arg("seed"),
+           py::arg("backend"))
+      .def_property_readonly("num_layers", [](const model& s) { return s.layers.size(); })
+      .def("layer_shape",
+           [](const model& s, std::size_t l) {
+             const auto& L = *s.layers.at(l);
+             return py::make_tuple(L.out, L.in);
+           })
+      .def("layer_is_sparse", [](const model& s, std::size_t l) { return s.layers.at(l)->is_sparse(); })
+      .def("layer_nnz", [](const model& s, std::size_t l) { return s.layers.at(l)->nnz(); })
+      .def("layer_pattern",
+           [](model& s, std::size_t l) {
+             auto* L = dynamic_cast<sparse_linear<T>*>(s.layers.at(l).get());
+             TS_REQUIRE(L, "[Linear] layer ", l, " is dense and has no pattern");
+             const auto& p = L->pattern;
+             return py::make_tuple(copy_out(p.indptr.data(), {p.rows + 1}),
+                                   copy_out(p.indices.data(), {static_cast<py::ssize_t>(p.nnz())}));
+           })
+      .def("layer_values",  // W in storage order: (nnz) for sparse, (K,D) for dense
+           [](model& s, std::size_t l, bool gradient) {
+             auto& L = *s.layers.at(l);
+             const T* p = gradient ? L.gradient() : L.values();
+             if (L.is_sparse()) return copy_out(p, {static_cast<py::ssize_t>(L.nnz())});
+             return copy_out(p, {L.out, L.in});
+           },
+           py::arg("l"), py::arg("gradient") = false)
+      .def("layer_bias",
+           [](model& s, std::size_t l, bool gradient) {
+             auto& L = *s.layers.at(l);
+             return copy_out(gradient ? L.Db.data() : L.b.data(), {L.out});
+           },
+           py::arg("l"), py::arg("gradient") = false)
+      .def("set_dense_layer",
+           [](model& s, std::size_t l, const carray<T>& W, const carray<T>& b) {
+             const auto& L = *s.layers.at(l);
+             TS_REQUIRE(W.ndim() == 2 && W.shape(0) == L.out && W.shape(1) == L.in,
+                        "[Linear.set_weights] W has shape ", W.ndim() == 2 ? W.shape(0) : -1, "x",
+                        W.ndim() == 2 ? W.shape(1) : -1, " but layer ", l, " is ", L.out, "x", L.in);
+             TS_REQUIRE(b.ndim() == 1 && b.shape(0) == L.out, "[Linear.set_weights] b has ",
+                        b.size(), " entries but layer ", l, " has ", L.out, " outputs");
+             s.set_dense_layer(l, W.data(), b.data());
+           })
+      .def("set_sparse_layer",
+           [](model& s, std::size_t l, const labels_array& indptr, const labels_array& indices,
+              const carray<T>& values, const carray<T>& b) {
+             const auto& L = *s.layers.at(l);
+             TS_REQUIRE(values.ndim() == 1 && values.shape(0) == indices.size(),
+                        "[Linear.set_weights] ", values.size(), " values for ", indices.size(),
+                        " column indices");
+             TS_REQUIRE(b.ndim() == 1 && b.shape(0) == L.out, "[Linear.set_weights] b has ",
+                        b.size(), " entries but layer ", l, " has ", L.out, " outputs");
+             csr_pattern p;
+             p.rows = L.out;
+             p.cols = L.in;
+             p.indptr.assign(indptr.data(), indptr.data() + indptr.size());
+             p.indices.assign(indices.data(), indices.data() + indices.size());
+             validate(p, "Linear.set_weights");
+             s.set_sparse_layer(l, std::move(p), values.data(), b.data());
+           })
+      .def("forward",
+           [](model& s, const carray<T>& X) {
+             check_2d(X, "MLP.forward", "X");
+             TS_REQUIRE(X.shape(1) == s.inputs(), "[MLP.forward] X has ", X.shape(1),
+                        " features but the model has ", s.inputs(), " inputs");
+             py::array_t<T> out({X.shape(0), static_cast<py::ssize_t>(s.outputs())});
+             T* o = out.mutable_data();
+             {
+               py::gil_scoped_release nogil;
+               predict_logits(s, X.data(), X.shape(0), X.shape(1), o);
+             }
+             return out;
+           })
+      .def("backward",  // one batch: returns the batch-mean loss, leaves DW and Db
+           [](model& s, const carray<T>& X, std::optional<labels_array> y,
+              std::optional<carray<T>> tgt) {
+             dataset<T> d = make_dataset(X, y, tgt, "MLP.backward");
+             check_dataset(s, d, "MLP.backward");
+             py::gil_scoped_release nogil;
+             batch_buffers<T> buf;
+             std::vector<std::int64_t> idx(static_cast<std::size_t>(d.M));
+             std::iota(idx.begin(), idx.end(), 0);
+             const targets<T> t = buf.gather(d, idx.data(), d.M);
+             return s.forward_backward(buf.X, t).loss_sum / d.M;
+           },
+           py::arg("X"), py::arg("y"), py::arg("targets"))
+      .def("train_epoch",
+           [](model& s, const carray<T>& X, std::optional<labels_array> y,
+              std::optional<carray<T>> targets, size_type batch_size, double lr,
+              double momentum, bool nesterov, double weight_decay, std::uint64_t seed,
+              std::uint64_t epoch, bool shuffle) {
+             dataset<T> d = make_dataset(X, y, targets, "fit");
+             sgd_config c{lr, momentum, nesterov, weight_decay};
+             std::optional<py::error_already_set> interrupt;
+             auto should_stop = [&interrupt]() {
+               py::gil_scoped_acquire gil;
+               if (PyErr_CheckSignals() != 0) {
+                 interrupt.emplace();  // fetches (and clears) the pending Python error
+                 return true;
+               }
+               return false;
+             };
+             epoch_result r;
+             {
+               py::gil_scoped_release nogil;
+               r = train_epoch(s, d, batch_size, c, seed, epoch, shuffle, should_stop);
+             }
+             if (interrupt) throw *interrupt;
+             return py::make_tuple(r.loss, r.accuracy, r.examples);
+           },
+           py::arg("X"), py::arg("y"), py::arg("targets"), py::arg("batch_size"),
+           py::arg("lr"), py::arg("momentum"), py::arg("nesterov"), py::arg("weight_decay"),
+           py::arg("seed"), py::arg("epoch"), py::arg("shuffle"))
+      .def("evaluate",
+           [](model& s, const carray<T>& X, std::optional<labels_array> y,
+              std::optional<carray<T>> targets) {
+             dataset<T> d = make_dataset(X, y, targets, "evaluate");
+             epoch_result r;
+             {
+               py::gil_scoped_release nogil;
+               r = evaluate(s, d);
+             }
+             return py::make_tuple(r.loss, r.accuracy);
+           },
+           py::arg("X"), py::arg("y"), py::arg("targets"));
+}
+
+}  // namespace
+
+void init_model(py::module_& m) {
+  py::enum_<activation_kind>(m, "Activation")
+      .value("relu", activation_kind::relu)
+      .value("leaky_relu", activation_kind::leaky_relu)
+      .value("all_relu", activation_kind::all_relu)
+      .value("sigmoid", activation_kind::sigmoid)
+      .value("tanh", activation_kind::tanh)
+      .value("identity", activation_kind::identity);
+  py::enum_<loss_kind>(m, "Loss")
+      .value("softmax_cross_entropy", loss_kind::softmax_cross_entropy)
+      .value("squared_error", loss_kind::squared_error);
+  py::enum_<init_kind>(m, "Init")
+      .value("xavier_uniform", init_kind::xavier_uniform)
+      .value("xavier_normal", init_kind::xavier_normal)
+      .value("he_normal", init_kind::he_normal)
+      .value("he_uniform", init_kind::he_uniform);
+  py::enum_<fan_mode>(m, "FanIn").value("actual", fan_mode::actual).value("dense", fan_mode::dense);
+  py::enum_<sparse_backend>(m, "Backend")
+      .value("mkl", sparse_backend::mkl)
+      .value("native", sparse_backend::native);
+  bind_mlp<float>(m, "MLP_f32");
+  bind_mlp<double>(m, "MLP_f64");
+}
+
+}  // namespace truesparse::python

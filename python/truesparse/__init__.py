@@ -1,0 +1,25 @@
+"""truesparse: truly sparse neural-network training.
+
+Sparse layers are CSR matrices end to end (no dense weights, no masks); a C++ core runs the
+batch forward and backward passes with Intel oneMKL's sparse BLAS and our own kernels.
+
+>>> import truesparse as ts
+>>> model = ts.MLP([784, 1024, 512, 10], density=0.05, seed=0)
+"""
+
+from ._version import __version__
+from ._core import get_num_threads, mkl_version, set_num_threads
+from .model import MLP, Linear, er_densities, epsilon_densities
+from .optim import SGD
+
+__all__ = [
+    "MLP",
+    "Linear",
+    "SGD",
+    "__version__",
+    "epsilon_densities",
+    "er_densities",
+    "get_num_threads",
+    "mkl_version",
+    "set_num_threads",
+]

@@ -1,0 +1,390 @@
+"""The user-facing MLP and its layers.
+
+Inputs follow the NumPy convention, one example per row: ``X`` is (N, D). The C++ engine works
+feature-major (one example per column) and transposes each batch once while gathering it.
+Everything here converts and validates arguments, then calls ``truesparse._core``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _core
+from .optim import SGD
+
+__all__ = ["MLP", "Linear", "er_densities", "epsilon_densities"]
+
+_ACTIVATIONS = {name: getattr(_core.Activation, name) for name in
+                ("relu", "leaky_relu", "all_relu", "sigmoid", "tanh", "identity")}
+_LOSSES = {name: getattr(_core.Loss, name) for name in ("softmax_cross_entropy", "squared_error")}
+_INITS = {name: getattr(_core.Init, name) for name in
+          ("xavier_uniform", "xavier_normal", "he_normal", "he_uniform")}
+_FANS = {"actual": _core.FanIn.actual, "dense": _core.FanIn.dense}
+_BACKENDS = {"mkl": _core.Backend.mkl, "native": _core.Backend.native}
+_DTYPES = {np.dtype(np.float32): _core.MLP_f32, np.dtype(np.float64): _core.MLP_f64}
+
+
+def _choice(table: dict, value: Any, what: str) -> Any:
+    if value not in table:
+        raise ValueError(f"[MLP] unknown {what} {value!r}; choose one of {sorted(table)}")
+    return table[value]
+
+
+def _check_sizes(sizes: Sequence[int], op: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in sizes]
+    except (TypeError, ValueError):
+        raise TypeError(f"[{op}] sizes must be a sequence of integers, got {sizes!r}") from None
+    if len(sizes) < 2:
+        raise ValueError(f"[{op}] sizes needs at least 2 entries (inputs and outputs), got {sizes}")
+    if any(s < 1 for s in sizes):
+        raise ValueError(f"[{op}] every size must be >= 1, got {sizes}")
+    return sizes
+
+
+def er_densities(sizes: Sequence[int], density: float, power: float = 1.0) -> list[float]:
+    """Per-layer densities of an overall ``density`` by Erdős–Rényi / ERK (RigL's allocation).
+
+    Raw scores ``r_l = ((n_in + n_out) / (n_in n_out)) ** power``; layers whose density would
+    exceed 1 are made dense and the rest re-solved, so ``sum d_l N_l = density * sum N_l``.
+    """
+    sizes = _check_sizes(sizes, "er_densities")
+    return list(_core.er_densities(sizes, float(density), float(power)))
+
+
+def epsilon_densities(sizes: Sequence[int], epsilon: float) -> list[float]:
+    """SET's Erdős–Rényi densities ``min(1, epsilon (n_in + n_out) / (n_in n_out))``."""
+    sizes = _check_sizes(sizes, "epsilon_densities")
+    return list(_core.epsilon_densities(sizes, float(epsilon)))
+
+
+def _type_error_if_not_numeric(a: np.ndarray, op: str, name: str) -> None:
+    if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
+        raise TypeError(f"[{op}] {name} has dtype {a.dtype}, which cannot be converted to numbers")
+
+
+class Linear:
+    """A view of one linear layer of an :class:`MLP`: ``Z = X Wᵀ + b`` with W of shape (out, in).
+
+    ``W``/``DW`` are ``scipy.sparse.csr_array`` for a sparse layer and ``ndarray`` for a dense
+    one; every access returns a fresh copy.
+    """
+
+    def __init__(self, model: "MLP", index: int) -> None:
+        self._model = model
+        self._index = index
+
+    @property
+    def _core(self):
+        return self._model._core
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self._core.layer_shape(self._index))
+
+    @property
+    def is_sparse(self) -> bool:
+        return bool(self._core.layer_is_sparse(self._index))
+
+    @property
+    def nnz(self) -> int:
+        return int(self._core.layer_nnz(self._index))
+
+    @property
+    def density(self) -> float:
+        out, inp = self.shape
+        return self.nnz / (out * inp)
+
+    def _matrix(self, gradient: bool):
+        values = self._core.layer_values(self._index, gradient)
+        if not self.is_sparse:
+            return values
+        indptr, indices = self._core.layer_pattern(self._index)
+        return sp.csr_array((values, indices, indptr), shape=self.shape)
+
+    @property
+    def W(self):
+        return self._matrix(False)
+
+    @property
+    def b(self) -> np.ndarray:
+        return self._core.layer_bias(self._index, False)
+
+    @property
+    def DW(self):
+        return self._matrix(True) if self._model._has_gradients else None
+
+    @property
+    def Db(self) -> Optional[np.ndarray]:
+        return self._core.layer_bias(self._index, True) if self._model._has_gradients else None
+
+    def set_weights(self, W, b=None) -> None:
+        """Replace W (and b). A scipy sparse W makes this a sparse layer whose pattern is W's
+        stored entries (explicit zeros included); an ndarray keeps a dense layer dense and gives
+        a sparse layer the ndarray's nonzeros as its pattern. Optimizer state is reset."""
+        op = "Linear.set_weights"
+        out, inp = self.shape
+        dtype = self._model.dtype
+        if b is None:
+            b = self.b
+        b = np.asarray(b)
+        _type_error_if_not_numeric(b, op, "b")
+        b = np.ascontiguousarray(b, dtype=dtype)
+        if b.shape != (out,):
+            raise ValueError(f"[{op}] b has shape {b.shape} but layer {self._index} has {out} outputs")
+        if not np.all(np.isfinite(b)):
+            raise ValueError(f"[{op}] b contains NaN or infinity")
+        if sp.issparse(W):
+            if W.shape != (out, inp):
+                raise ValueError(f"[{op}] W has shape {W.shape} but layer {self._index} is "
+                                 f"{(out, inp)}")
+            if W.format != "csr":
+                coo = W.tocoo()
+                keys = coo.row.astype(np.int64) * inp + coo.col
+                if np.unique(keys).size != keys.size:
+                    raise ValueError(f"[{op}] W has duplicate entries")
+                W = sp.csr_array(coo)
+            W = sp.csr_array(W, copy=True)
+            indptr = np.asarray(W.indptr, dtype=np.int64)
+            indices = np.asarray(W.indices, dtype=np.int64)
+            if indptr.shape != (out + 1,) or indices.size and (indices.min() < 0 or indices.max() >= inp):
+                raise ValueError(f"[{op}] W is not a valid CSR matrix of shape {(out, inp)}")
+            if not W.has_sorted_indices:
+                W.sort_indices()
+            values = np.ascontiguousarray(W.data, dtype=dtype)
+            if not np.all(np.isfinite(values)):
+                raise ValueError(f"[{op}] W contains NaN or infinity")
+            self._core.set_sparse_layer(self._index, np.asarray(W.indptr, np.int32),
+                                        np.asarray(W.indices, np.int32), values, b)
+        else:
+            W = np.asarray(W)
+            _type_error_if_not_numeric(W, op, "W")
+            W = np.ascontiguousarray(W, dtype=dtype)
+            if W.shape != (out, inp):
+                raise ValueError(f"[{op}] W has shape {W.shape} but layer {self._index} is "
+                                 f"{(out, inp)}")
+            if not np.all(np.isfinite(W)):
+                raise ValueError(f"[{op}] W contains NaN or infinity")
+            if self.is_sparse:
+                csr = sp.csr_array(W)
+                csr.eliminate_zeros()
+                self._core.set_sparse_layer(self._index, np.asarray(csr.indptr, np.int32),
+                                            np.asarray(csr.indices, np.int32),
+                                            np.ascontiguousarray(csr.data, dtype=dtype), b)
+            else:
+                self._core.set_dense_layer(self._index, W, b)
+        self._model._has_gradients = False
+
+    def __repr__(self) -> str:
+        kind = "sparse" if self.is_sparse else "dense"
+        out, inp = self.shape
+        return f"Linear({inp} -> {out}, {kind}, nnz={self.nnz}, density={self.density:.4g})"
+
+
+class MLP:
+    """A multilayer perceptron whose sparse layers are CSR matrices.
+
+    Parameters
+    ----------
+    sizes : layer widths ``[inputs, hidden..., outputs]``.
+    density : overall density in (0, 1], allocated per layer by Erdős–Rényi (:func:`er_densities`).
+    densities : explicit per-layer densities (``len(sizes) - 1`` values); 1 gives a dense layer.
+    epsilon : SET's Erdős–Rényi parameter (:func:`epsilon_densities`).
+        With none of the three, every layer is dense.
+    activation : hidden activation: relu, leaky_relu, all_relu, sigmoid, tanh, identity.
+    alpha : negative slope of leaky_relu / all_relu.
+    loss : ``"softmax_cross_entropy"`` (labels) or ``"squared_error"``.
+    init : xavier_uniform, xavier_normal, he_normal, he_uniform.
+    sparse_fan_in : ``"actual"`` scales each row by its number of stored weights, ``"dense"``
+        by the layer's full fan-in.
+    dtype : ``np.float32`` (training) or ``np.float64`` (gradient checks).
+    seed : drives initialisation and shuffling; results do not depend on the thread count.
+    backend : ``"mkl"`` (oneMKL sparse BLAS) or ``"native"`` (truesparse's own OpenMP kernels)
+        for the sparse products.
+    """
+
+    def __init__(self, sizes: Sequence[int], density: Optional[float] = None, *,
+                 densities: Optional[Sequence[float]] = None, epsilon: Optional[float] = None,
+                 activation: str = "relu", alpha: float = 0.01,
+                 loss: str = "softmax_cross_entropy", init: str = "he_normal",
+                 sparse_fan_in: str = "actual", dtype=np.float32, seed: int = 0,
+                 backend: str = "mkl") -> None:
+        sizes = _check_sizes(sizes, "MLP")
+        given = [name for name, v in (("density", density), ("densities", densities),
+                                      ("epsilon", epsilon)) if v is not None]
+        if len(given) > 1:
+            raise ValueError(f"[MLP] give at most one of density, densities, epsilon; got {given}")
+        if density is not None:
+            if not (0 < density <= 1):
+                raise ValueError(f"[MLP] density must be in (0, 1], got {density}")
+            layer_densities = er_densities(sizes, density)
+        elif epsilon is not None:
+            layer_densities = epsilon_densities(sizes, epsilon)
+        elif densities is not None:
+            layer_densities = [float(d) for d in densities]
+            if len(layer_densities) != len(sizes) - 1:
+                raise ValueError(f"[MLP] {len(layer_densities)} densities given for "
+                                 f"{len(sizes) - 1} layers")
+            for i, d in enumerate(layer_densities):
+                if not (0 < d <= 1):
+                    raise ValueError(f"[MLP] density of layer {i} is {d}, it must be in (0, 1]")
+        else:
+            layer_densities = [1.0] * (len(sizes) - 1)
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"[MLP] dtype {dtype!r} is not a NumPy dtype") from None
+        if self.dtype not in _DTYPES:
+            raise TypeError(f"[MLP] dtype must be float32 or float64, got {self.dtype}")
+        if not (isinstance(seed, (int, np.integer)) and 0 <= seed < 2**64):
+            raise ValueError(f"[MLP] seed must be an integer in [0, 2**64), got {seed!r}")
+        self.sizes = sizes
+        self.seed = int(seed)
+        self.activation = activation
+        self.loss = loss
+        self._core = _DTYPES[self.dtype](
+            sizes, layer_densities, _choice(_ACTIVATIONS, activation, "activation"), float(alpha),
+            _choice(_LOSSES, loss, "loss"), _choice(_INITS, init, "init"),
+            _choice(_FANS, sparse_fan_in, "sparse_fan_in"), self.seed,
+            _choice(_BACKENDS, backend, "backend"))
+        self.layers = [Linear(self, i) for i in range(len(sizes) - 1)]
+        self._has_gradients = False
+        self._epochs_done = 0
+        self.history_: dict[str, list[float]] = {}
+
+    # -- argument conversion -------------------------------------------------------------------
+    def _features(self, X, op: str) -> np.ndarray:
+        if sp.issparse(X):
+            raise TypeError(f"[{op}] X must be a dense array, got a scipy sparse matrix")
+        X = np.asarray(X)
+        _type_error_if_not_numeric(X, op, "X")
+        if X.ndim != 2:
+            raise ValueError(f"[{op}] X must be 2-D (N, {self.sizes[0]}), got shape {X.shape}")
+        if X.shape[0] == 0:
+            raise ValueError(f"[{op}] X is empty (shape {X.shape})")
+        if X.shape[1] != self.sizes[0]:
+            raise ValueError(f"[{op}] X has {X.shape[1]} features but the model has "
+                             f"{self.sizes[0]} inputs")
+        X = np.ascontiguousarray(X, dtype=self.dtype)
+        if not np.isfinite(X).all():
+            bad = np.argwhere(~np.isfinite(X))[0]
+            raise ValueError(f"[{op}] X contains NaN or infinity (first at row {bad[0]}, "
+                             f"column {bad[1]})")
+        return X
+
+    def _targets(self, y, n: int, op: str):
+        """Returns (labels int32 or None, targets (N, out) or None)."""
+        y = np.asarray(y)
+        _type_error_if_not_numeric(y, op, "y")
+        classes = self.sizes[-1]
+        if y.ndim == 2 and self.loss == "squared_error":
+            if y.shape != (n, classes):
+                raise ValueError(f"[{op}] targets have shape {y.shape}, expected {(n, classes)}")
+            t = np.ascontiguousarray(y, dtype=self.dtype)
+            if not np.isfinite(t).all():
+                raise ValueError(f"[{op}] targets contain NaN or infinity")
+            return None, t
+        if y.ndim != 1:
+            raise ValueError(f"[{op}] y must be 1-D class labels of length {n}, got shape {y.shape}")
+        if y.shape[0] != n:
+            raise ValueError(f"[{op}] y has {y.shape[0]} labels but X has {n} rows")
+        if not np.issubdtype(y.dtype, np.integer):
+            if y.dtype == np.bool_ or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+                raise ValueError(f"[{op}] labels must be integers in [0, {classes})")
+        if y.size and (y.min() < 0 or y.max() >= classes):
+            bad = y.min() if y.min() < 0 else y.max()
+            raise ValueError(f"[{op}] label {bad} is outside [0, {classes})")
+        return np.ascontiguousarray(y, dtype=np.int32), None
+
+    # -- inspection API --------------------------------------------------------------------------
+    def forward(self, X) -> np.ndarray:
+        """Network output (N, out): the logits, before any softmax."""
+        return self._core.forward(self._features(X, "MLP.forward"))
+
+    def backward(self, X, y) -> float:
+        """Batch-mean loss of (X, y); leaves ``DW`` and ``Db`` on every layer."""
+        X = self._features(X, "MLP.backward")
+        labels, targets = self._targets(y, X.shape[0], "MLP.backward")
+        loss = self._core.backward(X, labels, targets)
+        self._has_gradients = True
+        return float(loss)
+
+    # -- training --------------------------------------------------------------------------------
+    def fit(self, X, y, epochs: int = 10, batch_size: int = 100, optimizer: Optional[SGD] = None,
+            validation_data=None, shuffle: bool = True, verbose: int = 0,
+            callback: Optional[Callable[[dict], Any]] = None) -> dict[str, list[float]]:
+        """Train with mini-batch SGD; returns the history (also kept as ``history_``).
+
+        ``history`` has per-epoch lists ``loss`` and ``accuracy`` (running over the epoch's
+        batches), ``time`` (seconds of training), and ``val_loss``/``val_accuracy`` when
+        ``validation_data=(X_val, y_val)`` is given. ``callback(record)`` is called after each
+        epoch with that epoch's values; returning ``False`` stops training. Ctrl-C stops between
+        batches and raises ``KeyboardInterrupt``; the model and ``history_`` stay consistent.
+        """
+        op = "fit"
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"[{op}] epochs must be a non-negative integer, got {epochs!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size <= 0:
+            raise ValueError(f"[{op}] batch_size must be a positive integer, got {batch_size!r}")
+        optimizer = SGD() if optimizer is None else optimizer
+        if not isinstance(optimizer, SGD):
+            raise TypeError(f"[{op}] optimizer must be a truesparse.SGD, got {type(optimizer)}")
+        X = self._features(X, op)
+        labels, targets = self._targets(y, X.shape[0], op)
+        val = None
+        if validation_data is not None:
+            Xv, yv = validation_data
+            Xv = self._features(Xv, "fit(validation_data)")
+            val = (Xv, *self._targets(yv, Xv.shape[0], "fit(validation_data)"))
+        history: dict[str, list[float]] = {"loss": [], "accuracy": [], "time": []}
+        if val is not None:
+            history.update(val_loss=[], val_accuracy=[])
+        self.history_ = history
+        for epoch in range(epochs):
+            start = time.perf_counter()
+            loss, acc, _ = self._core.train_epoch(
+                X, labels, targets, int(batch_size), optimizer.lr, optimizer.momentum,
+                optimizer.nesterov, optimizer.weight_decay, self.seed, self._epochs_done, shuffle)
+            elapsed = time.perf_counter() - start
+            self._epochs_done += 1
+            self._has_gradients = True
+            record = {"epoch": self._epochs_done, "loss": loss, "accuracy": acc, "time": elapsed}
+            if val is not None:
+                record["val_loss"], record["val_accuracy"] = self._core.evaluate(*val)
+            for key in history:
+                history[key].append(record[key])
+            if verbose:
+                line = (f"epoch {record['epoch']:3d}  loss {loss:.4f}  acc {acc:.4f}")
+                if val is not None:
+                    line += (f"  val_loss {record['val_loss']:.4f}  "
+                             f"val_acc {record['val_accuracy']:.4f}")
+                print(line + f"  time {elapsed:.3f}s", file=sys.stdout, flush=True)
+            if callback is not None and callback(record) is False:
+                break
+        return history
+
+    def evaluate(self, X, y) -> dict[str, float]:
+        """Mean loss and accuracy over (X, y)."""
+        X = self._features(X, "evaluate")
+        labels, targets = self._targets(y, X.shape[0], "evaluate")
+        loss, acc = self._core.evaluate(X, labels, targets)
+        return {"loss": float(loss), "accuracy": float(acc)}
+
+    def predict(self, X) -> np.ndarray:
+        """Class labels (N,), the argmax of the logits."""
+        return np.argmax(self._core.forward(self._features(X, "predict")), axis=1).astype(np.int64)
+
+    @property
+    def nnz(self) -> int:
+        return sum(layer.nnz for layer in self.layers)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{l.shape[1]}->{l.shape[0]}:{l.density:.3g}" for l in self.layers)
+        return f"MLP([{inner}], activation={self.activation!r}, dtype={self.dtype.name})"

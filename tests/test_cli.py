@@ -1,0 +1,250 @@
+"""Tests of the ``truesparse`` command line (truesparse.cli), run in-process through main().
+
+A short training run on scikit-learn's digits checks the printed header, the per-epoch lines,
+the final line and the --json file; bad arguments and engine errors must exit with status 2
+and one message on stderr, without a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import match_all
+
+import truesparse as ts
+from truesparse import cli
+
+DIGITS = ["train", "--dataset", "digits", "--sizes", "32", "--density", "0.5", "--epochs", "2"]
+HISTORY_KEYS = ["loss", "accuracy", "val_loss", "val_accuracy", "time"]
+
+
+@pytest.fixture(autouse=True)
+def _needs_digits():
+    pytest.importorskip("sklearn")
+
+
+def epoch_lines(out: str) -> list[list[float]]:
+    """The per-epoch table rows: epoch, train loss, train acc, test loss, test acc, time."""
+    rows = []
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) == 6 and fields[0].isdigit():
+            rows.append([float(f) for f in fields])
+    return rows
+
+
+def layer_lines(out: str) -> list[list[str]]:
+    """The header's layer rows: index, 'out', 'x', 'in', kind, density, nnz."""
+    rows = [line.split() for line in out.splitlines()]
+    return [r for r in rows if len(r) == 7 and r[0].isdigit() and r[2] == "x"]
+
+
+def test_train_digits(tmp_path, capsys):
+    out_file = tmp_path / "run.json"
+    assert cli.main([*DIGITS, "--json", str(out_file)]) == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    assert captured.err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith(f"truesparse {ts.__version__}")
+    assert "1438 train, 359 test, 64 features, 10 classes" in lines[0]
+    assert (
+        f"layers 64-32-10 | activation relu | float32 | threads {ts.get_num_threads()}" in lines[1]
+    )
+
+    layers = layer_lines(out)
+    assert [(int(r[1]), int(r[3])) for r in layers] == [(32, 64), (10, 32)]
+
+    rows = epoch_lines(out)
+    assert [r[0] for r in rows] == [1, 2]
+    for _, loss, acc, val_loss, val_acc, seconds in rows:
+        assert loss > 0 and val_loss > 0 and seconds >= 0
+        assert 0 <= acc <= 1 and 0 <= val_acc <= 1
+    assert lines[-1].startswith("final test accuracy")
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]  # no temporary left
+    record = json.loads(out_file.read_text())
+    assert record["sizes"] == [64, 32, 10]
+    assert record["config"]["density"] == 0.5 and record["config"]["epochs"] == 2
+    assert record["interrupted"] is False
+    assert [layer["shape"] for layer in record["layers"]] == [[32, 64], [10, 32]]
+    assert [layer["nnz"] for layer in record["layers"]] == [
+        int(r[6].replace(",", "")) for r in layers
+    ]
+    history = record["history"]
+    assert sorted(history) == sorted(HISTORY_KEYS)
+    assert all(len(history[key]) == 2 for key in HISTORY_KEYS)
+    # The printed table shows the recorded history.
+    for row, loss, val_acc in zip(rows, history["loss"], history["val_accuracy"]):
+        assert row[1] == pytest.approx(loss, abs=5e-5)
+        assert row[4] == pytest.approx(val_acc, abs=5e-5)
+    # The final evaluation is of the model after the last epoch.
+    assert record["test_accuracy"] == pytest.approx(history["val_accuracy"][-1], abs=1e-6)
+    assert record["test_loss"] == pytest.approx(history["val_loss"][-1], rel=1e-4)
+    assert record["test_accuracy"] > 0.5  # 2 epochs on digits learn something
+
+
+def test_train_quiet_dense_layer_and_threads(capsys, restore_threads):
+    args = [*DIGITS[:-4], "--densities", "0.5,1", "--epochs", "1", "--threads", "1", "--quiet"]
+    assert cli.main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("final test accuracy")
+
+    assert cli.main(args[:-1]) == 0
+    out = capsys.readouterr().out
+    assert "threads 1" in out
+    assert [r[4] for r in layer_lines(out)] == ["sparse", "dense"]
+
+
+def test_train_epsilon_and_no_hidden_layer(capsys):
+    args = ["train", "--dataset", "digits", "--sizes", "", "--epsilon", "2", "--epochs", "1"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "layers 64-10 |" in out
+    assert len(epoch_lines(out)) == 1
+
+
+def test_json_overwrites_previous_file(tmp_path, capsys):
+    out_file = tmp_path / "run.json"
+    out_file.write_text("old")
+    assert cli.main([*DIGITS[:-1], "1", "--quiet", "--json", str(out_file)]) == 0
+    assert len(json.loads(out_file.read_text())["history"]["loss"]) == 1
+
+
+BAD_ARGUMENTS = {
+    "density zero": (["--density", "0"], "--density"),
+    "density above one": (["--density", "1.5"], "--density"),
+    "density nan": (["--density", "nan"], "--density"),
+    "density and epsilon": (["--epsilon", "2"], "--epsilon"),
+    "size not a number": (["--sizes", "32,x"], "--sizes"),
+    "size zero": (["--sizes", "0"], "--sizes"),
+    "densities count": (["--density", None, "--densities", "0.5"], "--densities"),
+    "negative epochs": (["--epochs", "-1"], "--epochs"),
+    "zero batch size": (["--batch-size", "0"], "--batch-size"),
+    "zero learning rate": (["--lr", "0"], "--lr"),
+    "momentum one": (["--momentum", "1"], "--momentum"),
+    "unknown activation": (["--activation", "swish"], "--activation"),
+    "unknown dataset": (["--dataset", "mnist6k"], "--dataset"),
+    "stray path": (["--path", "."], "--path"),
+    "mnist without path": (["--dataset", "mnist"], "--path"),
+    "zero threads": (["--threads", "0"], "--threads"),
+    "unknown dtype": (["--dtype", "float16"], "--dtype"),
+    "json in missing directory": (["--json", "no/such/dir/run.json"], "--json"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_ARGUMENTS))
+def test_bad_arguments_exit_2(case, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    extra, option = BAD_ARGUMENTS[case]
+    args = list(DIGITS)
+    if extra[1] is None:  # drop an option of DIGITS
+        i = args.index(extra[0])
+        del args[i : i + 2]
+        extra = extra[2:]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*args, *extra])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and option in err
+    assert "Traceback" not in err
+
+
+def test_missing_command_exits_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([])
+    assert exit_info.value.code == 2
+
+
+def test_missing_data_files_exit_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--dataset", "mnist", "--path", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "train-images-idx3-ubyte" in err and str(tmp_path) in err
+
+
+def test_engine_value_error_exits_2(monkeypatch, capsys):
+    def refuse(*args, **kwargs):
+        raise ValueError("[MLP] the engine refuses")
+
+    monkeypatch.setattr(ts, "MLP", refuse)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(DIGITS)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err == "truesparse train: error: [MLP] the engine refuses\n"
+
+
+def test_interrupt_keeps_finished_epochs(monkeypatch, tmp_path, capsys):
+    class Interrupted(ts.MLP):
+        def fit(self, *args, **kwargs):
+            kwargs["epochs"] = 1
+            super().fit(*args, **kwargs)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ts, "MLP", Interrupted)
+    out_file = tmp_path / "run.json"
+    assert cli.main([*DIGITS, "--json", str(out_file)]) == 130
+    assert "interrupted after 1 epochs" in capsys.readouterr().out
+    record = json.loads(out_file.read_text())
+    assert record["interrupted"] is True and len(record["history"]["loss"]) == 1
+
+
+def test_write_json_atomic(tmp_path):
+    path = tmp_path / "result.json"
+    cli.write_json_atomic(path, {"a": [1, 2.5]})
+    assert json.loads(path.read_text()) == {"a": [1, 2.5]}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+    # A failure while writing leaves the previous file intact and no temporary behind.
+    with pytest.raises(TypeError):
+        cli.write_json_atomic(path, {"a": object()})
+    with pytest.raises(ValueError, match="Out of range float"):
+        cli.write_json_atomic(path, {"a": float("nan")})
+    assert json.loads(path.read_text()) == {"a": [1, 2.5]}
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_info(capsys):
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"truesparse {ts.__version__}\n")
+    assert f"threads    {ts.get_num_threads()}" in out
+    for name in ("mnist5k", "digits", "mnist", "cifar10"):
+        assert f"  {name} " in out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"truesparse {ts.__version__}\n"
+
+
+def test_python_dash_m():
+    result = subprocess.run(
+        [sys.executable, "-m", "truesparse", "info"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"truesparse {ts.__version__}")
+
+
+def test_python_dash_m_bad_argument():
+    result = subprocess.run(
+        [sys.executable, "-m", "truesparse", "train", "--dataset", "digits", "--density", "2"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert re.search(match_all("truesparse train: error:", "--density", "(0, 1]"), result.stderr)
