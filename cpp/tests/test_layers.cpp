@@ -1,0 +1,207 @@
+// Tests of the layers against naive dense computations written here independently:
+// sparse and dense linear layers (both sparse backends, float and double), activations,
+// losses (finite differences) and the SGD step.
+#include "check.h"
+#include "truesparse/activation.h"
+#include "truesparse/linear.h"
+#include "truesparse/loss.h"
+
+using namespace truesparse;
+
+template <class T>
+static matrix<T> random_matrix(size_type r, size_type c, rng& g) {
+  matrix<T> A(r, c);
+  for (auto& a : A.data) a = static_cast<T>(g.normal());
+  return A;
+}
+
+template <class T>
+static std::vector<double> dense_of(const csr_pattern& p, const T* v) {
+  std::vector<double> W(static_cast<std::size_t>(p.rows) * p.cols, 0.0);
+  for (index_t i = 0; i < p.rows; ++i)
+    for (index_t k = p.indptr[i]; k < p.indptr[i + 1]; ++k) W[i * p.cols + p.indices[k]] = v[k];
+  return W;
+}
+
+template <class T>
+static void check_sparse_layer(index_t K, index_t D, size_type N, double density,
+                               sparse_backend be, double tol) {
+  rng g(K * 1000 + D * 10 + N);
+  const auto nnz = static_cast<size_type>(density * K * D);
+  sparse_linear<T> layer(random_pattern(K, D, nnz, g), be, true);
+  for (auto& w : layer.W) w = static_cast<T>(g.normal());
+  for (auto& b : layer.b) b = static_cast<T>(g.normal());
+  layer.values_changed();
+  const auto X = random_matrix<T>(D, N, g);
+  const auto DZ = random_matrix<T>(K, N, g);
+  matrix<T> Z, DX;
+  layer.forward(X, Z);
+  layer.backward(X, DZ, &DX);
+  const auto W = dense_of(layer.pattern, layer.W.data());
+  for (index_t i = 0; i < K; ++i)
+    for (size_type n = 0; n < N; ++n) {
+      double z = layer.b[i];
+      for (index_t j = 0; j < D; ++j) z += W[i * D + j] * X(j, n);
+      CHECK_CLOSE(Z(i, n), z, tol);
+    }
+  for (index_t i = 0; i < K; ++i) {
+    double db = 0;
+    for (size_type n = 0; n < N; ++n) db += DZ(i, n);
+    CHECK_CLOSE(layer.Db[i], db, tol);
+    for (index_t k = layer.pattern.indptr[i]; k < layer.pattern.indptr[i + 1]; ++k) {
+      double dw = 0;
+      for (size_type n = 0; n < N; ++n) dw += DZ(i, n) * X(layer.pattern.indices[k], n);
+      CHECK_CLOSE(layer.DW[k], dw, tol);
+    }
+  }
+  for (index_t j = 0; j < D; ++j)
+    for (size_type n = 0; n < N; ++n) {
+      double dx = 0;
+      for (index_t i = 0; i < K; ++i) dx += W[i * D + j] * DZ(i, n);
+      CHECK_CLOSE(DX(j, n), dx, tol);
+    }
+}
+
+TEST(sparse_layer_matches_dense_reference) {
+  for (auto be : {sparse_backend::mkl, sparse_backend::native})
+    for (double d : {1.0, 0.5, 0.1, 0.01}) {
+      check_sparse_layer<float>(37, 53, 11, d, be, 1e-4);
+      check_sparse_layer<double>(37, 53, 11, d, be, 1e-11);
+      check_sparse_layer<double>(1, 1, 1, d, be, 1e-11);
+      check_sparse_layer<double>(64, 200, 1, d, be, 1e-11);
+    }
+}
+
+TEST(sparse_layer_with_no_entries) {
+  for (auto be : {sparse_backend::mkl, sparse_backend::native}) {
+    csr_pattern p;
+    p.rows = 3;
+    p.cols = 2;
+    p.indptr = {0, 0, 0, 0};
+    sparse_linear<double> layer(p, be, true);
+    layer.b = {1, 2, 3};
+    matrix<double> X(2, 4), Z, DX;
+    X.fill(1.0);
+    layer.forward(X, Z);
+    CHECK(Z(2, 3) == 3.0 && Z(0, 0) == 1.0);
+    layer.backward(X, Z, &DX);
+    CHECK(DX(1, 3) == 0.0);
+    CHECK(layer.Db[1] == 8.0);
+  }
+}
+
+TEST(dense_layer_matches_reference) {
+  rng g(5);
+  const index_t K = 7, D = 9;
+  const size_type N = 5;
+  dense_linear<double> layer(D, K);
+  for (auto& w : layer.W) w = g.normal();
+  for (auto& b : layer.b) b = g.normal();
+  const auto X = random_matrix<double>(D, N, g);
+  const auto DZ = random_matrix<double>(K, N, g);
+  matrix<double> Z, DX;
+  layer.forward(X, Z);
+  layer.backward(X, DZ, &DX);
+  for (index_t i = 0; i < K; ++i)
+    for (index_t j = 0; j < D; ++j) {
+      double dw = 0;
+      for (size_type n = 0; n < N; ++n) dw += DZ(i, n) * X(j, n);
+      CHECK_CLOSE(layer.DW[i * D + j], dw, 1e-12);
+    }
+  for (size_type n = 0; n < N; ++n) {
+    for (index_t i = 0; i < K; ++i) {
+      double z = layer.b[i];
+      for (index_t j = 0; j < D; ++j) z += layer.W[i * D + j] * X(j, n);
+      CHECK_CLOSE(Z(i, n), z, 1e-12);
+    }
+    for (index_t j = 0; j < D; ++j) {
+      double dx = 0;
+      for (index_t i = 0; i < K; ++i) dx += layer.W[i * D + j] * DZ(i, n);
+      CHECK_CLOSE(DX(j, n), dx, 1e-12);
+    }
+  }
+}
+
+TEST(sparse_layer_rejects_wrong_input) {
+  rng g(1);
+  sparse_linear<float> layer(random_pattern(4, 6, 5, g), sparse_backend::mkl, true);
+  matrix<float> X(5, 3), Z;
+  CHECK_THROWS(layer.forward(X, Z));
+}
+
+TEST(activation_derivatives_match_finite_differences) {
+  for (auto kind : {activation_kind::relu, activation_kind::leaky_relu, activation_kind::all_relu,
+                    activation_kind::sigmoid, activation_kind::tanh, activation_kind::identity})
+    for (int layer_number : {1, 2}) {
+      activation a{kind, 0.1, layer_number};
+      matrix<double> Z(1, 6), Y, Zp(1, 1), Zm(1, 1), Yp, Ym;
+      const double zs[6] = {-2.0, -0.3, -1e-3, 1e-3, 0.4, 3.0};
+      for (int k = 0; k < 6; ++k) Z(0, k) = zs[k];
+      a.forward(Z, Y);
+      matrix<double> D(1, 6);
+      D.fill(1.0);
+      a.backward(Z, Y, D);
+      for (int k = 0; k < 6; ++k) {
+        Zp(0, 0) = zs[k] + 1e-7;
+        Zm(0, 0) = zs[k] - 1e-7;
+        a.forward(Zp, Yp);
+        a.forward(Zm, Ym);
+        CHECK_CLOSE(D(0, k), (Yp(0, 0) - Ym(0, 0)) / 2e-7, 1e-6);
+      }
+    }
+  // All-ReLU: odd layers slope +alpha, even layers -alpha on the negative side.
+  activation odd{activation_kind::all_relu, 0.5, 1}, even{activation_kind::all_relu, 0.5, 2};
+  CHECK(odd.negative_slope() == 0.5 && even.negative_slope() == -0.5);
+}
+
+TEST(losses_match_finite_differences) {
+  rng g(11);
+  const size_type K = 4, N = 3;
+  auto Z = random_matrix<double>(K, N, g);
+  std::vector<std::int32_t> labels{0, 3, 1};
+  for (auto kind : {loss_kind::softmax_cross_entropy, loss_kind::squared_error}) {
+    targets<double> t;
+    t.labels = labels.data();
+    matrix<double> DZ;
+    compute_loss(kind, Z, t, 1.0, &DZ);
+    for (size_type i = 0; i < K; ++i)
+      for (size_type n = 0; n < N; ++n) {
+        auto Zp = Z, Zm = Z;
+        Zp(i, n) += 1e-6;
+        Zm(i, n) -= 1e-6;
+        const double fd = (compute_loss<double>(kind, Zp, t, 1.0, nullptr).loss_sum -
+                           compute_loss<double>(kind, Zm, t, 1.0, nullptr).loss_sum) / 2e-6;
+        CHECK_CLOSE(DZ(i, n), fd, 1e-7);
+      }
+  }
+  // Stable for huge logits: no inf or NaN.
+  matrix<float> big(3, 1);
+  big(0, 0) = 1e4f;
+  big(1, 0) = -1e4f;
+  big(2, 0) = 0;
+  std::int32_t y = 1;
+  targets<float> t;
+  t.labels = &y;
+  matrix<float> DZ;
+  const auto r = compute_loss(loss_kind::softmax_cross_entropy, big, t, 1.0f, &DZ);
+  CHECK_CLOSE(r.loss_sum, 2e4, 1e-6);
+  CHECK(std::isfinite(DZ(0, 0)) && DZ(0, 0) == 1.0f && DZ(1, 0) == -1.0f);
+}
+
+TEST(sgd_step_matches_formula) {
+  for (bool nesterov : {false, true}) {
+    sgd_config c{0.1, 0.9, nesterov, 0.01};
+    std::vector<double> w{1.0, -2.0}, g{0.5, 0.25}, v{0.2, -0.1};
+    auto w2 = w, v2 = v;
+    sgd_step(c, w.data(), g.data(), v.data(), 2);
+    for (int k = 0; k < 2; ++k) {
+      const double gk = g[k] + 0.01 * w2[k];
+      v2[k] = 0.9 * v2[k] + gk;
+      w2[k] -= 0.1 * (nesterov ? gk + 0.9 * v2[k] : v2[k]);
+      CHECK_CLOSE(w[k], w2[k], 1e-15);
+      CHECK_CLOSE(v[k], v2[k], 1e-15);
+    }
+  }
+}
+
+TEST_MAIN()
