@@ -40,7 +40,9 @@ def assert_close(actual, expected, *, dtype=None, rtol=None, atol=None):
     if dtype is None and isinstance(expected, np.ndarray):
         dtype = expected.dtype
     if dtype is not None:
-        assert a.dtype == np.dtype(dtype), f"dtype mismatch: actual {a.dtype}, expected {np.dtype(dtype)}"
+        assert a.dtype == np.dtype(dtype), (
+            f"dtype mismatch: actual {a.dtype}, expected {np.dtype(dtype)}"
+        )
     tol_dtype = np.dtype(dtype) if dtype is not None else a.dtype
     d_rtol, d_atol = DEFAULT_TOLERANCES.get(tol_dtype, (0.0, 0.0))
     rtol = d_rtol if rtol is None else rtol
@@ -52,7 +54,9 @@ def assert_close(actual, expected, *, dtype=None, rtol=None, atol=None):
         e64 = e.astype(np.float64)
         assert np.array_equal(np.isnan(a64), np.isnan(e64)), "NaN positions differ"
         finite = np.isfinite(e64)
-        assert np.array_equal(a64[~finite], e64[~finite], equal_nan=True), "non-finite values differ"
+        assert np.array_equal(a64[~finite], e64[~finite], equal_nan=True), (
+            "non-finite values differ"
+        )
         scale = max(1.0, float(np.max(np.abs(e64[finite])))) if finite.any() else 1.0
         err = np.where(finite, np.abs(a64 - e64), 0.0)
         bad = err > atol * scale + rtol * np.abs(np.where(finite, e64, 0.0))
@@ -115,7 +119,7 @@ def number_regex(value):
     1 matches "1" and "1.0"; 0.5 matches "0.5" and "0.500000"; nan matches "nan" / "NaN".
     """
     v = float(value)
-    if v != v:
+    if np.isnan(v):
         core = "nan"
     elif v in (float("inf"), float("-inf")):
         core = re.escape("-" if v < 0 else "") + "inf"
@@ -173,7 +177,7 @@ def csr_from_mask(mask, values):
 
 def random_weights(rng, shape, dtype, mask=None):
     """Random weights (dense ndarray, zero off ``mask``) scaled by the row fan-in."""
-    out, inp = shape
+    out = shape[0]
     if mask is None:
         mask = np.ones(shape, dtype=bool)
     fan_in = max(1.0, mask.sum() / max(1, out))
@@ -190,8 +194,8 @@ def set_random_weights(model, rng, masks=None):
     """
     dtype = np.dtype(model.dtype)
     weights, out_masks, biases = [], [], []
-    for l, layer in enumerate(model.layers):
-        mask = None if masks is None else masks[l]
+    for li, layer in enumerate(model.layers):
+        mask = None if masks is None else masks[li]
         if mask is None:
             mask = mask_of(layer.W)
         w, mask = random_weights(rng, layer.shape, dtype, mask)

@@ -99,11 +99,11 @@ def forward(weights, biases, x, act, alpha=0.01):
     ys = [np.asarray(x, dtype=np.float64)]
     zs = []
     n_layers = len(weights)
-    for l, (w, b) in enumerate(zip(weights, biases)):
+    for li, (w, b) in enumerate(zip(weights, biases)):
         z = ys[-1] @ np.asarray(w, dtype=np.float64).T + np.asarray(b, dtype=np.float64)
         zs.append(z)
-        if l < n_layers - 1:
-            ys.append(activation(act, z, l + 1, alpha))
+        if li < n_layers - 1:
+            ys.append(activation(act, z, li + 1, alpha))
     return zs, ys
 
 
@@ -114,13 +114,13 @@ def backward(weights, masks, biases, x, y, act, loss, alpha=0.01):
     dws = [None] * len(weights)
     dbs = [None] * len(weights)
     dx = None
-    for l in reversed(range(len(weights))):
-        w = np.asarray(weights[l], dtype=np.float64)
-        dws[l] = (dz.T @ ys[l]) * masks[l]  # (K, D) = (K, N) (N, D), restricted to the pattern
-        dbs[l] = dz.sum(axis=0)  # (K,)
+    for li in reversed(range(len(weights))):
+        w = np.asarray(weights[li], dtype=np.float64)
+        dws[li] = (dz.T @ ys[li]) * masks[li]  # (K, D) = (K, N) (N, D), restricted to the pattern
+        dbs[li] = dz.sum(axis=0)  # (K,)
         dx = dz @ w  # (N, D) = (N, K) (K, D)
-        if l > 0:
-            dz = dx * activation_derivative(act, zs[l - 1], l, alpha)
+        if li > 0:
+            dz = dx * activation_derivative(act, zs[li - 1], li, alpha)
     return value, dws, dbs, dx
 
 

@@ -86,7 +86,7 @@ def test_train_digits(tmp_path, capsys):
     # The final evaluation is of the model after the last epoch.
     assert record["test_accuracy"] == pytest.approx(history["val_accuracy"][-1], abs=1e-6)
     assert record["test_loss"] == pytest.approx(history["val_loss"][-1], rel=1e-4)
-    assert record["test_accuracy"] > 0.5  # 2 epochs on digits learn something
+    assert record["test_accuracy"] > 0.2  # better than chance (0.1) after 2 short epochs
 
 
 def test_train_quiet_dense_layer_and_threads(capsys, restore_threads):

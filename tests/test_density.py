@@ -10,9 +10,8 @@ import math
 
 import numpy as np
 import pytest
-from conftest import assert_csr_valid
-
 import truesparse as ts
+from conftest import assert_csr_valid
 
 
 def er_reference(sizes, density, power=1.0):
@@ -22,16 +21,16 @@ def er_reference(sizes, density, power=1.0):
     dense = set()
     eps = 0.0
     while True:
-        rest = [l for l in range(len(n)) if l not in dense]
+        rest = [li for li in range(len(n)) if li not in dense]
         if not rest:
             break
-        budget = density * sum(n) - sum(n[l] for l in dense)
-        eps = budget / sum(r[l] * n[l] for l in rest)
-        exceed = {l for l in rest if eps * r[l] > 1.0}
+        budget = density * sum(n) - sum(n[li] for li in dense)
+        eps = budget / sum(r[li] * n[li] for li in rest)
+        exceed = {li for li in rest if eps * r[li] > 1.0}
         if not exceed:
             break
         dense |= exceed
-    return [1.0 if l in dense else eps * r[l] for l in range(len(n))]
+    return [1.0 if li in dense else eps * r[li] for li in range(len(n))]
 
 
 def _is_round(count, x):
@@ -191,8 +190,14 @@ def test_layers_get_different_patterns():
 @pytest.mark.parametrize("fan_in", ["actual", "dense"])
 def test_he_normal_scale(fan_in):
     n_in, n_out, density = 400, 300, 0.05
-    model = ts.MLP([n_in, n_out, 2], densities=[density, 1.0], init="he_normal", sparse_fan_in=fan_in,
-                   dtype=np.float64, seed=5)
+    model = ts.MLP(
+        [n_in, n_out, 2],
+        densities=[density, 1.0],
+        init="he_normal",
+        sparse_fan_in=fan_in,
+        dtype=np.float64,
+        seed=5,
+    )
     w = model.layers[0].W
     per_row = np.repeat(np.diff(w.indptr), np.diff(w.indptr)).astype(np.float64)
     fan = per_row if fan_in == "actual" else np.full_like(per_row, n_in)
@@ -204,8 +209,14 @@ def test_he_normal_scale(fan_in):
 @pytest.mark.parametrize("fan_in", ["actual", "dense"])
 def test_he_uniform_bound(fan_in):
     n_in, n_out, density = 400, 300, 0.05
-    model = ts.MLP([n_in, n_out, 2], densities=[density, 1.0], init="he_uniform", sparse_fan_in=fan_in,
-                   dtype=np.float64, seed=5)
+    model = ts.MLP(
+        [n_in, n_out, 2],
+        densities=[density, 1.0],
+        init="he_uniform",
+        sparse_fan_in=fan_in,
+        dtype=np.float64,
+        seed=5,
+    )
     w = model.layers[0].W
     per_row = np.repeat(np.diff(w.indptr), np.diff(w.indptr)).astype(np.float64)
     fan = per_row if fan_in == "actual" else np.full_like(per_row, n_in)

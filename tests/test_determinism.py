@@ -8,7 +8,6 @@ The thread count is restored by the restore_threads fixture.
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
 import truesparse as ts
 
 SIZES = [40, 64, 32, 5]
@@ -27,7 +26,13 @@ def _train(seed, dtype, threads, activation="relu"):
     x, y = _data(dtype)
     model = ts.MLP(SIZES, densities=[0.2, 1.0, 0.5], activation=activation, dtype=dtype, seed=seed)
     model.fit(
-        x, y, epochs=1, batch_size=16, optimizer=ts.SGD(lr=0.05, momentum=0.9, nesterov=True), shuffle=True, verbose=0
+        x,
+        y,
+        epochs=1,
+        batch_size=16,
+        optimizer=ts.SGD(lr=0.05, momentum=0.9, nesterov=True),
+        shuffle=True,
+        verbose=0,
     )
     return _snapshot(model)
 
@@ -94,7 +99,10 @@ def test_forward_backward_identical_across_thread_counts(restore_threads):
         model = ts.MLP(SIZES, densities=[0.2, 1.0, 0.5], dtype=np.float32, seed=4)
         logits = model.forward(x)
         loss = model.backward(x, y)
-        grads = [layer.DW.data.copy() if sp.issparse(layer.DW) else np.array(layer.DW) for layer in model.layers]
+        grads = [
+            layer.DW.data.copy() if sp.issparse(layer.DW) else np.array(layer.DW)
+            for layer in model.layers
+        ]
         results.append((logits, loss, grads))
     (l1, s1, g1), (l2, s2, g2) = results
     assert l1.tobytes() == l2.tobytes()

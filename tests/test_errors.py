@@ -11,9 +11,8 @@ import re
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import match_all
-
 import truesparse as ts
+from conftest import match_all
 
 N_IN, N_OUT = 64, 10
 
@@ -57,7 +56,7 @@ def _still_works(model):
 @pytest.mark.parametrize("features", [N_IN - 1, N_IN + 1, 1])
 @pytest.mark.parametrize("op", sorted(OPS))
 def test_wrong_feature_count(model, op, features):
-    x, y = _good()
+    _, y = _good()
     bad = np.zeros((6, features), dtype=np.float32)
     with pytest.raises(ValueError, match=match_all(op, features, N_IN)):
         OPS[op](model, bad, y)
@@ -281,17 +280,18 @@ def test_set_weights_non_numeric():
 
 @pytest.mark.parametrize(
     ("sizes", "fault"),
-    [([], 0), ([5], 1), ([4, 0, 3], 0), ([0, 3], 0), ([4, -2, 3], -2), ([4, 3, 0], 0)],
+    [([], "[]"), ([5], "[5]"), ([4, 0, 3], 0), ([0, 3], 0), ([4, -2, 3], -2), ([4, 3, 0], 0)],
     ids=["empty", "single", "zero-hidden", "zero-input", "negative", "zero-output"],
 )
 def test_invalid_sizes(sizes, fault):
-    with pytest.raises(ValueError, match=match_all("sizes", fault)):
+    # The message names the operation (MLP), the argument (size / sizes) and the fault.
+    with pytest.raises(ValueError, match=match_all("MLP", "size", fault)):
         ts.MLP(sizes)
 
 
 @pytest.mark.parametrize("density", [0.0, -0.1, 1.5, float("nan")])
 def test_density_out_of_range(density):
-    with pytest.raises(ValueError, match=match_all("density", density)):
+    with pytest.raises(ValueError, match=match_all("MLP", "density", density)):
         ts.MLP([10, 8, 3], density=density)
 
 
@@ -306,7 +306,7 @@ def test_er_densities_out_of_range(density):
     [([0.5], 1), ([0.5, 0.5, 0.5], 3), ([0.0, 0.5], 0.0), ([0.5, 1.5], 1.5), ([-0.2, 0.5], -0.2)],
 )
 def test_bad_explicit_densities(densities, fault):
-    with pytest.raises(ValueError, match=match_all("densities", fault)):
+    with pytest.raises(ValueError, match=match_all("MLP", "densit", fault)):
         ts.MLP([10, 8, 3], densities=densities)
 
 

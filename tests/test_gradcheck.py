@@ -6,13 +6,12 @@ the difference quotient is compared with DW / Db. Three layers mixing sparse and
 a smooth activation and piecewise-linear ones with inputs kept away from the kinks.
 """
 
+import mlp_reference as ref
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import assert_close, csr_from_mask, set_random_weights
-
-import mlp_reference as ref
 import truesparse as ts
+from conftest import assert_close, csr_from_mask, set_random_weights
 
 H = 1e-6
 SIZES = [6, 8, 7, 4]
@@ -28,7 +27,15 @@ def _set_layer(layer, w, mask, b):
 def _model_away_from_kinks(act, loss, densities, seed):
     """A float64 model with known weights and data such that no hidden |z| is below 1e-3."""
     rng = np.random.default_rng(seed)
-    model = ts.MLP(SIZES, densities=densities, activation=act, alpha=0.1, loss=loss, dtype=np.float64, seed=seed)
+    model = ts.MLP(
+        SIZES,
+        densities=densities,
+        activation=act,
+        alpha=0.1,
+        loss=loss,
+        dtype=np.float64,
+        seed=seed,
+    )
     n = 5
     for _ in range(1000):
         weights, masks, biases = set_random_weights(model, rng)
@@ -48,43 +55,48 @@ def _model_away_from_kinks(act, loss, densities, seed):
 def test_backward_matches_central_differences(act, loss, densities):
     model, weights, masks, biases, x, y, rng = _model_away_from_kinks(act, loss, densities, seed=21)
     model.backward(x, y)
-    grads = [(layer.DW.toarray() if sp.issparse(layer.DW) else np.array(layer.DW), np.array(layer.Db)) for layer in model.layers]
+    grads = [
+        (layer.DW.toarray() if sp.issparse(layer.DW) else np.array(layer.DW), np.array(layer.Db))
+        for layer in model.layers
+    ]
 
-    for l, layer in enumerate(model.layers):
-        rows, cols = np.nonzero(masks[l])
+    for li, layer in enumerate(model.layers):
+        rows, cols = np.nonzero(masks[li])
         pick = rng.choice(len(rows), size=min(10, len(rows)), replace=False)
         fd_w, an_w = [], []
         for k in pick:
             i, j = rows[k], cols[k]
             values = []
             for sign in (1.0, -1.0):
-                w = weights[l].copy()
+                w = weights[li].copy()
                 w[i, j] += sign * H
-                _set_layer(layer, w, masks[l], biases[l])
+                _set_layer(layer, w, masks[li], biases[li])
                 values.append(model.backward(x, y))
             fd_w.append((values[0] - values[1]) / (2 * H))
-            an_w.append(grads[l][0][i, j])
-        _set_layer(layer, weights[l], masks[l], biases[l])
+            an_w.append(grads[li][0][i, j])
+        _set_layer(layer, weights[li], masks[li], biases[li])
         assert_close(np.array(an_w), np.array(fd_w), rtol=1e-6, atol=1e-8)
 
         fd_b = []
         for i in range(layer.shape[0]):
             values = []
             for sign in (1.0, -1.0):
-                b = biases[l].copy()
+                b = biases[li].copy()
                 b[i] += sign * H
-                _set_layer(layer, weights[l], masks[l], b)
+                _set_layer(layer, weights[li], masks[li], b)
                 values.append(model.backward(x, y))
             fd_b.append((values[0] - values[1]) / (2 * H))
-        _set_layer(layer, weights[l], masks[l], biases[l])
-        assert_close(grads[l][1], np.array(fd_b), rtol=1e-6, atol=1e-8)
+        _set_layer(layer, weights[li], masks[li], biases[li])
+        assert_close(grads[li][1], np.array(fd_b), rtol=1e-6, atol=1e-8)
 
 
 def test_gradient_is_zero_off_pattern_and_unreported():
     """A sparse layer's DW holds values only at stored positions (no dense leak)."""
-    model, weights, masks, biases, x, y, _ = _model_away_from_kinks("tanh", "softmax_cross_entropy", [0.3, 1.0, 0.5], 22)
+    model, _, masks, _, x, y, _ = _model_away_from_kinks(
+        "tanh", "softmax_cross_entropy", [0.3, 1.0, 0.5], 22
+    )
     model.backward(x, y)
-    for l in (0, 2):
-        dw = model.layers[l].DW
-        assert dw.nnz == masks[l].sum()
-        assert not np.any(dw.toarray()[~masks[l]])
+    for li in (0, 2):
+        dw = model.layers[li].DW
+        assert dw.nnz == masks[li].sum()
+        assert not np.any(dw.toarray()[~masks[li]])

@@ -8,9 +8,11 @@ dtypes, every hidden activation, both losses and odd shapes (1x1 layers, N = 1, 
 rows and columns, an empty layer).
 """
 
+import mlp_reference as ref
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import truesparse as ts
 from conftest import (
     assert_close,
     assert_csr_valid,
@@ -21,9 +23,6 @@ from conftest import (
     read_params,
     set_random_weights,
 )
-
-import mlp_reference as ref
-import truesparse as ts
 
 DTYPES = [np.float32, np.float64]
 DENSITIES = [1.0, 0.5, 0.1, 0.01]
@@ -45,37 +44,39 @@ def check_against_reference(model, x, y, weights, masks, biases, act, loss, alph
     got = model.backward(x, y)
     assert isinstance(got, float)
     f32 = dtype == np.float32
-    assert_close(np.float64(got), np.float64(value), rtol=1e-4 if f32 else 1e-10, atol=1e-6 if f32 else 1e-12)
-    for l, layer in enumerate(model.layers):
+    assert_close(
+        np.float64(got), np.float64(value), rtol=1e-4 if f32 else 1e-10, atol=1e-6 if f32 else 1e-12
+    )
+    for li, layer in enumerate(model.layers):
         dw, db = layer.DW, layer.Db
         if layer.is_sparse:
-            assert sp.issparse(dw), f"layer {l}: DW of a sparse layer is {type(dw).__name__}"
+            assert sp.issparse(dw), f"layer {li}: DW of a sparse layer is {type(dw).__name__}"
             assert_csr_valid(dw, layer.shape)
             assert_same_pattern(dw, layer.W)
             assert dw.dtype == dtype
         else:
             assert isinstance(dw, np.ndarray)
-        assert_close(dense_of(dw), dws[l].astype(dtype), dtype=dtype)
-        assert_close(db, dbs[l].astype(dtype), dtype=dtype)
+        assert_close(dense_of(dw), dws[li].astype(dtype), dtype=dtype)
+        assert_close(db, dbs[li].astype(dtype), dtype=dtype)
 
 
 def check_weights_are(model, weights, masks, biases):
     """The model stores exactly the given weights (pattern and values) and biases."""
-    for l, layer in enumerate(model.layers):
+    for li, layer in enumerate(model.layers):
         if layer.is_sparse:
             assert sp.issparse(layer.W)
             assert_csr_valid(layer.W, layer.shape)
-            expected = csr_from_mask(masks[l], weights[l])
+            expected = csr_from_mask(masks[li], weights[li])
             assert_same_pattern(layer.W, expected)
             assert layer.nnz == expected.nnz
             assert np.array_equal(layer.W.data, expected.data)
-            assert layer.W.dtype == weights[l].dtype
+            assert layer.W.dtype == weights[li].dtype
         else:
             assert isinstance(layer.W, np.ndarray)
-            assert layer.W.dtype == weights[l].dtype
-            assert np.array_equal(layer.W, weights[l])
-        assert np.array_equal(layer.b, biases[l])
-        assert layer.b.dtype == biases[l].dtype
+            assert layer.W.dtype == weights[li].dtype
+            assert np.array_equal(layer.W, weights[li])
+        assert np.array_equal(layer.b, biases[li])
+        assert layer.b.dtype == biases[li].dtype
 
 
 @pytest.mark.parametrize("loss", ref.LOSSES)
@@ -86,7 +87,9 @@ def test_mlp_forward_backward_matches_reference(density, dtype, act, loss):
     rng = np.random.default_rng(1)
     sizes = [37, 29, 23, 11]
     n = 13
-    model = ts.MLP(sizes, densities=[density] * 3, activation=act, alpha=ALPHA, loss=loss, dtype=dtype, seed=3)
+    model = ts.MLP(
+        sizes, densities=[density] * 3, activation=act, alpha=ALPHA, loss=loss, dtype=dtype, seed=3
+    )
     for layer in model.layers:
         assert layer.is_sparse == (density < 1.0)
     weights, masks, biases = set_random_weights(model, rng)
@@ -134,7 +137,9 @@ def test_odd_shapes(sizes, n, densities, dtype, loss):
 def test_empty_rows_and_columns(dtype, act):
     rng = np.random.default_rng(3)
     sizes = [9, 8, 7, 5]
-    model = ts.MLP(sizes, densities=[0.5, 0.5, 0.5], activation=act, alpha=ALPHA, dtype=dtype, seed=5)
+    model = ts.MLP(
+        sizes, densities=[0.5, 0.5, 0.5], activation=act, alpha=ALPHA, dtype=dtype, seed=5
+    )
     empties = [([0, 3, 7], [2, 8]), ([1], [0, 5, 7]), ([0, 4], [6])]
     masks = []
     for layer, (rows, cols) in zip(model.layers, empties):
@@ -158,7 +163,14 @@ def test_empty_rows_and_columns(dtype, act):
 def test_layer_without_stored_weights(dtype, which):
     rng = np.random.default_rng(4)
     sizes = [6, 5, 4, 3]
-    model = ts.MLP(sizes, densities=[0.5, 0.5, 0.5], activation="tanh", dtype=dtype, seed=6)
+    model = ts.MLP(
+        sizes,
+        densities=[0.5, 0.5, 0.5],
+        activation="tanh",
+        loss="squared_error",
+        dtype=dtype,
+        seed=6,
+    )
     masks = [None, None, None]
     masks[which] = np.zeros(model.layers[which].shape, dtype=bool)
     weights, masks, biases = set_random_weights(model, rng, masks)
@@ -178,23 +190,36 @@ def test_sparse_layer_with_full_pattern(dtype):
     assert all(layer.is_sparse for layer in model.layers)
     assert [layer.nnz for layer in model.layers] == [42, 24]
     x = rng.standard_normal((5, 7)).astype(dtype)
-    check_against_reference(model, x, _labels(rng, 5, 4), weights, masks, biases, "relu", "softmax_cross_entropy")
+    check_against_reference(
+        model, x, _labels(rng, 5, 4), weights, masks, biases, "relu", "softmax_cross_entropy"
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_default_alpha_is_001(dtype):
     rng = np.random.default_rng(6)
-    model = ts.MLP([5, 8, 6, 3], densities=[0.5, 1.0, 0.5], activation="all_relu", dtype=dtype, seed=8)
+    model = ts.MLP(
+        [5, 8, 6, 3], densities=[0.5, 1.0, 0.5], activation="all_relu", dtype=dtype, seed=8
+    )
     weights, masks, biases = set_random_weights(model, rng)
     x = rng.standard_normal((9, 5)).astype(dtype)
     y = _labels(rng, 9, 3)
-    check_against_reference(model, x, y, weights, masks, biases, "all_relu", "softmax_cross_entropy", alpha=0.01)
+    check_against_reference(
+        model, x, y, weights, masks, biases, "all_relu", "softmax_cross_entropy", alpha=0.01
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_squared_error_with_float_targets(dtype):
     rng = np.random.default_rng(7)
-    model = ts.MLP([6, 7, 4], densities=[0.5, 0.5], activation="sigmoid", loss="squared_error", dtype=dtype, seed=9)
+    model = ts.MLP(
+        [6, 7, 4],
+        densities=[0.5, 0.5],
+        activation="sigmoid",
+        loss="squared_error",
+        dtype=dtype,
+        seed=9,
+    )
     weights, masks, biases = set_random_weights(model, rng)
     x = rng.standard_normal((5, 6)).astype(dtype)
     t = rng.standard_normal((5, 4)).astype(dtype)
@@ -386,7 +411,7 @@ def test_gradients_are_overwritten_not_accumulated(dtype):
 def test_predict_and_evaluate_match_reference(dtype, loss):
     rng = np.random.default_rng(15)
     model = ts.MLP([10, 12, 4], densities=[0.4, 0.6], loss=loss, dtype=dtype, seed=5)
-    weights, masks, biases = set_random_weights(model, rng)
+    weights, _, biases = set_random_weights(model, rng)
     x = rng.standard_normal((40, 10)).astype(dtype)
     y = _labels(rng, 40, 4)
     zs, _ = ref.forward(weights, biases, x, "relu", ALPHA)
@@ -398,7 +423,9 @@ def test_predict_and_evaluate_match_reference(dtype, loss):
     result = model.evaluate(x, y)
     assert set(result) >= {"loss", "accuracy"}
     expected_loss = ref.loss_and_gradient(loss, zs[-1], y)[0]
-    assert result["loss"] == pytest.approx(expected_loss, rel=1e-4 if dtype == np.float32 else 1e-10)
+    assert result["loss"] == pytest.approx(
+        expected_loss, rel=1e-4 if dtype == np.float32 else 1e-10
+    )
     assert result["accuracy"] == pytest.approx(np.mean(pred == y), abs=1e-12)
 
 

@@ -7,27 +7,27 @@ W -= lr*step, the same for b. Sparse layers are simulated as dense W with a 0/1 
 positions off the pattern stay zero. The pattern must not change during fit.
 """
 
+import mlp_reference as ref
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import truesparse as ts
 from conftest import (
     assert_close,
     assert_csr_valid,
     assert_same_pattern,
     dense_of,
+    read_params,
     set_random_weights,
 )
 
-import mlp_reference as ref
-import truesparse as ts
-
 OPTIMIZERS = {
-    "sgd": dict(lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0),
-    "momentum": dict(lr=0.05, momentum=0.9, nesterov=False, weight_decay=0.0),
-    "nesterov": dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.0),
-    "weight_decay": dict(lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.05),
-    "all": dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.01),
-    "momentum_wd": dict(lr=0.05, momentum=0.5, nesterov=False, weight_decay=0.02),
+    "sgd": {"lr": 0.1, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0},
+    "momentum": {"lr": 0.05, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0},
+    "nesterov": {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.0},
+    "weight_decay": {"lr": 0.1, "momentum": 0.0, "nesterov": False, "weight_decay": 0.05},
+    "all": {"lr": 0.05, "momentum": 0.8, "nesterov": True, "weight_decay": 0.01},
+    "momentum_wd": {"lr": 0.05, "momentum": 0.5, "nesterov": False, "weight_decay": 0.02},
 }
 
 
@@ -66,12 +66,12 @@ def _setup(dtype, sizes, densities, n, seed, loss="softmax_cross_entropy", act="
 
 
 def _check_model(model, weights, biases, patterns, dtype, rtol):
-    for l, layer in enumerate(model.layers):
+    for li, layer in enumerate(model.layers):
         if layer.is_sparse:
             assert_csr_valid(layer.W, layer.shape)
-            assert_same_pattern(layer.W, patterns[l])
-        assert_close(dense_of(layer.W), weights[l].astype(dtype), dtype=dtype, rtol=rtol)
-        assert_close(layer.b, biases[l].astype(dtype), dtype=dtype, rtol=rtol)
+            assert_same_pattern(layer.W, patterns[li])
+        assert_close(dense_of(layer.W), weights[li].astype(dtype), dtype=dtype, rtol=rtol)
+        assert_close(layer.b, biases[li].astype(dtype), dtype=dtype, rtol=rtol)
 
 
 def _patterns(model):
@@ -86,14 +86,32 @@ def test_sgd_matches_numpy_simulation(name, dtype, epochs, n, batch_size):
     model, weights, masks, biases, x, y = _setup(dtype, [9, 11, 7, 4], [0.4, 1.0, 0.5], n, seed=31)
     patterns = _patterns(model)
     history = model.fit(
-        x, y, epochs=epochs, batch_size=batch_size, optimizer=ts.SGD(**opt), shuffle=False, verbose=0
+        x,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        optimizer=ts.SGD(**opt),
+        shuffle=False,
+        verbose=0,
     )
-    ws, bs, stats = simulate(weights, masks, biases, x, y, "tanh", "softmax_cross_entropy", epochs, batch_size, opt)
+    ws, bs, stats = simulate(
+        weights, masks, biases, x, y, "tanh", "softmax_cross_entropy", epochs, batch_size, opt
+    )
     rtol = 1e-9 if dtype == np.float64 else 1e-4
     _check_model(model, ws, bs, patterns, dtype, rtol)
     assert len(history["loss"]) == epochs
-    assert_close(np.array(history["loss"], dtype=np.float64), np.array([s[0] for s in stats]), rtol=rtol, atol=1e-6)
-    assert_close(np.array(history["accuracy"], dtype=np.float64), np.array([s[1] for s in stats]), rtol=0, atol=1e-9)
+    assert_close(
+        np.array(history["loss"], dtype=np.float64),
+        np.array([s[0] for s in stats]),
+        rtol=rtol,
+        atol=1e-6,
+    )
+    assert_close(
+        np.array(history["accuracy"], dtype=np.float64),
+        np.array([s[1] for s in stats]),
+        rtol=0,
+        atol=1e-9,
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -131,7 +149,15 @@ def test_pattern_unchanged_by_shuffled_training():
     model, _, _, _, x, y = _setup(np.float32, [20, 30, 10, 5], [0.1, 0.3, 1.0], 64, seed=35)
     patterns = _patterns(model)
     nnz = [layer.nnz for layer in model.layers]
-    model.fit(x, y, epochs=3, batch_size=10, optimizer=ts.SGD(lr=0.1, momentum=0.9), shuffle=True, verbose=0)
+    model.fit(
+        x,
+        y,
+        epochs=3,
+        batch_size=10,
+        optimizer=ts.SGD(lr=0.1, momentum=0.9),
+        shuffle=True,
+        verbose=0,
+    )
     for layer, pattern, k in zip(model.layers, patterns, nnz):
         assert layer.nnz == k
         if layer.is_sparse:
@@ -141,7 +167,7 @@ def test_pattern_unchanged_by_shuffled_training():
 
 
 def test_fit_zero_epochs_changes_nothing():
-    model, weights, masks, biases, x, y = _setup(np.float64, [5, 6, 3], [0.5, 1.0], 8, seed=36)
+    model, weights, _, biases, x, y = _setup(np.float64, [5, 6, 3], [0.5, 1.0], 8, seed=36)
     patterns = _patterns(model)
     history = model.fit(x, y, epochs=0, batch_size=4, optimizer=ts.SGD(lr=0.5), verbose=0)
     assert history["loss"] == []
@@ -157,9 +183,11 @@ def test_optimizer_state_persists_across_fit_calls_or_restarts_consistently():
     optimizer = ts.SGD(**opt)
     model.fit(x, y, epochs=1, batch_size=8, optimizer=optimizer, shuffle=False, verbose=0)
     model.fit(x, y, epochs=1, batch_size=8, optimizer=optimizer, shuffle=False, verbose=0)
-    kept_w, kept_b, _ = simulate(weights, masks, biases, x, y, "tanh", "softmax_cross_entropy", 2, 8, opt)
+    kept_w, _, _ = simulate(
+        weights, masks, biases, x, y, "tanh", "softmax_cross_entropy", 2, 8, opt
+    )
     w1, b1, _ = simulate(weights, masks, biases, x, y, "tanh", "softmax_cross_entropy", 1, 8, opt)
-    reset_w, reset_b, _ = simulate(w1, masks, b1, x, y, "tanh", "softmax_cross_entropy", 1, 8, opt)
+    reset_w, _, _ = simulate(w1, masks, b1, x, y, "tanh", "softmax_cross_entropy", 1, 8, opt)
     got = [dense_of(layer.W) for layer in model.layers]
     match_kept = all(np.allclose(g, e, rtol=1e-9, atol=1e-12) for g, e in zip(got, kept_w))
     match_reset = all(np.allclose(g, e, rtol=1e-9, atol=1e-12) for g, e in zip(got, reset_w))
@@ -172,7 +200,13 @@ def test_history_and_validation_data():
     xv = rng.standard_normal((11, 8)).astype(np.float32)
     yv = rng.integers(0, 3, size=11)
     history = model.fit(
-        x, y, epochs=2, batch_size=10, optimizer=ts.SGD(lr=0.05), validation_data=(xv, yv), verbose=0
+        x,
+        y,
+        epochs=2,
+        batch_size=10,
+        optimizer=ts.SGD(lr=0.05),
+        validation_data=(xv, yv),
+        verbose=0,
     )
     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "time"):
         assert len(history[key]) == 2, key
@@ -186,6 +220,51 @@ def test_history_and_validation_data():
 
 def test_sgd_defaults():
     opt = ts.SGD()
-    for attr, value in (("lr", 0.01), ("momentum", 0.0), ("nesterov", False), ("weight_decay", 0.0)):
+    for attr, value in (
+        ("lr", 0.01),
+        ("momentum", 0.0),
+        ("nesterov", False),
+        ("weight_decay", 0.0),
+    ):
         if hasattr(opt, attr):
             assert getattr(opt, attr) == value
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fit_after_set_weights_with_new_pattern(dtype):
+    """set_weights with a new pattern (different nnz, empty rows and columns) is what fit
+    trains: the transposed copy / handles must follow the new pattern."""
+    rng = np.random.default_rng(39)
+    sizes = [9, 8, 7, 4]
+    model = ts.MLP(sizes, densities=[0.3, 0.3, 1.0], activation="tanh", dtype=dtype, seed=39)
+    masks = []
+    for layer, (rows, cols) in zip(model.layers[:2], [([0, 5], [1, 8]), ([2], [0, 3])]):
+        mask = rng.random(layer.shape) < 0.7
+        mask[rows, :] = False
+        mask[:, cols] = False
+        masks.append(mask)
+    masks.append(None)
+    weights, masks, biases = set_random_weights(model, rng, masks)
+    patterns = _patterns(model)
+    x = rng.standard_normal((12, 9)).astype(dtype)
+    y = rng.integers(0, 4, size=12)
+    opt = OPTIMIZERS["all"]
+    model.fit(x, y, epochs=2, batch_size=6, optimizer=ts.SGD(**opt), shuffle=False, verbose=0)
+    ws, bs, _ = simulate(weights, masks, biases, x, y, "tanh", "softmax_cross_entropy", 2, 6, opt)
+    _check_model(model, ws, bs, patterns, dtype, 1e-9 if dtype == np.float64 else 1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_backward_after_fit_uses_updated_weights(dtype):
+    """After optimizer steps, forward and backward (including DX through Wᵀ) see the new values."""
+    model, _, _, _, x, y = _setup(dtype, [9, 11, 7, 4], [0.4, 0.5, 0.5], 16, seed=40)
+    model.fit(x, y, epochs=2, batch_size=4, optimizer=ts.SGD(lr=0.1, momentum=0.9), verbose=0)
+    ws, ms, bs = read_params(model)
+    zs, _ = ref.forward(ws, bs, x, "tanh")
+    assert_close(model.forward(x), zs[-1].astype(dtype), dtype=dtype)
+    value, dws, dbs, _ = ref.backward(ws, ms, bs, x, y, "tanh", "softmax_cross_entropy")
+    f32 = dtype == np.float32
+    assert model.backward(x, y) == pytest.approx(value, rel=1e-4 if f32 else 1e-10)
+    for li, layer in enumerate(model.layers):
+        assert_close(dense_of(layer.DW), dws[li].astype(dtype), dtype=dtype)
+        assert_close(layer.Db, dbs[li].astype(dtype), dtype=dtype)

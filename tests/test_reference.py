@@ -5,11 +5,10 @@ checked here: its backward against central finite differences of its forward, an
 case worked out by hand.
 """
 
+import mlp_reference as ref
 import numpy as np
 import pytest
 from conftest import assert_close
-
-import mlp_reference as ref
 
 
 def _random_mlp(rng, sizes, densities):
@@ -38,27 +37,29 @@ def test_reference_backward_matches_finite_differences(act, loss):
     value, dws, dbs, _ = ref.backward(weights, masks, biases, x, y, act, loss, 0.1)
     assert value == pytest.approx(ref.loss_value(weights, biases, x, y, act, loss, 0.1), rel=1e-14)
     h = 1e-6
-    for l in range(len(weights)):
-        fd_w = np.zeros_like(weights[l])
-        for i, j in zip(*np.nonzero(masks[l])):
+    for li in range(len(weights)):
+        fd_w = np.zeros_like(weights[li])
+        for i, j in zip(*np.nonzero(masks[li])):
             wp = [w.copy() for w in weights]
             wm = [w.copy() for w in weights]
-            wp[l][i, j] += h
-            wm[l][i, j] -= h
+            wp[li][i, j] += h
+            wm[li][i, j] -= h
             fd_w[i, j] = (
-                ref.loss_value(wp, biases, x, y, act, loss, 0.1) - ref.loss_value(wm, biases, x, y, act, loss, 0.1)
+                ref.loss_value(wp, biases, x, y, act, loss, 0.1)
+                - ref.loss_value(wm, biases, x, y, act, loss, 0.1)
             ) / (2 * h)
-        assert_close(dws[l], fd_w, rtol=1e-6, atol=1e-8)
-        fd_b = np.zeros_like(biases[l])
-        for i in range(len(biases[l])):
+        assert_close(dws[li], fd_w, rtol=1e-6, atol=1e-8)
+        fd_b = np.zeros_like(biases[li])
+        for i in range(len(biases[li])):
             bp = [b.copy() for b in biases]
             bm = [b.copy() for b in biases]
-            bp[l][i] += h
-            bm[l][i] -= h
+            bp[li][i] += h
+            bm[li][i] -= h
             fd_b[i] = (
-                ref.loss_value(weights, bp, x, y, act, loss, 0.1) - ref.loss_value(weights, bm, x, y, act, loss, 0.1)
+                ref.loss_value(weights, bp, x, y, act, loss, 0.1)
+                - ref.loss_value(weights, bm, x, y, act, loss, 0.1)
             ) / (2 * h)
-        assert_close(dbs[l], fd_b, rtol=1e-6, atol=1e-8)
+        assert_close(dbs[li], fd_b, rtol=1e-6, atol=1e-8)
 
 
 def test_reference_tiny_case_by_hand():
@@ -67,7 +68,9 @@ def test_reference_tiny_case_by_hand():
     b = np.array([0.5, 0.25])
     x = np.array([[1.0, 3.0]])
     # z = [1 + 6 + 0.5, -3 + 0.25] = [7.5, -2.75]; target one-hot of label 0 = [1, 0]
-    value, dws, dbs, dx = ref.backward([w], [np.ones((2, 2), bool)], [b], x, np.array([0]), "relu", "squared_error")
+    value, dws, dbs, dx = ref.backward(
+        [w], [np.ones((2, 2), bool)], [b], x, np.array([0]), "relu", "squared_error"
+    )
     assert value == pytest.approx(6.5**2 + 2.75**2)
     dz = np.array([[2 * 6.5, 2 * -2.75]])
     assert_close(dbs[0], dz[0])
@@ -75,7 +78,13 @@ def test_reference_tiny_case_by_hand():
     assert_close(dx, dz @ w)
     # Softmax cross entropy of equal logits over 2 classes is log 2.
     value, _, _, _ = ref.backward(
-        [np.zeros((2, 2))], [np.ones((2, 2), bool)], [np.zeros(2)], x, np.array([1]), "relu", "softmax_cross_entropy"
+        [np.zeros((2, 2))],
+        [np.ones((2, 2), bool)],
+        [np.zeros(2)],
+        x,
+        np.array([1]),
+        "relu",
+        "softmax_cross_entropy",
     )
     assert value == pytest.approx(np.log(2.0))
 

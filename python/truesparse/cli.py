@@ -1,7 +1,7 @@
 """The ``truesparse`` command line: train a sparse MLP on a data set, or show what is installed.
 
     truesparse train --dataset mnist5k --sizes 1024,512 --density 0.05 --epochs 20
-    truesparse train --dataset cifar10 --path ~/data/cifar-10-batches-py --epsilon 20 --json run.json
+    truesparse train --dataset cifar10 --path ~/data/cifar --epsilon 20 --json run.json
     truesparse info
 
 Installed as the console script ``truesparse`` and runnable as ``python -m truesparse``.
@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -47,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = _make_parser()
     args = parser.parse_args(argv)
-    return args.run(args, args.parser)
+    try:
+        return args.run(args, args.parser)
+    except KeyboardInterrupt:  # Ctrl-C outside training (during training: see _train)
+        print(f"{args.parser.prog}: interrupted", file=sys.stderr)
+        return 130
 
 
 # --- argument types: each turns one string into a checked value or raises ArgumentTypeError
@@ -117,12 +122,13 @@ def _make_parser() -> argparse.ArgumentParser:
         "train",
         help="train an MLP and report loss and accuracy per epoch",
         description="Train an MLP with SGD and report train and test loss and accuracy per epoch.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     train.set_defaults(run=_train, parser=train)
     data = train.add_argument_group("data")
     data.add_argument("--dataset", required=True, choices=list(datasets.DATASETS))
-    data.add_argument("--path", help="directory holding the files of mnist or cifar10")
+    data.add_argument(
+        "--path", metavar="DIR", help="directory holding the files of mnist or cifar10"
+    )
 
     model = train.add_argument_group("model")
     model.add_argument(
@@ -130,59 +136,97 @@ def _make_parser() -> argparse.ArgumentParser:
         type=_list_of(_positive_int, "hidden size"),
         default=[1024, 512],
         metavar="H1,H2,...",
-        help="hidden layer sizes (input and output sizes come from the data; '' for none)",
+        help="hidden layer sizes; input and output sizes come from the data; '' for none "
+        "(default: 1024,512)",
     )
     density = model.add_mutually_exclusive_group()
     density.add_argument(
         "--density",
         type=_fraction,
         metavar="D",
-        help=f"overall density in (0, 1], spread over the layers by Erdos-Renyi "
-        f"(default {DEFAULT_DENSITY} if neither --densities nor --epsilon is given)",
+        help="overall density in (0, 1], spread over the layers by Erdos-Renyi "
+        f"(default: {DEFAULT_DENSITY} unless --densities or --epsilon is given)",
     )
     density.add_argument(
         "--densities",
         type=_list_of(_fraction, "density"),
         metavar="D1,D2,...",
-        help="density of each layer in (0, 1], one per layer (1 = dense layer)",
+        help="density of each layer in (0, 1], one per layer; 1 makes a dense layer",
     )
     density.add_argument(
         "--epsilon",
         type=_float_in(0.0, math.inf, low_open=True, high_open=True),
-        help="Erdos-Renyi epsilon (SET): layer density eps*(n_in+n_out)/(n_in*n_out), capped at 1",
+        metavar="EPS",
+        help="Erdos-Renyi epsilon (SET): layer density EPS*(n_in+n_out)/(n_in*n_out), capped at 1",
     )
     model.add_argument(
-        "--activation", choices=ACTIVATIONS, default="relu", help="hidden layer activation"
+        "--activation",
+        choices=ACTIVATIONS,
+        default="relu",
+        help="hidden layer activation (default: %(default)s)",
     )
     model.add_argument(
         "--alpha",
         type=_float_in(-math.inf, math.inf, low_open=True, high_open=True),
         default=0.01,
-        help="slope of leaky_relu and all_relu",
+        help="slope of leaky_relu and all_relu (default: %(default)s)",
     )
-    model.add_argument("--loss", choices=LOSSES, default="softmax_cross_entropy")
-    model.add_argument("--init", choices=INITS, default="he_normal", help="weight initialisation")
-    model.add_argument("--dtype", choices=list(DTYPES), default="float32")
+    model.add_argument(
+        "--loss", choices=LOSSES, default="softmax_cross_entropy", help="(default: %(default)s)"
+    )
+    model.add_argument(
+        "--init",
+        choices=INITS,
+        default="he_normal",
+        help="weight initialisation (default: %(default)s)",
+    )
+    model.add_argument(
+        "--dtype", choices=list(DTYPES), default="float32", help="(default: %(default)s)"
+    )
 
     training = train.add_argument_group("training")
-    training.add_argument("--epochs", type=_int_at_least(0), default=20)
-    training.add_argument("--batch-size", type=_positive_int, default=100)
     training.add_argument(
-        "--lr", type=_float_in(0.0, math.inf, low_open=True, high_open=True), default=0.01
+        "--epochs", type=_int_at_least(0), default=20, metavar="N", help="(default: %(default)s)"
     )
-    training.add_argument("--momentum", type=_float_in(0.0, 1.0, high_open=True), default=0.9)
-    training.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True)
     training.add_argument(
-        "--weight-decay", type=_float_in(0.0, math.inf, high_open=True), default=0.0
+        "--batch-size", type=_positive_int, default=100, metavar="N", help="(default: %(default)s)"
+    )
+    training.add_argument(
+        "--lr",
+        type=_float_in(0.0, math.inf, low_open=True, high_open=True),
+        default=0.01,
+        help="learning rate (default: %(default)s)",
+    )
+    training.add_argument(
+        "--momentum",
+        type=_float_in(0.0, 1.0, high_open=True),
+        default=0.9,
+        help="SGD momentum in [0, 1) (default: %(default)s)",
+    )
+    training.add_argument(
+        "--nesterov",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Nesterov momentum (default: on)",
+    )
+    training.add_argument(
+        "--weight-decay",
+        type=_float_in(0.0, math.inf, high_open=True),
+        default=0.0,
+        metavar="WD",
+        help="L2 weight decay added to the gradient (default: %(default)s)",
     )
     training.add_argument(
         "--seed",
         type=_int_at_least(0),
         default=0,
-        help="drives the split, initialisation and shuffling",
+        help="drives the split, initialisation and shuffling (default: %(default)s)",
     )
     training.add_argument(
-        "--threads", type=_positive_int, help="number of threads (default: the engine's)"
+        "--threads",
+        type=_positive_int,
+        metavar="N",
+        help="number of threads (default: the engine's)",
     )
 
     output = train.add_argument_group("output")
@@ -225,7 +269,7 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.density is None and args.densities is None and args.epsilon is None:
         args.density = DEFAULT_DENSITY
 
-    def fail(message: str):
+    def fail(message: str) -> NoReturn:
         parser.exit(2, f"{parser.prog}: error: {message}\n")
 
     def say(line: str = "") -> None:
@@ -270,12 +314,12 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     threads = ts.get_num_threads()
 
     say(
-        f"truesparse {ts.__version__} | dataset {args.dataset}: {len(X_train)} train, {len(X_test)} test, "
-        f"{sizes[0]} features, {classes} classes"
+        f"truesparse {ts.__version__} | dataset {args.dataset}: {len(X_train)} train, "
+        f"{len(X_test)} test, {sizes[0]} features, {classes} classes"
     )
     say(
-        f"layers {_join(sizes, '-')} | activation {args.activation} | {args.dtype} | threads {threads} "
-        f"| seed {args.seed}"
+        f"layers {_join(sizes, '-')} | activation {args.activation} | {args.dtype} "
+        f"| threads {threads} | seed {args.seed}"
     )
     say(f"{'layer':>7}  {'shape':<13} {'kind':<6} {'density':>8} {'nnz':>11}")
     for i, layer in enumerate(layers, 1):
@@ -286,7 +330,8 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     total_dense = sum(layer["shape"][0] * layer["shape"][1] for layer in layers)
     say(f"{'total':>7}  {'':<13} {'':<6} {total_nnz / total_dense:>8.4f} {total_nnz:>11,}")
     say(
-        f"{'epoch':>7} {'train_loss':>11} {'train_acc':>10} {'test_loss':>10} {'test_acc':>9} {'time_s':>8}"
+        f"{'epoch':>7} {'train_loss':>11} {'train_acc':>10} {'test_loss':>10} {'test_acc':>9} "
+        f"{'time_s':>8}"
     )
 
     records: list[dict] = []

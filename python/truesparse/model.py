@@ -153,8 +153,13 @@ class Linear:
             W = sp.csr_array(W, copy=True)
             indptr = np.asarray(W.indptr, dtype=np.int64)
             indices = np.asarray(W.indices, dtype=np.int64)
-            if indptr.shape != (out + 1,) or indices.size and (indices.min() < 0 or indices.max() >= inp):
-                raise ValueError(f"[{op}] W is not a valid CSR matrix of shape {(out, inp)}")
+            if indptr.shape != (out + 1,):
+                raise ValueError(f"[{op}] W.indptr has {indptr.size} entries, expected {out + 1}")
+            bad = np.flatnonzero((indices < 0) | (indices >= inp))
+            if bad.size:
+                row = int(np.searchsorted(indptr, bad[0], side="right") - 1)
+                raise ValueError(f"[{op}] column index {indices[bad[0]]} in row {row} is outside "
+                                 f"[0, {inp})")
             if not W.has_sorted_indices:
                 W.sort_indices()
             values = np.ascontiguousarray(W.data, dtype=dtype)

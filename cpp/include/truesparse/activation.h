@@ -4,6 +4,7 @@
 // -alpha when l is even.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -36,11 +37,11 @@ struct activation {
     const size_type n = Z.size();
     switch (kind) {
       case activation_kind::sigmoid:
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
         for (size_type k = 0; k < n; ++k) y[k] = T(1) / (T(1) + std::exp(-z[k]));
         break;
       case activation_kind::tanh:
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > parallel_threshold)
         for (size_type k = 0; k < n; ++k) y[k] = std::tanh(z[k]);
         break;
       case activation_kind::identity:
@@ -48,8 +49,12 @@ struct activation {
         break;
       default: {  // the ReLU family
         const T s = static_cast<T>(negative_slope());
-#pragma omp parallel for simd schedule(static)
-        for (size_type k = 0; k < n; ++k) y[k] = z[k] > T(0) ? z[k] : s * z[k];
+#pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
+        for (size_type k = 0; k < n; ++k) {  // branch-free so that it vectorizes
+          const T zk = z[k];
+          const T pos = zk > T(0) ? zk : T(0);
+          y[k] = pos + s * (zk - pos);
+        }
       }
     }
   }
@@ -64,18 +69,18 @@ struct activation {
     const size_type n = D.size();
     switch (kind) {
       case activation_kind::sigmoid:
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
         for (size_type k = 0; k < n; ++k) d[k] *= y[k] * (T(1) - y[k]);
         break;
       case activation_kind::tanh:
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
         for (size_type k = 0; k < n; ++k) d[k] *= T(1) - y[k] * y[k];
         break;
       case activation_kind::identity: break;
       default: {
         const T s = static_cast<T>(negative_slope());
-#pragma omp parallel for simd schedule(static)
-        for (size_type k = 0; k < n; ++k) d[k] = z[k] > T(0) ? d[k] : s * d[k];
+#pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
+        for (size_type k = 0; k < n; ++k) d[k] *= z[k] > T(0) ? T(1) : s;
       }
     }
   }

@@ -18,6 +18,10 @@ namespace truesparse {
 using index_t = std::int32_t;  // stored CSR indices (MKL LP64)
 using size_type = std::int64_t;  // positions i*D + j, element counts
 
+// Elementwise loops over fewer elements than this run on one thread: a parallel region costs
+// microseconds, and many tiny ones stall badly when the machine is oversubscribed.
+constexpr std::int64_t parallel_threshold = 1 << 15;
+
 // Builds a message from stream-able parts: msg("[op] X has ", n, " rows").
 template <class... Args>
 std::string msg(const Args&... args) {

@@ -15,7 +15,7 @@ namespace truesparse {
 
 template <class T>
 void spmm_native(const csr_pattern& A, const T* values, const T* B, size_type N, T beta, T* C) {
-#pragma omp parallel for schedule(dynamic, 16)
+#pragma omp parallel for schedule(dynamic, 16) if ((A.nnz() + A.rows) * N > parallel_threshold)
   for (index_t i = 0; i < A.rows; ++i) {
     T* c = C + static_cast<size_type>(i) * N;
     if (beta == T(0))
@@ -36,7 +36,7 @@ void spmm_native(const csr_pattern& A, const T* values, const T* B, size_type N,
 template <class T>
 void sddmm(const csr_pattern& A, const matrix<T>& DZ, const matrix<T>& X, T* out) {
   const size_type N = DZ.cols;
-#pragma omp parallel for schedule(dynamic, 16)
+#pragma omp parallel for schedule(dynamic, 16) if (A.nnz() * N > parallel_threshold)
   for (index_t i = 0; i < A.rows; ++i) {
     const T* dz = DZ.row(i);
     index_t k = A.indptr[i];
@@ -73,7 +73,7 @@ void sddmm(const csr_pattern& A, const matrix<T>& DZ, const matrix<T>& X, T* out
 template <class T>
 void gather(const std::vector<index_t>& perm, const T* in, T* out) {
   const size_type n = static_cast<size_type>(perm.size());
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > parallel_threshold)
   for (size_type k = 0; k < n; ++k) out[k] = in[perm[k]];
 }
 

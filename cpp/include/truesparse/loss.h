@@ -35,7 +35,7 @@ loss_result compute_loss(loss_kind kind, const matrix<T>& Z, const targets<T>& t
   loss_result r;
   double loss_sum = 0.0;
   size_type correct = 0;
-#pragma omp parallel for schedule(static) reduction(+ : loss_sum, correct)
+#pragma omp parallel for schedule(static) reduction(+ : loss_sum, correct) if (K * N > parallel_threshold)
   for (size_type n = 0; n < N; ++n) {
     size_type best = 0;
     T zmax = Z(0, n);

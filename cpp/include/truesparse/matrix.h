@@ -38,7 +38,7 @@ struct matrix {
 // v (K) = rows_sum(A (K,N)): the sum of each row. Sequential per row: deterministic.
 template <class T>
 void rows_sum(const matrix<T>& A, T* v) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (A.size() > parallel_threshold)
   for (size_type i = 0; i < A.rows; ++i) {
     const T* a = A.row(i);
     T s = 0;
@@ -51,7 +51,7 @@ void rows_sum(const matrix<T>& A, T* v) {
 // A (K,N) = column_repeat(b (K), N): every column equals b.
 template <class T>
 void column_repeat(const T* b, matrix<T>& A) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (A.size() > parallel_threshold)
   for (size_type i = 0; i < A.rows; ++i) std::fill(A.row(i), A.row(i) + A.cols, b[i]);
 }
 
@@ -62,7 +62,7 @@ void hadamard_inplace(matrix<T>& A, const matrix<T>& B) {
   T* a = A.ptr();
   const T* b = B.ptr();
   const size_type n = A.size();
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
   for (size_type k = 0; k < n; ++k) a[k] *= b[k];
 }
 
@@ -73,7 +73,7 @@ void gather_feature_major(const S* X, size_type D, const std::int64_t* idx, size
                           matrix<T>& Xb) {
   Xb.resize(D, B);
   constexpr size_type block = 64;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (D * B > parallel_threshold)
   for (size_type d0 = 0; d0 < D; d0 += block) {
     const size_type d1 = std::min(D, d0 + block);
     for (size_type n = 0; n < B; ++n) {
@@ -87,7 +87,7 @@ void gather_feature_major(const S* X, size_type D, const std::int64_t* idx, size
 template <class T>
 void transpose_to(const matrix<T>& A, T* Y) {
   constexpr size_type block = 64;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (A.size() > parallel_threshold)
   for (size_type n0 = 0; n0 < A.cols; n0 += block) {
     const size_type n1 = std::min(A.cols, n0 + block);
     for (size_type k = 0; k < A.rows; ++k)

@@ -29,17 +29,17 @@ void sgd_step(const sgd_config& c, T* w, const T* g, T* v, size_type n) {
   const T lr = static_cast<T>(c.lr), mu = static_cast<T>(c.momentum),
           wd = static_cast<T>(c.weight_decay);
   if (c.momentum == 0) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
     for (size_type k = 0; k < n; ++k) w[k] -= lr * (g[k] + wd * w[k]);
   } else if (c.nesterov) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
     for (size_type k = 0; k < n; ++k) {
       const T gk = g[k] + wd * w[k];
       v[k] = mu * v[k] + gk;
       w[k] -= lr * (gk + mu * v[k]);
     }
   } else {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
     for (size_type k = 0; k < n; ++k) {
       v[k] = mu * v[k] + g[k] + wd * w[k];
       w[k] -= lr * v[k];
