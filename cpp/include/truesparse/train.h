@@ -6,6 +6,7 @@
 #include <functional>
 #include <numeric>
 
+#include "truesparse/denormals.h"
 #include "truesparse/mlp.h"
 
 namespace truesparse {
@@ -85,6 +86,7 @@ epoch_result train_epoch(mlp<T>& m, const dataset<T>& d, size_type batch_size,
     for (size_type i = d.M - 1; i > 0; --i)
       std::swap(order[i], order[g.below(static_cast<std::uint64_t>(i) + 1)]);
   }
+  const flush_denormals ftz;
   batch_buffers<T> buf;
   epoch_result r;
   double loss_sum = 0.0;
