@@ -153,10 +153,13 @@ int main(int argc, char** argv) {
                gather(mkl_layer.perm, mkl_layer.W.data(), mkl_layer.Wt.data());
              }), false);
       report("sddmm weight grad", time_ms([&] { sddmm(pattern, DZ, X, mkl_layer.DW.data()); }));
-      const sgd_config c{0.01, 0.9, true, 0.0};
-      mkl_layer.vW.assign(nnz, 0.f);
+      optimizer_config c;
+      c.lr = 0.01;
+      c.momentum = 0.9;
+      c.nesterov = true;
+      optimizer_state<float> state;
       report("sgd nesterov step", time_ms([&] {
-               sgd_step(c, mkl_layer.W.data(), mkl_layer.DW.data(), mkl_layer.vW.data(), nnz);
+               optimizer_step(c, state, mkl_layer.W.data(), mkl_layer.DW.data(), nnz);
              }), false);
     }
   }

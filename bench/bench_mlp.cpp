@@ -40,8 +40,10 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[a], "--examples")) M = std::atol(argv[a + 1]);
     else if (!std::strcmp(argv[a], "--epochs")) epochs = std::atoi(argv[a + 1]);
     else if (!std::strcmp(argv[a], "--threads")) threads = std::atoi(argv[a + 1]);
-    else if (!std::strcmp(argv[a], "--backend"))
-      backend = std::strcmp(argv[a + 1], "native") ? sparse_backend::mkl : sparse_backend::native;
+    else if (!std::strcmp(argv[a], "--backend")) {
+      if (!std::strcmp(argv[a + 1], "native")) backend = sparse_backend::native;
+      else if (std::strcmp(argv[a + 1], "mkl")) { std::fprintf(stderr, "--backend must be mkl or native\n"); return 2; }
+    }
     else if (!std::strcmp(argv[a], "--densities")) densities = parse_list(argv[a + 1]);
     else if (!std::strcmp(argv[a], "--sizes")) {
       sizes.clear();
@@ -85,7 +87,7 @@ int main(int argc, char** argv) {
     epoch_result r;
     for (int e = 0; e < epochs; ++e) {
       const auto start = std::chrono::steady_clock::now();
-      r = train_epoch(model, data, 100, sgd_config{0.01, 0.9, true, 0.0}, 0, e, true);
+      r = train_epoch(model, data, 100, sgd(0.01, 0.9, true, 0.0), 0, e, true);
       times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
     std::sort(times.begin(), times.end());

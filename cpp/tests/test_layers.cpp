@@ -190,18 +190,70 @@ TEST(losses_match_finite_differences) {
 
 TEST(sgd_step_matches_formula) {
   for (bool nesterov : {false, true}) {
-    sgd_config c{0.1, 0.9, nesterov, 0.01};
-    std::vector<double> w{1.0, -2.0}, g{0.5, 0.25}, v{0.2, -0.1};
-    auto w2 = w, v2 = v;
-    sgd_step(c, w.data(), g.data(), v.data(), 2);
+    optimizer_config c;
+    c.lr = 0.1;
+    c.momentum = 0.9;
+    c.nesterov = nesterov;
+    c.weight_decay = 0.01;
+    optimizer_state<double> s;
+    s.m = {0.2, -0.1};
+    std::vector<double> w{1.0, -2.0}, g{0.5, 0.25};
+    auto w2 = w;
+    std::vector<double> v2{0.2, -0.1};
+    optimizer_step(c, s, w.data(), g.data(), 2);
     for (int k = 0; k < 2; ++k) {
       const double gk = g[k] + 0.01 * w2[k];
       v2[k] = 0.9 * v2[k] + gk;
       w2[k] -= 0.1 * (nesterov ? gk + 0.9 * v2[k] : v2[k]);
       CHECK_CLOSE(w[k], w2[k], 1e-15);
-      CHECK_CLOSE(v[k], v2[k], 1e-15);
+      CHECK_CLOSE(s.m[k], v2[k], 1e-15);
     }
   }
+}
+
+TEST(adam_and_adamw_steps_match_formula) {
+  for (auto kind : {optimizer_kind::adam, optimizer_kind::adamw}) {
+    optimizer_config c;
+    c.kind = kind;
+    c.lr = 0.01;
+    c.weight_decay = 0.1;
+    optimizer_state<double> s;
+    std::vector<double> w{1.0, -2.0, 0.5}, w2 = w, m(3, 0.0), v(3, 0.0);
+    for (int t = 1; t <= 3; ++t) {
+      const std::vector<double> g{0.3 * t, -0.2, 0.05 * t * t};
+      optimizer_step(c, s, w.data(), g.data(), 3);
+      for (int k = 0; k < 3; ++k) {
+        double gk = g[k];
+        if (kind == optimizer_kind::adamw) w2[k] -= 0.01 * 0.1 * w2[k];
+        else gk += 0.1 * w2[k];
+        m[k] = 0.9 * m[k] + 0.1 * gk;
+        v[k] = 0.999 * v[k] + 0.001 * gk * gk;
+        const double mh = m[k] / (1 - std::pow(0.9, t)), vh = v[k] / (1 - std::pow(0.999, t));
+        w2[k] -= 0.01 * mh / (std::sqrt(vh) + 1e-8);
+        CHECK_CLOSE(w[k], w2[k], 1e-13);
+      }
+    }
+  }
+}
+
+TEST(adam_warmup_ramps_new_weights) {
+  optimizer_config c;
+  c.kind = optimizer_kind::adam;
+  c.lr = 0.1;
+  c.new_weight_warmup = 3;
+  optimizer_state<double> s;
+  std::vector<double> w{0.0, 0.0}, g{1.0, 1.0};
+  optimizer_step(c, s, w.data(), g.data(), 2);  // both start fully warmed up
+  s.age[1] = 0;                                  // weight 1 is "new"
+  s.m[1] = s.v[1] = 0.0;
+  const double before0 = w[0], before1 = w[1];
+  optimizer_step(c, s, w.data(), g.data(), 2);
+  // weight 1's step is a quarter of what a full-rate step from zero moments would be
+  const double c1 = 1 / (1 - 0.9 * 0.9), c2 = 1 / (1 - 0.999 * 0.999);
+  const double full = 0.1 * (0.1 * c1) / (std::sqrt(0.001 * c2) + 1e-8);
+  CHECK_CLOSE(before1 - w[1], full / 4, 1e-12);
+  CHECK(before0 - w[0] > 0);
+  CHECK(s.age[1] == 1);
 }
 
 TEST_MAIN()

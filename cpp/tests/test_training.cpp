@@ -34,7 +34,7 @@ TEST(training_reduces_loss) {
   toy t;
   mlp<float> m(options(sparse_backend::mkl));
   const auto before = evaluate(m, t.data());
-  for (int e = 0; e < 5; ++e) train_epoch(m, t.data(), 32, sgd_config{0.05, 0.9, true, 0.0}, 42, e, true);
+  for (int e = 0; e < 5; ++e) train_epoch(m, t.data(), 32, sgd(0.05, 0.9, true, 0.0), 42, e, true);
   const auto after = evaluate(m, t.data());
   CHECK(after.loss < 0.5 * before.loss);
   CHECK(after.accuracy > 0.9);
@@ -47,7 +47,7 @@ TEST(same_seed_same_weights_for_any_thread_count) {
     for (int threads : {1, 2}) {
       set_num_threads(threads);
       mlp<float> m(options(be));
-      for (int e = 0; e < 2; ++e) train_epoch(m, t.data(), 50, sgd_config{0.05, 0.9, true, 1e-4}, 42, e, true);
+      for (int e = 0; e < 2; ++e) train_epoch(m, t.data(), 50, sgd(0.05, 0.9, true, 1e-4), 42, e, true);
       std::vector<float> all;
       for (auto& l : m.layers) {
         all.insert(all.end(), l->values(), l->values() + l->nnz());
@@ -66,8 +66,8 @@ TEST(backends_agree) {
   mlp<double> b([] { auto o = options(sparse_backend::native); return o; }());
   std::vector<double> X(t.X.begin(), t.X.end());
   dataset<double> d{X.data(), t.M, t.D, t.y.data(), nullptr, 0};
-  train_epoch(a, d, 50, sgd_config{0.05, 0.9, false, 0.0}, 1, 0, true);
-  train_epoch(b, d, 50, sgd_config{0.05, 0.9, false, 0.0}, 1, 0, true);
+  train_epoch(a, d, 50, sgd(0.05, 0.9, false, 0.0), 1, 0, true);
+  train_epoch(b, d, 50, sgd(0.05, 0.9, false, 0.0), 1, 0, true);
   for (std::size_t l = 0; l < a.layers.size(); ++l)
     for (size_type k = 0; k < a.layers[l]->nnz(); ++k)
       CHECK_CLOSE(a.layers[l]->values()[k], b.layers[l]->values()[k], 1e-10);
@@ -78,16 +78,16 @@ TEST(bad_data_is_rejected) {
   mlp<float> m(options(sparse_backend::mkl));
   auto d = t.data();
   d.D = 19;
-  CHECK_THROWS(train_epoch(m, d, 10, sgd_config{}, 0, 0, true));
+  CHECK_THROWS(train_epoch(m, d, 10, optimizer_config{}, 0, 0, true));
   d = t.data();
   d.M = 0;
-  CHECK_THROWS(train_epoch(m, d, 10, sgd_config{}, 0, 0, true));
+  CHECK_THROWS(train_epoch(m, d, 10, optimizer_config{}, 0, 0, true));
   d = t.data();
-  CHECK_THROWS(train_epoch(m, d, 0, sgd_config{}, 0, 0, true));
+  CHECK_THROWS(train_epoch(m, d, 0, optimizer_config{}, 0, 0, true));
   std::vector<std::int32_t> bad = t.y;
   bad[5] = 3;
   d.labels = bad.data();
-  CHECK_THROWS(train_epoch(m, d, 10, sgd_config{}, 0, 0, true));
+  CHECK_THROWS(train_epoch(m, d, 10, optimizer_config{}, 0, 0, true));
   auto o = options(sparse_backend::mkl);
   o.densities = {0.3, 0.0, 1.0};
   CHECK_THROWS(mlp<float>{o});

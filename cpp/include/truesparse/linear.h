@@ -6,12 +6,15 @@
 //   backward  Db (K)   = rows_sum(DZ)
 //             DW (K,D) = DZ (K,N) Xᵀ (N,D)        [sparse: only on the pattern, SDDMM]
 //             DX (D,N) = Wᵀ (D,K) DZ (K,N)        [skipped for the first layer]
-//   optimize  W, b -= SGD step (state arrays aligned with W's values)
+//   optimize  W, b updated by the optimizer (state arrays aligned with W's values)
 #pragma once
 
+#include <algorithm>
+#include <iterator>
 #include <memory>
 
 #include "truesparse/blas.h"
+#include "truesparse/init.h"
 #include "truesparse/csr.h"
 #include "truesparse/kernels.h"
 #include "truesparse/matrix.h"
@@ -26,7 +29,8 @@ template <class T>
 struct linear_layer {
   index_t in = 0;   // D
   index_t out = 0;  // K
-  avector<T> b, Db, vb;  // (K) bias, its gradient, its velocity
+  avector<T> b, Db;  // (K) bias and its gradient
+  optimizer_state<T> sW, sb;  // optimizer state of the weights (aligned with values()) and bias
 
   linear_layer(index_t in_, index_t out_) : in(in_), out(out_), b(out_, T(0)), Db(out_, T(0)) {}
   virtual ~linear_layer() = default;
@@ -37,18 +41,12 @@ struct linear_layer {
   virtual size_type nnz() const = 0;
   virtual T* values() = 0;     // (nnz) W in storage order
   virtual T* gradient() = 0;   // (nnz) DW, aligned with values()
-  virtual avector<T>& velocity() = 0;
   // Call after values() were changed from outside (set_weights): refreshes derived copies.
   virtual void values_changed() {}
 
-  void optimize(const sgd_config& c) {
-    if (c.momentum > 0) {
-      auto& v = velocity();
-      if (v.size() != static_cast<std::size_t>(nnz())) v.assign(nnz(), T(0));
-      if (vb.size() != b.size()) vb.assign(b.size(), T(0));
-    }
-    sgd_step(c, values(), gradient(), velocity().data(), nnz());
-    sgd_step(c, b.data(), Db.data(), vb.data(), out);
+  void optimize(const optimizer_config& c) {
+    optimizer_step(c, sW, values(), gradient(), nnz());
+    optimizer_step(c, sb, b.data(), Db.data(), out);
     values_changed();
   }
 
@@ -62,7 +60,7 @@ struct linear_layer {
 template <class T>
 struct dense_linear : linear_layer<T> {
   using base = linear_layer<T>;
-  avector<T> W, DW, vW;  // (K,D) row-major
+  avector<T> W, DW;  // (K,D) row-major
 
   dense_linear(index_t in_, index_t out_)
       : base(in_, out_),
@@ -97,7 +95,6 @@ struct dense_linear : linear_layer<T> {
   size_type nnz() const override { return static_cast<size_type>(this->in) * this->out; }
   T* values() override { return W.data(); }
   T* gradient() override { return DW.data(); }
-  avector<T>& velocity() override { return vW; }
 };
 
 template <class T>
@@ -105,30 +102,43 @@ struct sparse_linear : linear_layer<T> {
   using base = linear_layer<T>;
   sparse_backend backend;
   csr_pattern pattern;       // (K,D)
-  avector<T> W, DW, vW;      // (nnz) aligned with pattern
+  avector<T> W, DW;          // (nnz) aligned with pattern
   csr_pattern pattern_t;     // (D,K) pattern of Wᵀ
   std::vector<index_t> perm; // Wt[k] = W[perm[k]]
   avector<T> Wt;             // (nnz) values of Wᵀ, refreshed lazily
   bool wt_stale = true;
   bool keep_transpose;       // false for a first layer: DX is never needed
   mkl_csr<T> handle, handle_t;
+  init_kind init = init_kind::he_normal;  // how regrown weights are initialised
+  fan_mode fan = fan_mode::actual;
+  std::vector<std::int64_t> ever_active;  // sorted positions i*D+j ever stored (ITOP rate)
 
   sparse_linear(csr_pattern p, sparse_backend be, bool need_dx)
       : base(p.cols, p.rows), backend(be), keep_transpose(need_dx) {
     set_pattern(std::move(p));
   }
 
-  // The one place where a topology change takes effect: the pattern, every aligned array,
-  // the Wᵀ pattern and permutation and the MKL handles. Values and state start at zero.
+  // A new pattern: values and optimizer state start at zero.
   void set_pattern(csr_pattern p) {
     validate(p, "sparse_linear.set_pattern");
     TS_REQUIRE(p.rows == this->out && p.cols == this->in, "[sparse_linear.set_pattern] pattern is (",
                p.rows, ", ", p.cols, ") but the layer is (", this->out, ", ", this->in, ")");
+    avector<T> values(static_cast<std::size_t>(p.nnz()), T(0));
+    this->sW.clear();
+    ever_active.clear();
+    replace_topology(std::move(p), std::move(values));
+  }
+
+  // The one place where a topology change takes effect: installs the pattern and its values
+  // (the caller has remapped the aligned optimizer state arrays in sW already), then rebuilds
+  // what is derived from the pattern: the gradient array, the Wᵀ pattern and permutation, the
+  // MKL handles, and the ITOP record of positions ever active.
+  void replace_topology(csr_pattern p, avector<T> values) {
+    TS_ASSERT(static_cast<size_type>(values.size()) == p.nnz());
     pattern = std::move(p);
+    W = std::move(values);
     const auto nz = static_cast<std::size_t>(pattern.nnz());
-    W.assign(nz, T(0));
     DW.assign(nz, T(0));
-    vW.clear();
     if (keep_transpose) {
       transpose(pattern, pattern_t, perm);
       Wt.assign(nz, T(0));
@@ -142,8 +152,30 @@ struct sparse_linear : linear_layer<T> {
       handle.reset(pattern, W.data());
       if (keep_transpose) handle_t.reset(pattern_t, Wt.data());
     }
+    record_active();
   }
 
+  // Fraction of all positions that have ever held a stored weight.
+  double itop_rate() const {
+    return static_cast<double>(ever_active.size()) /
+           (static_cast<double>(this->out) * static_cast<double>(this->in));
+  }
+
+ private:
+  void record_active() {  // ever_active := ever_active ∪ positions of the pattern, O(E + nnz)
+    std::vector<std::int64_t> now;
+    now.reserve(pattern.indices.size());
+    for (index_t i = 0; i < pattern.rows; ++i)
+      for (index_t k = pattern.indptr[i]; k < pattern.indptr[i + 1]; ++k)
+        now.push_back(static_cast<std::int64_t>(i) * pattern.cols + pattern.indices[k]);
+    std::vector<std::int64_t> merged;
+    merged.reserve(ever_active.size() + now.size());
+    std::set_union(ever_active.begin(), ever_active.end(), now.begin(), now.end(),
+                   std::back_inserter(merged));
+    ever_active.swap(merged);
+  }
+
+ public:
   void forward(const matrix<T>& X, matrix<T>& Z) override {
     this->check_input(X, "sparse_linear.forward");
     const size_type N = X.cols;
@@ -179,7 +211,6 @@ struct sparse_linear : linear_layer<T> {
   size_type nnz() const override { return pattern.nnz(); }
   T* values() override { return W.data(); }
   T* gradient() override { return DW.data(); }
-  avector<T>& velocity() override { return vW; }
   void values_changed() override { wt_stale = true; }
 };
 

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "truesparse/matrix.h"
 
@@ -23,7 +24,7 @@ struct targets {
 
 struct loss_result {
   double loss_sum = 0.0;
-  size_type correct = 0;  // argmax(z_n) == y_n (label targets only)
+  size_type correct = 0;  // argmax(z_n) == y_n (or == argmax(t_n) for dense targets)
 };
 
 // Z (K,N): logits, one example per column. DZ (K,N) written when non-null.
@@ -33,21 +34,28 @@ loss_result compute_loss(loss_kind kind, const matrix<T>& Z, const targets<T>& t
   const size_type K = Z.rows, N = Z.cols;
   if (DZ) DZ->resize(K, N);
   loss_result r;
-  double loss_sum = 0.0;
-  size_type correct = 0;
-#pragma omp parallel for schedule(static) reduction(+ : loss_sum, correct) if (K * N > parallel_threshold)
+  std::vector<double> per_example(static_cast<std::size_t>(N));  // summed serially below, so
+  std::vector<char> hit(static_cast<std::size_t>(N));             // the total is thread-independent
+#pragma omp parallel for schedule(static) if (K * N > parallel_threshold)
   for (size_type n = 0; n < N; ++n) {
     size_type best = 0;
     T zmax = Z(0, n);
     for (size_type k = 1; k < K; ++k)
       if (Z(k, n) > zmax) zmax = Z(k, n), best = k;
-    if (t.labels && best == t.labels[n]) ++correct;
+    if (t.labels) {
+      hit[n] = best == t.labels[n];
+    } else {  // dense targets: hit when the argmax agrees with the target's argmax
+      size_type tbest = 0;
+      for (size_type k = 1; k < K; ++k)
+        if ((*t.dense)(k, n) > (*t.dense)(tbest, n)) tbest = k;
+      hit[n] = best == tbest;
+    }
     if (kind == loss_kind::softmax_cross_entropy) {
       const size_type y = t.labels[n];
       double s = 0.0;
       for (size_type k = 0; k < K; ++k) s += std::exp(static_cast<double>(Z(k, n) - zmax));
       const double lse = static_cast<double>(zmax) + std::log(s);
-      loss_sum += lse - static_cast<double>(Z(y, n));
+      per_example[n] = lse - static_cast<double>(Z(y, n));
       if (DZ)
         for (size_type k = 0; k < K; ++k) {
           const double p = std::exp(static_cast<double>(Z(k, n)) - lse);
@@ -62,8 +70,14 @@ loss_result compute_loss(loss_kind kind, const matrix<T>& Z, const targets<T>& t
         s += static_cast<double>(e) * e;
         if (DZ) (*DZ)(k, n) = T(2) * e * scale;
       }
-      loss_sum += s;
+      per_example[n] = s;
     }
+  }
+  double loss_sum = 0.0;
+  size_type correct = 0;
+  for (size_type n = 0; n < N; ++n) {
+    loss_sum += per_example[n];
+    correct += hit[n];
   }
   r.loss_sum = loss_sum;
   r.correct = correct;

@@ -35,8 +35,14 @@ class mlp {
   std::vector<activation> acts;  // one per hidden layer
   loss_kind loss;
   sparse_backend backend;
+  std::uint64_t seed;
+  init_kind init;
+  fan_mode fan;
+  std::int64_t steps = 0;              // optimizer steps (batches) trained so far
+  std::uint64_t topology_updates = 0;  // SET/RigL updates applied so far (seeds their streams)
 
-  explicit mlp(const mlp_options& o) : loss(o.loss), backend(o.backend) {
+  explicit mlp(const mlp_options& o)
+      : loss(o.loss), backend(o.backend), seed(o.seed), init(o.init), fan(o.fan) {
     check_sizes(o.sizes, "MLP");
     const std::size_t L = o.sizes.size() - 1;
     TS_REQUIRE(o.densities.size() == L, "[MLP] ", o.densities.size(), " densities given for ", L,
@@ -54,6 +60,8 @@ class mlp {
         auto layer = std::make_unique<sparse_linear<T>>(
             random_pattern(K, D, nnz_for_density(d, D, K), g), backend, l > 0);
         init_values(layer->pattern, o.init, o.fan, g, layer->W.data());
+        layer->init = o.init;
+        layer->fan = o.fan;
         layers.push_back(std::move(layer));
       }
       if (l + 1 < L) acts.push_back(activation{o.activation, o.alpha, static_cast<int>(l) + 1});
@@ -81,6 +89,8 @@ class mlp {
                p.cols, ") but layer ", l, " is (", old.out, ", ", old.in, ")");
     auto layer = std::make_unique<sparse_linear<T>>(std::move(p), backend, l > 0);
     std::copy(values, values + layer->nnz(), layer->W.begin());
+    layer->init = init;
+    layer->fan = fan;
     std::copy(b, b + old.out, layer->b.begin());
     layers[l] = std::move(layer);
   }
@@ -115,9 +125,17 @@ class mlp {
     return r;
   }
 
-  void optimize(const sgd_config& c) {
+  void optimize(const optimizer_config& c) {
     for (auto& layer : layers) layer->optimize(c);
   }
+
+  // After forward_backward(X, ...): the input (D_l,N) and the output gradient DZ (K_l,N) of
+  // linear layer l in that batch (RigL's grow step uses them).
+  const matrix<T>& layer_input(std::size_t l, const matrix<T>& X) const { return l == 0 ? X : A[l - 1]; }
+  const matrix<T>& layer_output_gradient(std::size_t l) const { return D[l]; }
+
+  // The sparse layer l, or null for a dense one.
+  sparse_linear<T>* sparse_layer(std::size_t l) { return dynamic_cast<sparse_linear<T>*>(layers.at(l).get()); }
 
  private:
   std::vector<matrix<T>> Z, A, D;

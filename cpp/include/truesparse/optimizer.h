@@ -1,49 +1,131 @@
-// Optimizers on value arrays (weights of a sparse layer are a plain array aligned with its
-// pattern, so the same code serves dense and sparse layers). PyTorch's SGD semantics:
-//   g = dw + wd w;  v = mu v + g;  step = nesterov ? g + mu v : v  (mu = 0: step = g);  w -= lr step
+// Optimizers on value arrays. The weights of a sparse layer are a plain array aligned with its
+// pattern, so one implementation serves dense and sparse layers, and each state array (momentum,
+// Adam moments) is aligned with the values and moves with them on a topology change.
+// PyTorch semantics, so learning rates transfer:
+//   SGD:   g = dw + wd w;  v = mu v + g;  step = nesterov ? g + mu v : v  (mu = 0: step = g);
+//          w -= lr step
+//   Adam:  g = dw + wd w;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g²;
+//          w -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
+//   AdamW: w -= lr wd w, then the Adam step with wd = 0.
+// Optional warm-up of new weights (Adam/AdamW): a weight born by a topology change steps with
+// lr (age+1)/(warmup+1) for its first `warmup` steps, so its first updates, with zero moments,
+// are not the full-size steps that cause loss spikes after a topology update.
 #pragma once
+
+#include <cmath>
+#include <cstdint>
 
 #include "truesparse/common.h"
 
 namespace truesparse {
 
-struct sgd_config {
+enum class optimizer_kind { sgd, adam, adamw };
+
+struct optimizer_config {
+  optimizer_kind kind = optimizer_kind::sgd;
   double lr = 0.01;
-  double momentum = 0.0;
-  bool nesterov = false;
+  double momentum = 0.0;  // SGD
+  bool nesterov = false;  // SGD
   double weight_decay = 0.0;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // Adam, AdamW
+  int new_weight_warmup = 0;                     // Adam, AdamW: steps; 0 = off
 };
 
-inline void validate(const sgd_config& c) {
-  TS_REQUIRE(c.lr >= 0, "[SGD] learning rate must be non-negative, got ", c.lr);
-  TS_REQUIRE(c.momentum >= 0 && c.momentum < 1, "[SGD] momentum must be in [0, 1), got ",
-             c.momentum);
-  TS_REQUIRE(c.weight_decay >= 0, "[SGD] weight_decay must be non-negative, got ",
-             c.weight_decay);
-  TS_REQUIRE(!c.nesterov || c.momentum > 0, "[SGD] Nesterov momentum needs momentum > 0");
+inline optimizer_config sgd(double lr, double momentum = 0.0, bool nesterov = false,
+                            double weight_decay = 0.0) {
+  optimizer_config c;
+  c.lr = lr;
+  c.momentum = momentum;
+  c.nesterov = nesterov;
+  c.weight_decay = weight_decay;
+  return c;
 }
 
-// One step on n values w with gradient g and velocity v (v unused when momentum == 0).
+inline void validate(const optimizer_config& c) {
+  TS_REQUIRE(std::isfinite(c.lr) && c.lr >= 0, "[optimizer] learning rate must be a non-negative number, got ", c.lr);
+  TS_REQUIRE(c.momentum >= 0 && c.momentum < 1, "[optimizer] momentum must be in [0, 1), got ", c.momentum);
+  TS_REQUIRE(std::isfinite(c.weight_decay) && c.weight_decay >= 0,
+             "[optimizer] weight_decay must be non-negative, got ", c.weight_decay);
+  TS_REQUIRE(!c.nesterov || c.momentum > 0, "[optimizer] Nesterov momentum needs momentum > 0");
+  TS_REQUIRE(c.beta1 >= 0 && c.beta1 < 1 && c.beta2 >= 0 && c.beta2 < 1,
+             "[optimizer] Adam betas must be in [0, 1), got ", c.beta1, ", ", c.beta2);
+  TS_REQUIRE(c.eps > 0, "[optimizer] eps must be positive, got ", c.eps);
+  TS_REQUIRE(c.new_weight_warmup >= 0 && c.new_weight_warmup < 65535,
+             "[optimizer] new_weight_warmup must be in [0, 65535), got ", c.new_weight_warmup);
+}
+
+// The state of one value array: first/second moment arrays (m is SGD's velocity), each either
+// empty (not yet used) or aligned with the values, ages of weights for the warm-up, and the
+// number of steps taken (Adam's bias correction).
 template <class T>
-void sgd_step(const sgd_config& c, T* w, const T* g, T* v, size_type n) {
-  const T lr = static_cast<T>(c.lr), mu = static_cast<T>(c.momentum),
-          wd = static_cast<T>(c.weight_decay);
-  if (c.momentum == 0) {
+struct optimizer_state {
+  avector<T> m, v;
+  std::vector<std::uint16_t> age;  // only with new_weight_warmup > 0
+  std::int64_t steps = 0;
+
+  void clear() {
+    m.clear();
+    v.clear();
+    age.clear();
+    steps = 0;
+  }
+};
+
+// One step on n values w with gradient g.
+template <class T>
+void optimizer_step(const optimizer_config& c, optimizer_state<T>& s, T* w, const T* g,
+                    size_type n) {
+  const T lr = static_cast<T>(c.lr), wd = static_cast<T>(c.weight_decay);
+  ++s.steps;
+  if (c.kind == optimizer_kind::sgd) {
+    const T mu = static_cast<T>(c.momentum);
+    if (c.momentum == 0) {
 #pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
-    for (size_type k = 0; k < n; ++k) w[k] -= lr * (g[k] + wd * w[k]);
-  } else if (c.nesterov) {
-#pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
-    for (size_type k = 0; k < n; ++k) {
-      const T gk = g[k] + wd * w[k];
-      v[k] = mu * v[k] + gk;
-      w[k] -= lr * (gk + mu * v[k]);
+      for (size_type k = 0; k < n; ++k) w[k] -= lr * (g[k] + wd * w[k]);
+      return;
     }
-  } else {
+    if (s.m.size() != static_cast<std::size_t>(n)) s.m.assign(n, T(0));
+    T* v = s.m.data();
+    if (c.nesterov) {
 #pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
-    for (size_type k = 0; k < n; ++k) {
-      v[k] = mu * v[k] + g[k] + wd * w[k];
-      w[k] -= lr * v[k];
+      for (size_type k = 0; k < n; ++k) {
+        const T gk = g[k] + wd * w[k];
+        v[k] = mu * v[k] + gk;
+        w[k] -= lr * (gk + mu * v[k]);
+      }
+    } else {
+#pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
+      for (size_type k = 0; k < n; ++k) {
+        v[k] = mu * v[k] + g[k] + wd * w[k];
+        w[k] -= lr * v[k];
+      }
     }
+    return;
+  }
+  // Adam / AdamW
+  if (s.m.size() != static_cast<std::size_t>(n)) s.m.assign(n, T(0));
+  if (s.v.size() != static_cast<std::size_t>(n)) s.v.assign(n, T(0));
+  const int warmup = c.new_weight_warmup;
+  if (warmup > 0 && s.age.size() != static_cast<std::size_t>(n)) s.age.assign(n, warmup);
+  const T b1 = static_cast<T>(c.beta1), b2 = static_cast<T>(c.beta2), eps = static_cast<T>(c.eps);
+  const T c1 = static_cast<T>(1.0 / (1.0 - std::pow(c.beta1, static_cast<double>(s.steps))));
+  const T c2 = static_cast<T>(1.0 / (1.0 - std::pow(c.beta2, static_cast<double>(s.steps))));
+  const bool decoupled = c.kind == optimizer_kind::adamw;
+  T* m = s.m.data();
+  T* v = s.v.data();
+  std::uint16_t* age = warmup > 0 ? s.age.data() : nullptr;
+#pragma omp parallel for schedule(static) if (n > parallel_threshold)
+  for (size_type k = 0; k < n; ++k) {
+    T rate = lr;
+    if (age && age[k] < warmup) {
+      rate = lr * static_cast<T>(age[k] + 1) / static_cast<T>(warmup + 1);
+      ++age[k];
+    }
+    if (decoupled) w[k] -= rate * wd * w[k];
+    const T gk = decoupled ? g[k] : g[k] + wd * w[k];
+    m[k] = b1 * m[k] + (T(1) - b1) * gk;
+    v[k] = b2 * v[k] + (T(1) - b2) * gk * gk;
+    w[k] -= rate * (m[k] * c1) / (std::sqrt(v[k] * c2) + eps);
   }
 }
 

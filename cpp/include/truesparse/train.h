@@ -5,9 +5,11 @@
 
 #include <functional>
 #include <numeric>
+#include <optional>
 
 #include "truesparse/denormals.h"
 #include "truesparse/mlp.h"
+#include "truesparse/topology.h"
 
 namespace truesparse {
 
@@ -46,7 +48,7 @@ void check_dataset(const mlp<T>& m, const dataset<T>& d, const char* op) {
              "] softmax cross entropy needs class labels");
 }
 
-// Runs the forward pass on examples idx[0..B): fills the batch buffers Xb (and Tb, lb).
+// Batch buffers: gather() fills X (D,B) feature-major and the batch's labels or targets (K,B).
 template <class T>
 struct batch_buffers {
   matrix<T> X, T_;
@@ -68,14 +70,69 @@ struct batch_buffers {
   }
 };
 
+struct set_options {
+  double zeta = 0.3;
+  regrow_init init = regrow_init::layer;
+  std::int64_t delta_t = 0;  // > 0: update every delta_t steps inside the epoch loop;
+                             // 0: the caller updates between epochs (set_update_model)
+};
+
+struct rigl_options {
+  double alpha = 0.3;
+  std::int64_t delta_t = 100;
+  std::int64_t t_begin = 0;  // global step at which the schedule's t = 0
+  std::int64_t t_end = 0;    // last update step, relative to t_begin
+  drop_schedule schedule = drop_schedule::cosine;
+  double exponent = 2.0;
+  bool skip_optimizer_step = true;
+};
+
+// Topology evolution during training: which algorithm, and the records of what it changed.
+struct evolution_plan {
+  std::optional<set_options> set;
+  std::optional<rigl_options> rigl;
+  std::vector<topology_record> records;
+};
+
+// One SET update of every sparse layer; layer l's random stream is derived from the model's
+// seed, l and the model's count of topology updates, so it is thread-count independent.
+template <class T>
+std::vector<topology_record> set_update_model(mlp<T>& m, const set_options& o) {
+  std::vector<topology_record> records;
+  for (std::size_t l = 0; l < m.layers.size(); ++l)
+    if (auto* L = m.sparse_layer(l)) {
+      rng g(derive_seed(m.seed, 3, l, m.topology_updates));
+      records.push_back(set_update(*L, o.zeta, o.init, g));
+      records.back().layer = l;
+      records.back().step = m.steps;
+    }
+  ++m.topology_updates;
+  return records;
+}
+
+// One RigL update of every sparse layer with drop fraction f, from the batch X whose
+// forward_backward has just run.
+template <class T>
+std::vector<topology_record> rigl_update_model(mlp<T>& m, const matrix<T>& X, double f) {
+  std::vector<topology_record> records;
+  for (std::size_t l = 0; l < m.layers.size(); ++l)
+    if (auto* L = m.sparse_layer(l)) {
+      records.push_back(rigl_update(*L, f, m.layer_output_gradient(l), m.layer_input(l, X)));
+      records.back().layer = l;
+      records.back().step = m.steps;
+    }
+  ++m.topology_updates;
+  return records;
+}
+
 // One epoch of mini-batch SGD. The example order is a Fisher–Yates shuffle drawn from
 // derive_seed(seed, 2, epoch) (identity order when shuffle is false). should_stop is polled
 // every check_every batches between batches, never inside a kernel.
 template <class T>
 epoch_result train_epoch(mlp<T>& m, const dataset<T>& d, size_type batch_size,
-                         const sgd_config& c, std::uint64_t seed, std::uint64_t epoch,
+                         const optimizer_config& c, std::uint64_t seed, std::uint64_t epoch,
                          bool shuffle, const std::function<bool()>& should_stop = {},
-                         size_type check_every = 10) {
+                         evolution_plan* evolution = nullptr, size_type check_every = 1) {
   check_dataset(m, d, "fit");
   TS_REQUIRE(batch_size > 0, "[fit] batch_size must be positive, got ", batch_size);
   validate(c);
@@ -99,7 +156,22 @@ epoch_result train_epoch(mlp<T>& m, const dataset<T>& d, size_type batch_size,
     const size_type B = std::min(batch_size, d.M - start);
     const targets<T> t = buf.gather(d, order.data() + start, B);
     const loss_result lr = m.forward_backward(buf.X, t);
-    m.optimize(c);
+    ++m.steps;
+    bool skip_step = false;
+    if (evolution && evolution->rigl) {
+      const rigl_options& o = *evolution->rigl;
+      const std::int64_t step = m.steps - o.t_begin;
+      if (o.delta_t > 0 && step % o.delta_t == 0 && step <= o.t_end) {
+        const double f = drop_fraction(o.schedule, o.alpha, static_cast<double>(step),
+                                       static_cast<double>(o.t_end), o.exponent);
+        for (auto& rec : rigl_update_model(m, buf.X, f)) evolution->records.push_back(std::move(rec));
+        skip_step = o.skip_optimizer_step;
+      }
+    }
+    if (!skip_step) m.optimize(c);
+    if (evolution && evolution->set && evolution->set->delta_t > 0 &&
+        m.steps % evolution->set->delta_t == 0)
+      for (auto& rec : set_update_model(m, *evolution->set)) evolution->records.push_back(std::move(rec));
     loss_sum += lr.loss_sum;
     correct += lr.correct;
     r.examples += B;

@@ -1,0 +1,351 @@
+// Topology evolution of sparse layers in place, without masks (ALGORITHMS.md, DESIGN.md §5):
+//   drop   chooses stored entries to remove and returns their storage indices (sorted);
+//   grow   chooses empty positions i*D+j to add and returns them (sorted);
+//   apply_topology_change rebuilds the pattern row by row, remaps the values and every aligned
+//          optimizer state array (survivors keep value and state bit for bit; new entries get
+//          their initial value and zero state) and rebuilds Wᵀ and the MKL handles.
+// SET:  sign-split magnitude drop (fraction ζ of the positive and of the negative weights),
+//       uniform random regrowth among the positions empty after the drop. O(nnz + k log k).
+// RigL: magnitude drop of k = floor(f(t) nnz), growth at the k positions not kept with the
+//       largest |∂L/∂W| of the current batch, computed in row panels (DZ Xᵀ by dense GEMM) with
+//       a running top-k: extra memory is one panel plus O(k), never a (K,D) matrix.
+// Ties are broken by index: among equal magnitudes the entry with the lower storage index is
+// dropped first, and among equal gradients the lower position is grown first.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <queue>
+#include <unordered_set>
+
+#include "truesparse/linear.h"
+
+namespace truesparse {
+
+// What one update changed in one layer.
+struct topology_record {
+  std::size_t layer = 0;
+  std::int64_t step = 0;  // global training step (0 outside training)
+  size_type nnz = 0;
+  size_type dropped = 0;     // entries removed (reselected ones not counted)
+  size_type grown = 0;       // truly new entries
+  size_type reselected = 0;  // RigL: dropped then grown again, kept with value and state
+  double itop_rate = 0.0;    // fraction of positions ever active
+  std::vector<std::int64_t> dropped_positions, grown_positions;  // sorted i*D+j
+  std::vector<size_type> in_degree_histogram;   // [d] = input neurons (columns) with degree d
+  std::vector<size_type> out_degree_histogram;  // [d] = output neurons (rows) with degree d
+};
+
+enum class regrow_init { layer, zero, normal };  // new SET weights: layer initializer, 0, N(0, 0.01²)
+enum class drop_schedule { cosine, constant, exponential };
+
+// RigL's drop fraction at step t: cosine α/2 (1 + cos(π t / T_end)), constant α,
+// exponential α (1 − t/T_end)^exponent; 0 after T_end.
+inline double drop_fraction(drop_schedule s, double alpha, double t, double t_end,
+                            double exponent = 2.0) {
+  if (t > t_end || t_end <= 0) return 0.0;
+  switch (s) {
+    case drop_schedule::constant: return alpha;
+    case drop_schedule::exponential: return alpha * std::pow(1.0 - t / t_end, exponent);
+    case drop_schedule::cosine:
+    default: return alpha / 2.0 * (1.0 + std::cos(M_PI * t / t_end));
+  }
+}
+
+namespace detail {
+
+inline std::int64_t position(const csr_pattern& p, index_t i, index_t k) {
+  return static_cast<std::int64_t>(i) * p.cols + p.indices[k];
+}
+
+// Row of every storage index (O(nnz)); used to turn storage indices into positions.
+inline std::vector<std::int64_t> positions_of(const csr_pattern& p, const std::vector<index_t>& ks) {
+  std::vector<std::int64_t> pos;
+  pos.reserve(ks.size());
+  index_t i = 0;
+  for (index_t k : ks) {  // ks sorted, so rows only move forward
+    while (p.indptr[i + 1] <= k) ++i;
+    pos.push_back(position(p, i, k));
+  }
+  return pos;
+}
+
+// Is position (i, j) held by an entry that survives the drop (drop sorted)?
+inline bool survives_at(const csr_pattern& p, const std::vector<index_t>& drop, index_t i, index_t j) {
+  const auto* first = p.indices.data() + p.indptr[i];
+  const auto* last = p.indices.data() + p.indptr[i + 1];
+  const auto* it = std::lower_bound(first, last, j);
+  if (it == last || *it != j) return false;
+  const auto k = static_cast<index_t>(it - p.indices.data());
+  return !std::binary_search(drop.begin(), drop.end(), k);
+}
+
+// Histogram h[d] = number of items with degree d.
+inline std::vector<size_type> histogram(const std::vector<size_type>& degree) {
+  size_type top = 0;
+  for (auto d : degree) top = std::max(top, d);
+  std::vector<size_type> h(static_cast<std::size_t>(top) + 1, 0);
+  for (auto d : degree) ++h[d];
+  return h;
+}
+
+}  // namespace detail
+
+// SET drop: the round(ζ #positive) smallest positive weights and the round(ζ #negative)
+// negative weights closest to zero (zeros are neither). Returns sorted storage indices.
+template <class T>
+std::vector<index_t> set_drop(const sparse_linear<T>& L, double zeta) {
+  TS_REQUIRE(zeta >= 0 && zeta <= 1, "[SET] zeta must be in [0, 1], got ", zeta);
+  std::vector<std::pair<T, index_t>> pos, neg;  // (value, k), O(nnz) scratch
+  for (index_t k = 0; k < static_cast<index_t>(L.W.size()); ++k) {
+    if (L.W[k] > T(0)) pos.emplace_back(L.W[k], k);
+    else if (L.W[k] < T(0)) neg.emplace_back(-L.W[k], k);  // magnitude: closest to zero first
+  }
+  std::vector<index_t> drop;
+  for (auto* v : {&pos, &neg}) {
+    const auto k = static_cast<std::size_t>(std::llround(zeta * static_cast<double>(v->size())));
+    std::nth_element(v->begin(), v->begin() + k, v->end());  // (magnitude, index) order
+    for (std::size_t r = 0; r < k; ++r) drop.push_back((*v)[r].second);
+  }
+  std::sort(drop.begin(), drop.end());
+  return drop;
+}
+
+// RigL drop: the k stored weights of smallest |w| (ties: lower storage index first).
+template <class T>
+std::vector<index_t> magnitude_drop(const sparse_linear<T>& L, size_type k) {
+  std::vector<std::pair<T, index_t>> mag(L.W.size());
+  for (index_t e = 0; e < static_cast<index_t>(L.W.size()); ++e) mag[e] = {std::abs(L.W[e]), e};
+  k = std::min<size_type>(k, static_cast<size_type>(mag.size()));
+  std::nth_element(mag.begin(), mag.begin() + k, mag.end());
+  std::vector<index_t> drop(static_cast<std::size_t>(k));
+  for (size_type r = 0; r < k; ++r) drop[r] = mag[r].second;
+  std::sort(drop.begin(), drop.end());
+  return drop;
+}
+
+// SET grow: `count` positions drawn uniformly without replacement from those empty after the
+// drop (just-dropped positions included). Rejection sampling when at least a quarter of the
+// layer is empty (O(count) expected draws); otherwise the layer is nearly dense, nnz is
+// Θ(K·D), and the empty positions are listed and sampled from directly.
+template <class T>
+std::vector<std::int64_t> random_grow(const sparse_linear<T>& L, const std::vector<index_t>& drop,
+                                      size_type count, rng& g) {
+  const csr_pattern& p = L.pattern;
+  const std::int64_t total = static_cast<std::int64_t>(p.rows) * p.cols;
+  const std::int64_t empty = total - (p.nnz() - static_cast<size_type>(drop.size()));
+  TS_REQUIRE(count <= empty, "[grow] cannot grow ", count, " connections in ", empty,
+             " empty positions");
+  std::vector<std::int64_t> chosen;
+  chosen.reserve(static_cast<std::size_t>(count));
+  if (4 * empty >= total) {
+    std::unordered_set<std::int64_t> seen;
+    seen.reserve(static_cast<std::size_t>(2 * count));
+    while (static_cast<size_type>(chosen.size()) < count) {
+      const auto pos = static_cast<std::int64_t>(g.below(static_cast<std::uint64_t>(total)));
+      const auto i = static_cast<index_t>(pos / p.cols), j = static_cast<index_t>(pos % p.cols);
+      if (detail::survives_at(p, drop, i, j) || !seen.insert(pos).second) continue;
+      chosen.push_back(pos);
+    }
+  } else {
+    std::vector<std::int64_t> free;
+    free.reserve(static_cast<std::size_t>(empty));
+    for (index_t i = 0; i < p.rows; ++i)
+      for (index_t j = 0; j < p.cols; ++j)
+        if (!detail::survives_at(p, drop, i, j)) free.push_back(static_cast<std::int64_t>(i) * p.cols + j);
+    for (auto r : sample_positions(static_cast<std::int64_t>(free.size()), count, g))
+      chosen.push_back(free[r]);
+  }
+  std::sort(chosen.begin(), chosen.end());
+  return chosen;
+}
+
+// RigL grow: the k positions not kept (survivors excluded, dropped ones eligible) with the
+// largest |(DZ Xᵀ)(i,j)|, DZ (K,N) and X (D,N) of the current batch. Row panels of the dense
+// gradient are computed by GEMM and scanned into a running top-k min-heap.
+template <class T>
+std::vector<std::int64_t> gradient_grow(const sparse_linear<T>& L, const std::vector<index_t>& drop,
+                                        size_type k, const matrix<T>& DZ, const matrix<T>& X,
+                                        size_type panel_elements = size_type(1) << 20) {
+  const csr_pattern& p = L.pattern;
+  const size_type K = p.rows, D = p.cols, N = X.cols;
+  TS_REQUIRE(DZ.rows == K && X.rows == D && DZ.cols == N, "[RigL.grow] gradient blocks do not match the layer");
+  using entry = std::pair<T, std::int64_t>;  // (|g|, position)
+  // "better" = larger magnitude, then smaller position; the heap top is the worst kept.
+  auto better = [](const entry& a, const entry& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  };
+  std::priority_queue<entry, std::vector<entry>, decltype(better)> top(better);
+  if (k <= 0) return {};
+  const size_type rows_per_panel = std::max<size_type>(1, std::min<size_type>(K, panel_elements / std::max<size_type>(D, 1)));
+  matrix<T> G(rows_per_panel, D);
+  for (size_type i0 = 0; i0 < K; i0 += rows_per_panel) {
+    const size_type P = std::min(rows_per_panel, K - i0);
+    // (P,D) = (P,N) (N,D)
+    gemm<T>(trans::N, trans::T, P, D, N, T(1), DZ.row(i0), N, X.ptr(), N, T(0), G.ptr(), D);
+    for (size_type r = 0; r < P; ++r) {
+      const auto i = static_cast<index_t>(i0 + r);
+      const T* g = G.row(r);
+      index_t k_row = p.indptr[i];
+      const index_t end = p.indptr[i + 1];
+      for (index_t j = 0; j < D; ++j) {
+        while (k_row < end && p.indices[k_row] < j) ++k_row;
+        if (k_row < end && p.indices[k_row] == j &&
+            !std::binary_search(drop.begin(), drop.end(), k_row))
+          continue;  // a kept weight
+        const entry e{std::abs(g[j]), static_cast<std::int64_t>(i) * D + j};
+        if (static_cast<size_type>(top.size()) < k) top.push(e);
+        else if (better(e, top.top())) {
+          top.pop();
+          top.push(e);
+        }
+      }
+    }
+  }
+  std::vector<std::int64_t> grown;
+  grown.reserve(top.size());
+  while (!top.empty()) {
+    grown.push_back(top.top().second);
+    top.pop();
+  }
+  std::sort(grown.begin(), grown.end());
+  return grown;
+}
+
+// Applies a drop (sorted storage indices) and a growth (sorted positions, none held by a
+// survivor) with initial values `grown_values` (aligned with `grow`). A grown position that
+// was just dropped is a new weight here (SET); callers that keep reselected weights (RigL)
+// remove them from both lists first. Fills the counts and the degree histograms of `rec`.
+template <class T>
+void apply_topology_change(sparse_linear<T>& L, const std::vector<index_t>& drop,
+                           const std::vector<std::int64_t>& grow, const std::vector<T>& grown_values,
+                           topology_record& rec) {
+  const csr_pattern& p = L.pattern;
+  TS_ASSERT(grow.size() == grown_values.size());
+  const size_type new_nnz = p.nnz() - static_cast<size_type>(drop.size()) + static_cast<size_type>(grow.size());
+  csr_pattern q;
+  q.rows = p.rows;
+  q.cols = p.cols;
+  q.indptr.assign(static_cast<std::size_t>(p.rows) + 1, 0);
+  q.indices.reserve(static_cast<std::size_t>(new_nnz));
+  avector<T> W;
+  W.reserve(static_cast<std::size_t>(new_nnz));
+  auto& s = L.sW;
+  const bool has_m = !s.m.empty(), has_v = !s.v.empty(), has_age = !s.age.empty();
+  avector<T> m, v;
+  std::vector<std::uint16_t> age;
+  if (has_m) m.reserve(new_nnz);
+  if (has_v) v.reserve(new_nnz);
+  if (has_age) age.reserve(new_nnz);
+  std::size_t d = 0, gi = 0;
+  for (index_t i = 0; i < p.rows; ++i) {
+    index_t k = p.indptr[i];
+    const index_t end = p.indptr[i + 1];
+    const std::int64_t row_end = static_cast<std::int64_t>(i + 1) * p.cols;
+    for (;;) {
+      while (k < end && d < drop.size() && drop[d] == k) ++k, ++d;  // skip dropped entries
+      const bool have_old = k < end;
+      const bool have_new = gi < grow.size() && grow[gi] < row_end;
+      if (!have_old && !have_new) break;
+      const index_t j_new = have_new ? static_cast<index_t>(grow[gi] % p.cols) : p.cols;
+      if (have_old && (!have_new || p.indices[k] < j_new)) {  // a survivor, moved as it is
+        TS_ASSERT(!have_new || p.indices[k] != j_new);
+        q.indices.push_back(p.indices[k]);
+        W.push_back(L.W[k]);
+        if (has_m) m.push_back(s.m[k]);
+        if (has_v) v.push_back(s.v[k]);
+        if (has_age) age.push_back(s.age[k]);
+        ++k;
+      } else {  // a new entry: initial value, zero state
+        q.indices.push_back(j_new);
+        W.push_back(grown_values[gi]);
+        if (has_m) m.push_back(T(0));
+        if (has_v) v.push_back(T(0));
+        if (has_age) age.push_back(0);
+        ++gi;
+      }
+    }
+    q.indptr[i + 1] = static_cast<index_t>(q.indices.size());
+  }
+  TS_ASSERT(static_cast<size_type>(q.indices.size()) == new_nnz);
+  rec.dropped_positions = detail::positions_of(p, drop);
+  rec.grown_positions = grow;
+  rec.dropped = static_cast<size_type>(drop.size());
+  rec.grown = static_cast<size_type>(grow.size());
+  s.m.swap(m);
+  s.v.swap(v);
+  s.age.swap(age);
+  L.replace_topology(std::move(q), std::move(W));
+  rec.nnz = L.nnz();
+  rec.itop_rate = L.itop_rate();
+  std::vector<size_type> out_deg(static_cast<std::size_t>(L.pattern.rows)), in_deg(static_cast<std::size_t>(L.pattern.cols), 0);
+  for (index_t i = 0; i < L.pattern.rows; ++i) out_deg[i] = L.pattern.indptr[i + 1] - L.pattern.indptr[i];
+  for (index_t j : L.pattern.indices) ++in_deg[j];
+  rec.out_degree_histogram = detail::histogram(out_deg);
+  rec.in_degree_histogram = detail::histogram(in_deg);
+}
+
+// Initial values of SET's new weights: the layer's initializer (fan-in of the row, or the
+// dense fan-in, as the layer was initialised), zero, or N(0, 0.01²).
+template <class T>
+std::vector<T> new_weight_values(const sparse_linear<T>& L, const std::vector<std::int64_t>& grow,
+                                 regrow_init how, rng& g) {
+  std::vector<T> values(grow.size(), T(0));
+  if (how == regrow_init::zero) return values;
+  const csr_pattern& p = L.pattern;
+  const double mean_col = static_cast<double>(p.nnz()) / std::max<index_t>(1, p.cols);
+  for (std::size_t r = 0; r < grow.size(); ++r) {
+    if (how == regrow_init::normal) {
+      values[r] = static_cast<T>(0.01 * g.normal());
+      continue;
+    }
+    const auto i = static_cast<index_t>(grow[r] / p.cols);
+    const bool actual = L.fan == fan_mode::actual;
+    const double fan_in = actual ? static_cast<double>(p.indptr[i + 1] - p.indptr[i]) : p.cols;
+    values[r] = static_cast<T>(draw_weight(L.init, fan_in, actual ? mean_col : p.rows, g));
+  }
+  return values;
+}
+
+// One SET update of layer L: drop, grow uniformly, apply. `g` is the update's random stream.
+template <class T>
+topology_record set_update(sparse_linear<T>& L, double zeta, regrow_init how, rng& g) {
+  topology_record rec;
+  const auto drop = set_drop(L, zeta);
+  const auto grow = random_grow(L, drop, static_cast<size_type>(drop.size()), g);
+  const auto values = new_weight_values(L, grow, how, g);
+  apply_topology_change(L, drop, grow, values, rec);
+  return rec;
+}
+
+// One RigL update of layer L with drop fraction f, from the current batch's DZ (K,N) and the
+// layer's input X (D,N). Reselected positions keep value and optimizer state; new ones start
+// at 0 with zero state. DW is recomputed on the new pattern (SDDMM) so it stays consistent.
+template <class T>
+topology_record rigl_update(sparse_linear<T>& L, double f, const matrix<T>& DZ, const matrix<T>& X) {
+  topology_record rec;
+  const auto k = static_cast<size_type>(std::floor(f * static_cast<double>(L.nnz())));
+  auto drop = magnitude_drop(L, k);
+  auto grow = gradient_grow(L, drop, k, DZ, X);
+  // Positions both dropped and grown are reselected: neither dropped nor grown.
+  const auto dropped_pos = detail::positions_of(L.pattern, drop);
+  std::vector<std::int64_t> reselected;
+  std::set_intersection(dropped_pos.begin(), dropped_pos.end(), grow.begin(), grow.end(),
+                        std::back_inserter(reselected));
+  if (!reselected.empty()) {
+    std::vector<index_t> keep_drop;
+    for (std::size_t r = 0; r < drop.size(); ++r)
+      if (!std::binary_search(reselected.begin(), reselected.end(), dropped_pos[r])) keep_drop.push_back(drop[r]);
+    std::vector<std::int64_t> keep_grow;
+    std::set_difference(grow.begin(), grow.end(), reselected.begin(), reselected.end(),
+                        std::back_inserter(keep_grow));
+    drop.swap(keep_drop);
+    grow.swap(keep_grow);
+  }
+  apply_topology_change(L, drop, grow, std::vector<T>(grow.size(), T(0)), rec);
+  rec.reselected = static_cast<size_type>(reselected.size());
+  sddmm(L.pattern, DZ, X, L.DW.data());
+  return rec;
+}
+
+}  // namespace truesparse
