@@ -193,7 +193,7 @@ def test_he_normal_scale(fan_in):
     model = ts.MLP(
         [n_in, n_out, 2],
         densities=[density, 1.0],
-        init="he_normal",
+        weight_init="he_normal",
         sparse_fan_in=fan_in,
         dtype=np.float64,
         seed=5,
@@ -212,7 +212,7 @@ def test_he_uniform_bound(fan_in):
     model = ts.MLP(
         [n_in, n_out, 2],
         densities=[density, 1.0],
-        init="he_uniform",
+        weight_init="he_uniform",
         sparse_fan_in=fan_in,
         dtype=np.float64,
         seed=5,

@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include <optional>
+#include <numeric>
 
 #include "bindings.h"
 #include "truesparse/train.h"
@@ -161,11 +162,13 @@ void bind_mlp(py::module_& m, const char* name) {
            py::arg("X"), py::arg("y"), py::arg("targets"))
       .def("train_epoch",
            [](model& s, const carray<T>& X, std::optional<labels_array> y,
-              std::optional<carray<T>> targets, size_type batch_size, double lr,
-              double momentum, bool nesterov, double weight_decay, std::uint64_t seed,
-              std::uint64_t epoch, bool shuffle) {
+              std::optional<carray<T>> targets, size_type batch_size,
+              const optimizer_config& opt, std::uint64_t epoch, bool shuffle,
+              std::optional<set_options> set, std::optional<rigl_options> rigl) {
              dataset<T> d = make_dataset(X, y, targets, "fit");
-             sgd_config c{lr, momentum, nesterov, weight_decay};
+             evolution_plan plan;
+             plan.set = set;
+             plan.rigl = rigl;
              std::optional<py::error_already_set> interrupt;
              auto should_stop = [&interrupt]() {
                py::gil_scoped_acquire gil;
@@ -178,14 +181,54 @@ void bind_mlp(py::module_& m, const char* name) {
              epoch_result r;
              {
                py::gil_scoped_release nogil;
-               r = train_epoch(s, d, batch_size, c, seed, epoch, shuffle, should_stop);
+               r = train_epoch(s, d, batch_size, opt, s.seed, epoch, shuffle, should_stop,
+                               set || rigl ? &plan : nullptr);
              }
              if (interrupt) throw *interrupt;
-             return py::make_tuple(r.loss, r.accuracy, r.examples);
+             return py::make_tuple(r.loss, r.accuracy, r.examples, plan.records);
            },
            py::arg("X"), py::arg("y"), py::arg("targets"), py::arg("batch_size"),
-           py::arg("lr"), py::arg("momentum"), py::arg("nesterov"), py::arg("weight_decay"),
-           py::arg("seed"), py::arg("epoch"), py::arg("shuffle"))
+           py::arg("optimizer"), py::arg("epoch"), py::arg("shuffle"), py::arg("set") = py::none(),
+           py::arg("rigl") = py::none())
+      .def("evolve_set",
+           [](model& s, const set_options& o) {
+             py::gil_scoped_release nogil;
+             return set_update_model(s, o);
+           },
+           py::arg("options"))
+      .def("evolve_rigl",  // forward/backward of one batch, then one RigL update with fraction f
+           [](model& s, const carray<T>& X, std::optional<labels_array> y,
+              std::optional<carray<T>> tgt, double f) {
+             TS_REQUIRE(f >= 0 && f <= 1, "[RigL] drop fraction must be in [0, 1], got ", f);
+             dataset<T> d = make_dataset(X, y, tgt, "RigL");
+             check_dataset(s, d, "RigL");
+             py::gil_scoped_release nogil;
+             batch_buffers<T> buf;
+             std::vector<std::int64_t> idx(static_cast<std::size_t>(d.M));
+             std::iota(idx.begin(), idx.end(), 0);
+             const targets<T> t = buf.gather(d, idx.data(), d.M);
+             s.forward_backward(buf.X, t);
+             return rigl_update_model(s, buf.X, f);
+           },
+           py::arg("X"), py::arg("y"), py::arg("targets"), py::arg("drop_fraction"))
+      .def("layer_optimizer_state",
+           [](model& s, std::size_t l) {
+             auto& L = *s.layers.at(l);
+             py::dict state;
+             state["m"] = L.sW.m.empty() ? py::object(py::none())
+                                         : py::object(copy_out(L.sW.m.data(), {static_cast<py::ssize_t>(L.sW.m.size())}));
+             state["v"] = L.sW.v.empty() ? py::object(py::none())
+                                         : py::object(copy_out(L.sW.v.data(), {static_cast<py::ssize_t>(L.sW.v.size())}));
+             state["steps"] = L.sW.steps;
+             return state;
+           })
+      .def("layer_itop_rate",
+           [](model& s, std::size_t l) {
+             auto* L = s.sparse_layer(l);
+             return L ? L->itop_rate() : 1.0;
+           })
+      .def_readwrite("steps", &model::steps)
+      .def_readonly("topology_updates", &model::topology_updates)
       .def("evaluate",
            [](model& s, const carray<T>& X, std::optional<labels_array> y,
               std::optional<carray<T>> targets) {
@@ -222,6 +265,65 @@ void init_model(py::module_& m) {
   py::enum_<sparse_backend>(m, "Backend")
       .value("mkl", sparse_backend::mkl)
       .value("native", sparse_backend::native);
+  py::enum_<optimizer_kind>(m, "OptimizerKind")
+      .value("sgd", optimizer_kind::sgd)
+      .value("adam", optimizer_kind::adam)
+      .value("adamw", optimizer_kind::adamw);
+  py::class_<optimizer_config>(m, "OptimizerConfig")
+      .def(py::init<>())
+      .def_readwrite("kind", &optimizer_config::kind)
+      .def_readwrite("lr", &optimizer_config::lr)
+      .def_readwrite("momentum", &optimizer_config::momentum)
+      .def_readwrite("nesterov", &optimizer_config::nesterov)
+      .def_readwrite("weight_decay", &optimizer_config::weight_decay)
+      .def_readwrite("beta1", &optimizer_config::beta1)
+      .def_readwrite("beta2", &optimizer_config::beta2)
+      .def_readwrite("eps", &optimizer_config::eps)
+      .def_readwrite("new_weight_warmup", &optimizer_config::new_weight_warmup);
+  py::enum_<regrow_init>(m, "RegrowInit")
+      .value("layer", regrow_init::layer)
+      .value("zero", regrow_init::zero)
+      .value("normal", regrow_init::normal);
+  py::enum_<drop_schedule>(m, "DropSchedule")
+      .value("cosine", drop_schedule::cosine)
+      .value("constant", drop_schedule::constant)
+      .value("exponential", drop_schedule::exponential);
+  py::class_<set_options>(m, "SETOptions")
+      .def(py::init<>())
+      .def_readwrite("zeta", &set_options::zeta)
+      .def_readwrite("init", &set_options::init)
+      .def_readwrite("delta_t", &set_options::delta_t);
+  py::class_<rigl_options>(m, "RigLOptions")
+      .def(py::init<>())
+      .def_readwrite("alpha", &rigl_options::alpha)
+      .def_readwrite("delta_t", &rigl_options::delta_t)
+      .def_readwrite("t_begin", &rigl_options::t_begin)
+      .def_readwrite("t_end", &rigl_options::t_end)
+      .def_readwrite("schedule", &rigl_options::schedule)
+      .def_readwrite("exponent", &rigl_options::exponent)
+      .def_readwrite("skip_optimizer_step", &rigl_options::skip_optimizer_step);
+  m.def("drop_fraction", &drop_fraction, py::arg("schedule"), py::arg("alpha"), py::arg("t"),
+        py::arg("t_end"), py::arg("exponent") = 2.0);
+  py::class_<topology_record>(m, "TopologyRecord")
+      .def_readonly("layer", &topology_record::layer)
+      .def_readonly("step", &topology_record::step)
+      .def_readonly("nnz", &topology_record::nnz)
+      .def_readonly("dropped", &topology_record::dropped)
+      .def_readonly("grown", &topology_record::grown)
+      .def_readonly("reselected", &topology_record::reselected)
+      .def_readonly("itop_rate", &topology_record::itop_rate)
+      .def_property_readonly("dropped_positions", [](const topology_record& r) {
+        return copy_out(r.dropped_positions.data(), {static_cast<py::ssize_t>(r.dropped_positions.size())});
+      })
+      .def_property_readonly("grown_positions", [](const topology_record& r) {
+        return copy_out(r.grown_positions.data(), {static_cast<py::ssize_t>(r.grown_positions.size())});
+      })
+      .def_property_readonly("in_degree_histogram", [](const topology_record& r) {
+        return copy_out(r.in_degree_histogram.data(), {static_cast<py::ssize_t>(r.in_degree_histogram.size())});
+      })
+      .def_property_readonly("out_degree_histogram", [](const topology_record& r) {
+        return copy_out(r.out_degree_histogram.data(), {static_cast<py::ssize_t>(r.out_degree_histogram.size())});
+      });
   bind_mlp<float>(m, "MLP_f32");
   bind_mlp<double>(m, "MLP_f64");
 }

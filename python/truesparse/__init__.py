@@ -9,12 +9,17 @@ batch forward and backward passes with Intel oneMKL's sparse BLAS and our own ke
 
 from ._version import __version__
 from ._core import get_num_threads, mkl_version, set_num_threads
-from .model import MLP, Linear, er_densities, epsilon_densities
-from .optim import SGD
+from .evolution import SET, RigL
+from .model import MLP, Linear, epsilon_densities, er_densities, uniform_densities
+from .optim import SGD, Adam, AdamW
 
 __all__ = [
     "MLP",
+    "Adam",
+    "AdamW",
     "Linear",
+    "RigL",
+    "SET",
     "SGD",
     "__version__",
     "epsilon_densities",
@@ -22,4 +27,5 @@ __all__ = [
     "get_num_threads",
     "mkl_version",
     "set_num_threads",
+    "uniform_densities",
 ]

@@ -298,7 +298,7 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             activation=args.activation,
             alpha=args.alpha,
             loss=args.loss,
-            init=args.init,
+            weight_init=args.init,
             dtype=dtype,
             seed=args.seed,
         )

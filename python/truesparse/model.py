@@ -10,15 +10,16 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 import scipy.sparse as sp
 
 from . import _core
-from .optim import SGD
+from .evolution import SET, RigL, record_to_dict
+from .optim import SGD, Adam, AdamW
 
-__all__ = ["MLP", "Linear", "er_densities", "epsilon_densities"]
+__all__ = ["MLP", "Linear", "er_densities", "epsilon_densities", "uniform_densities"]
 
 _ACTIVATIONS = {name: getattr(_core.Activation, name) for name in
                 ("relu", "leaky_relu", "all_relu", "sigmoid", "tanh", "identity")}
@@ -62,6 +63,20 @@ def epsilon_densities(sizes: Sequence[int], epsilon: float) -> list[float]:
     """SET's Erdős–Rényi densities ``min(1, epsilon (n_in + n_out) / (n_in n_out))``."""
     sizes = _check_sizes(sizes, "epsilon_densities")
     return list(_core.epsilon_densities(sizes, float(epsilon)))
+
+
+def uniform_densities(sizes: Sequence[int], density: float, *, dense_first: bool = False,
+                      dense_last: bool = False) -> list[float]:
+    """The same density in every layer, optionally keeping the first and/or last layer dense."""
+    sizes = _check_sizes(sizes, "uniform_densities")
+    if not (0 < density <= 1):
+        raise ValueError(f"[uniform_densities] density must be in (0, 1], got {density}")
+    d = [float(density)] * (len(sizes) - 1)
+    if dense_first:
+        d[0] = 1.0
+    if dense_last:
+        d[-1] = 1.0
+    return d
 
 
 def _type_error_if_not_numeric(a: np.ndarray, op: str, name: str) -> None:
@@ -123,6 +138,17 @@ class Linear:
     @property
     def Db(self) -> Optional[np.ndarray]:
         return self._core.layer_bias(self._index, True) if self._model._has_gradients else None
+
+    @property
+    def optimizer_state(self) -> dict:
+        """The optimizer state of W, aligned with ``W.data`` (sparse) or ``W.ravel()`` (dense):
+        ``{"m": first moment or momentum or None, "v": second moment or None, "steps": int}``."""
+        return self._core.layer_optimizer_state(self._index)
+
+    @property
+    def itop_rate(self) -> float:
+        """Fraction of this layer's positions that have ever held a stored weight."""
+        return float(self._core.layer_itop_rate(self._index))
 
     def set_weights(self, W, b=None) -> None:
         """Replace W (and b). A scipy sparse W makes this a sparse layer whose pattern is W's
@@ -198,14 +224,17 @@ class MLP:
     Parameters
     ----------
     sizes : layer widths ``[inputs, hidden..., outputs]``.
-    density : overall density in (0, 1], allocated per layer by Erdős–Rényi (:func:`er_densities`).
+    density : overall density in (0, 1], allocated per layer as ``init`` says.
     densities : explicit per-layer densities (``len(sizes) - 1`` values); 1 gives a dense layer.
     epsilon : SET's Erdős–Rényi parameter (:func:`epsilon_densities`).
         With none of the three, every layer is dense.
     activation : hidden activation: relu, leaky_relu, all_relu, sigmoid, tanh, identity.
     alpha : negative slope of leaky_relu / all_relu.
     loss : ``"softmax_cross_entropy"`` (labels) or ``"squared_error"``.
-    init : xavier_uniform, xavier_normal, he_normal, he_uniform.
+    init : how ``density`` is spread over the layers: ``"erk"``/``"er"`` (Erdős–Rényi, capped
+        and re-solved, :func:`er_densities`; ``erk_power`` scales the raw scores), or
+        ``"uniform"`` (every layer ``density``; ``dense_first``/``dense_last`` keep those dense).
+    weight_init : xavier_uniform, xavier_normal, he_normal, he_uniform.
     sparse_fan_in : ``"actual"`` scales each row by its number of stored weights, ``"dense"``
         by the layer's full fan-in.
     dtype : ``np.float32`` (training) or ``np.float64`` (gradient checks).
@@ -217,18 +246,25 @@ class MLP:
     def __init__(self, sizes: Sequence[int], density: Optional[float] = None, *,
                  densities: Optional[Sequence[float]] = None, epsilon: Optional[float] = None,
                  activation: str = "relu", alpha: float = 0.01,
-                 loss: str = "softmax_cross_entropy", init: str = "he_normal",
-                 sparse_fan_in: str = "actual", dtype=np.float32, seed: int = 0,
-                 backend: str = "mkl") -> None:
+                 loss: str = "softmax_cross_entropy", init: str = "erk",
+                 erk_power: float = 1.0, dense_first: bool = False, dense_last: bool = False,
+                 weight_init: str = "he_normal", sparse_fan_in: str = "actual", dtype=np.float32,
+                 seed: int = 0, backend: str = "mkl") -> None:
         sizes = _check_sizes(sizes, "MLP")
         given = [name for name, v in (("density", density), ("densities", densities),
                                       ("epsilon", epsilon)) if v is not None]
         if len(given) > 1:
             raise ValueError(f"[MLP] give at most one of density, densities, epsilon; got {given}")
+        if init not in ("er", "erk", "uniform"):
+            raise ValueError(f"[MLP] unknown init {init!r}; choose one of ['er', 'erk', 'uniform']")
         if density is not None:
             if not (0 < density <= 1):
                 raise ValueError(f"[MLP] density must be in (0, 1], got {density}")
-            layer_densities = er_densities(sizes, density)
+            if init == "uniform":
+                layer_densities = uniform_densities(sizes, density, dense_first=dense_first,
+                                                    dense_last=dense_last)
+            else:
+                layer_densities = er_densities(sizes, density, erk_power)
         elif epsilon is not None:
             layer_densities = epsilon_densities(sizes, epsilon)
         elif densities is not None:
@@ -255,7 +291,7 @@ class MLP:
         self.loss = loss
         self._core = _DTYPES[self.dtype](
             sizes, layer_densities, _choice(_ACTIVATIONS, activation, "activation"), float(alpha),
-            _choice(_LOSSES, loss, "loss"), _choice(_INITS, init, "init"),
+            _choice(_LOSSES, loss, "loss"), _choice(_INITS, weight_init, "weight_init"),
             _choice(_FANS, sparse_fan_in, "sparse_fan_in"), self.seed,
             _choice(_BACKENDS, backend, "backend"))
         self.layers = [Linear(self, i) for i in range(len(sizes) - 1)]
@@ -321,16 +357,22 @@ class MLP:
         return float(loss)
 
     # -- training --------------------------------------------------------------------------------
-    def fit(self, X, y, epochs: int = 10, batch_size: int = 100, optimizer: Optional[SGD] = None,
+    def fit(self, X, y, epochs: int = 10, batch_size: int = 100, optimizer=None,
             validation_data=None, shuffle: bool = True, verbose: int = 0,
-            callback: Optional[Callable[[dict], Any]] = None) -> dict[str, list[float]]:
+            callback: Optional[Callable[[dict], Any]] = None,
+            evolution: Optional[Union[SET, RigL]] = None) -> dict[str, list]:
         """Train with mini-batch SGD; returns the history (also kept as ``history_``).
 
         ``history`` has per-epoch lists ``loss`` and ``accuracy`` (running over the epoch's
         batches), ``time`` (seconds of training), and ``val_loss``/``val_accuracy`` when
         ``validation_data=(X_val, y_val)`` is given. ``callback(record)`` is called after each
         epoch with that epoch's values; returning ``False`` stops training. Ctrl-C stops between
-        batches and raises ``KeyboardInterrupt``; the model and ``history_`` stay consistent.
+        batches and raises ``KeyboardInterrupt``; the weights are those after the last finished
+        batch and ``history_`` holds the finished epochs.
+
+        ``optimizer`` is :class:`SGD` (default ``SGD()``), :class:`Adam` or :class:`AdamW`.
+        ``evolution`` is :class:`SET` or :class:`RigL`; then ``history["topology"]`` lists one
+        record per sparse layer and update (:func:`truesparse.evolution.record_to_dict`).
         """
         op = "fit"
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
@@ -339,8 +381,12 @@ class MLP:
                 or batch_size <= 0:
             raise ValueError(f"[{op}] batch_size must be a positive integer, got {batch_size!r}")
         optimizer = SGD() if optimizer is None else optimizer
-        if not isinstance(optimizer, SGD):
-            raise TypeError(f"[{op}] optimizer must be a truesparse.SGD, got {type(optimizer)}")
+        if not isinstance(optimizer, (SGD, Adam)):
+            raise TypeError(f"[{op}] optimizer must be truesparse.SGD, Adam or AdamW, "
+                            f"got {type(optimizer).__name__}")
+        if evolution is not None and not isinstance(evolution, (SET, RigL)):
+            raise TypeError(f"[{op}] evolution must be truesparse.SET or RigL, "
+                            f"got {type(evolution).__name__}")
         X = self._features(X, op)
         labels, targets = self._targets(y, X.shape[0], op)
         val = None
@@ -348,23 +394,37 @@ class MLP:
             Xv, yv = validation_data
             Xv = self._features(Xv, "fit(validation_data)")
             val = (Xv, *self._targets(yv, Xv.shape[0], "fit(validation_data)"))
-        history: dict[str, list[float]] = {"loss": [], "accuracy": [], "time": []}
+        history: dict[str, list] = {"loss": [], "accuracy": [], "time": []}
         if val is not None:
             history.update(val_loss=[], val_accuracy=[])
+        if evolution is not None:
+            history["topology"] = []
         self.history_ = history
+        config = optimizer._config()
+        steps_per_epoch = -(-X.shape[0] // int(batch_size))
+        set_options = rigl_options = None
+        if isinstance(evolution, SET) and evolution.delta_t is not None:
+            set_options = evolution._options()
+        if isinstance(evolution, RigL):
+            rigl_options = evolution._options(self._core.steps, epochs * steps_per_epoch)
         for epoch in range(epochs):
             start = time.perf_counter()
-            loss, acc, _ = self._core.train_epoch(
-                X, labels, targets, int(batch_size), optimizer.lr, optimizer.momentum,
-                optimizer.nesterov, optimizer.weight_decay, self.seed, self._epochs_done, shuffle)
+            loss, acc, _, records = self._core.train_epoch(
+                X, labels, targets, int(batch_size), config, self._epochs_done, shuffle,
+                set_options, rigl_options)
+            if isinstance(evolution, SET) and evolution.delta_t is None and epoch + 1 < epochs:
+                records = records + self._core.evolve_set(evolution._options())
             elapsed = time.perf_counter() - start
+            if evolution is not None:
+                history["topology"].extend(record_to_dict(r) for r in records)
             self._epochs_done += 1
             self._has_gradients = True
             record = {"epoch": self._epochs_done, "loss": loss, "accuracy": acc, "time": elapsed}
             if val is not None:
                 record["val_loss"], record["val_accuracy"] = self._core.evaluate(*val)
             for key in history:
-                history[key].append(record[key])
+                if key != "topology":
+                    history[key].append(record[key])
             if verbose:
                 line = (f"epoch {record['epoch']:3d}  loss {loss:.4f}  acc {acc:.4f}")
                 if val is not None:
@@ -374,6 +434,29 @@ class MLP:
             if callback is not None and callback(record) is False:
                 break
         return history
+
+    def evolve(self, evolution: Union[SET, RigL], X=None, y=None,
+               drop_fraction: Optional[float] = None) -> list[dict]:
+        """Apply one topology update now and return its records (one per sparse layer).
+
+        SET needs no data. RigL computes the gradient of the batch (X, y) and drops and regrows
+        ``drop_fraction`` (default: ``evolution.alpha``) of each sparse layer's weights.
+        Optimizer state follows the pattern: survivors keep theirs, new weights start at zero.
+        """
+        if isinstance(evolution, SET):
+            records = self._core.evolve_set(evolution._options())
+        elif isinstance(evolution, RigL):
+            if X is None or y is None:
+                raise ValueError("[MLP.evolve] RigL needs a batch (X, y) for its gradient")
+            X = self._features(X, "MLP.evolve")
+            labels, targets = self._targets(y, X.shape[0], "MLP.evolve")
+            f = evolution.alpha if drop_fraction is None else float(drop_fraction)
+            records = self._core.evolve_rigl(X, labels, targets, f)
+            self._has_gradients = True
+        else:
+            raise TypeError(f"[MLP.evolve] evolution must be truesparse.SET or RigL, "
+                            f"got {type(evolution).__name__}")
+        return [record_to_dict(r) for r in records]
 
     def evaluate(self, X, y) -> dict[str, float]:
         """Mean loss and accuracy over (X, y)."""
