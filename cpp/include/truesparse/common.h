@@ -47,12 +47,11 @@ struct aligned_allocator {
   aligned_allocator(const aligned_allocator<U>&) noexcept {}
   T* allocate(std::size_t n) {
     if (n == 0) return nullptr;
-    std::size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
-    void* p = std::aligned_alloc(64, bytes);
-    if (!p) throw std::bad_alloc();
-    return static_cast<T*>(p);
+    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64}));
   }
-  void deallocate(T* p, std::size_t) noexcept { std::free(p); }
+  void deallocate(T* p, std::size_t) noexcept {
+    if (p) ::operator delete(p, std::align_val_t{64});
+  }
   template <class U>
   bool operator==(const aligned_allocator<U>&) const noexcept { return true; }
   template <class U>
