@@ -17,7 +17,7 @@ fails if one is missing.
 """
 
 from . import matrix_operations, schedules
-from .activations import AllReLU, Identity, LeakyReLU, ReLU, SReLU, Sigmoid, Tanh
+from .activations import AllReLU, Identity, LeakyReLU, ReLU, Sigmoid, SReLU, Tanh
 from .layers import Affine, BatchNorm, Dropout, Layer, Linear, LogSoftmax, Softmax
 from .losses import (
     CrossEntropy,

@@ -16,7 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from .layers import Layer, _matrix
-from .matrix_operations import Relu, Sigmoid as sigmoid, Step, Tanh as tanh, elements_sum, hadamard
+from .matrix_operations import Relu, Step, elements_sum, hadamard
+from .matrix_operations import Sigmoid as sigmoid
+from .matrix_operations import Tanh as tanh
 
 __all__ = ["AllReLU", "Identity", "LeakyReLU", "ReLU", "SReLU", "Sigmoid", "Tanh"]
 

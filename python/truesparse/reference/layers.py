@@ -105,25 +105,29 @@ class Linear(Layer):
 
     def forward(self, X) -> np.ndarray:
         X = _matrix(X, "X", "Linear.forward")
-        K, D = self.W.shape
+        D = self.W.shape[1]
         if X.shape[0] != D:
-            raise ValueError(f"[Linear.forward] X has {X.shape[0]} rows but the layer has {D} inputs")
+            raise ValueError(
+                f"[Linear.forward] X has {X.shape[0]} rows but the layer has {D} inputs"
+            )
         N = X.shape[1]
         self.X = X
-        return self.effective_weights() @ X + column_repeat(self.b, N)  # (K,N) = (K,D) (D,N) + (K,N)
+        W = self.effective_weights()  # (K,D)
+        return W @ X + column_repeat(self.b, N)  # (K,N) = (K,D) (D,N) + (K,N)
 
     def backward(self, DY) -> np.ndarray:
         DY = _matrix(DY, "DY", "Linear.backward")
         DW = DY @ self.X.T  # (K,D) = (K,N) (N,D)
         self.DW = DW if self.pattern is None else hadamard(DW, self.pattern)
         self.Db = rows_sum(DY)  # (K,)
-        return self.effective_weights().T @ DY  # (D,N) = (D,K) (K,N)
+        W = self.effective_weights()  # (K,D)
+        return W.T @ DY  # (D,N) = (D,K) (K,N)
 
 
 class Softmax(Layer):
     """Column-wise softmax, Y = softmax(X); backward is the Jacobian-vector product::
 
-        DX = Y ⊙ (DY − row_repeat(columns_sum(Y ⊙ DY), K))     # (K,N)
+    DX = Y ⊙ (DY − row_repeat(columns_sum(Y ⊙ DY), K))     # (K,N)
     """
 
     def __init__(self):
@@ -142,7 +146,7 @@ class Softmax(Layer):
 class LogSoftmax(Layer):
     """Column-wise log-softmax, Y = X − row_repeat(log(columns_sum(exp(X))), K); backward::
 
-        DX = DY − softmax(X) ⊙ row_repeat(columns_sum(DY), K)   # (K,N)
+    DX = DY − softmax(X) ⊙ row_repeat(columns_sum(DY), K)   # (K,N)
     """
 
     def __init__(self):
@@ -160,10 +164,10 @@ class LogSoftmax(Layer):
 class Affine(Layer):
     """Per-feature scale and shift, the learnable part of batch norm::
 
-        Y      = column_repeat(gamma, N) ⊙ X + column_repeat(beta, N)   # (D,N)
-        DX     = column_repeat(gamma, N) ⊙ DY                           # (D,N)
-        Dgamma = rows_sum(DY ⊙ X)                                       # (D,)
-        Dbeta  = rows_sum(DY)                                           # (D,)
+    Y      = column_repeat(gamma, N) ⊙ X + column_repeat(beta, N)   # (D,N)
+    DX     = column_repeat(gamma, N) ⊙ DY                           # (D,N)
+    Dgamma = rows_sum(DY ⊙ X)                                       # (D,)
+    Dbeta  = rows_sum(DY)                                           # (D,)
     """
 
     def __init__(self, gamma, beta):
@@ -240,7 +244,9 @@ class BatchNorm(Layer):
         X = _matrix(X, "X", "BatchNorm.forward")
         D, N = X.shape
         if D != self.D:
-            raise ValueError(f"[BatchNorm.forward] X has {D} rows but the layer has {self.D} features")
+            raise ValueError(
+                f"[BatchNorm.forward] X has {D} rows but the layer has {self.D} features"
+            )
         if self.training:
             if N < 2:
                 raise ValueError("[BatchNorm.forward] training needs more than 1 example per batch")

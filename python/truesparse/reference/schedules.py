@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import Callable, Sequence
+from collections.abc import Sequence
+from typing import Callable
 
 __all__ = ["constant", "cosine", "exponential", "linear_warmup", "multistep", "step"]
 
@@ -75,7 +76,9 @@ def cosine(lr: float, T_max: int, eta_min: float = 0.0) -> Schedule:
     return lambda t: eta_min + (float(lr) - eta_min) * (1 + math.cos(math.pi * _t(t) / T_max)) / 2
 
 
-def linear_warmup(schedule: Schedule, warmup_steps: int, start_factor: float = 1.0 / 3.0) -> Schedule:
+def linear_warmup(
+    schedule: Schedule, warmup_steps: int, start_factor: float = 1.0 / 3.0
+) -> Schedule:
     """lr(t) = schedule(t) · (start_factor + (1 − start_factor) · min(t, warmup_steps) / warmup_steps).
 
     The factor is PyTorch's LinearLR(start_factor, end_factor=1.0, total_iters=warmup_steps);

