@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -114,7 +115,7 @@ def import_torch(threads: int):
 
 def torch_mlp(torch, sizes: list[int]):
     layers = []
-    for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for k, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         layers.append(torch.nn.Linear(n_in, n_out))
         if k < len(sizes) - 2:
             layers.append(torch.nn.ReLU())
@@ -154,7 +155,9 @@ class TorchTrainer:
     def __init__(self, torch, model, masks=None, seed=0):
         self.torch, self.model, self.masks = torch, model, masks
         self.weights = [lin.weight for lin in torch_linears(model)]
-        self.opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, nesterov=True)
+        self.opt = torch.optim.SGD(
+            model.parameters(), lr=LR, momentum=MOMENTUM, nesterov=True
+        )
         self.gen = torch.Generator().manual_seed(seed)
         if masks is not None:
             with torch.no_grad():
@@ -245,7 +248,11 @@ def worker_run(args) -> dict:
         rss0 = peak_rss_mb()
         dens = er_densities(SIZES, d) if fw == "masked" else [1.0] * (len(SIZES) - 1)
         model = torch_mlp(torch, SIZES)
-        masks = random_masks(torch, model, layer_nnz(SIZES, dens)) if fw == "masked" else None
+        masks = (
+            random_masks(torch, model, layer_nnz(SIZES, dens))
+            if fw == "masked"
+            else None
+        )
         trainer = TorchTrainer(torch, model, masks, seed=args.seed)
         actual_nnz = [int((lin.weight != 0).sum()) for lin in torch_linears(model)]
 
@@ -273,15 +280,21 @@ def worker_run(args) -> dict:
     if fw == "truesparse":
         res["history_time_s"] = fit_times[1:]  # timed epochs only
     if fw == "masked":
-        outside = [int(((w != 0) & (m == 0)).sum()) for w, m in zip(trainer.weights, masks)]
+        outside = [
+            int(((w != 0) & (m == 0)).sum()) for w, m in zip(trainer.weights, masks)
+        ]
         if any(outside):
-            problems.append(f"masked: nonzero weights outside the mask per layer: {outside}")
+            problems.append(
+                f"masked: nonzero weights outside the mask per layer: {outside}"
+            )
         actual_nnz = [int((lin.weight != 0).sum()) for lin in torch_linears(model)]
     elif fw == "truesparse":
         actual_nnz = [int(L.nnz) for L in model.layers]
 
     if not after["loss"] < before["loss"]:
-        problems.append(f"eval loss did not decrease: {before['loss']:.4f} -> {after['loss']:.4f}")
+        problems.append(
+            f"eval loss did not decrease: {before['loss']:.4f} -> {after['loss']:.4f}"
+        )
     chance = 1.0 / CLASSES
     if not after["accuracy"] > chance + 3 * np.sqrt(chance * (1 - chance) / n_eval):
         problems.append(f"eval accuracy {after['accuracy']:.4f} not above chance")
@@ -320,7 +333,9 @@ def assert_close(actual, expected, what, rtol=1e-4, atol_rel=1e-4) -> float:
     if actual.shape != expected.shape:
         raise AssertionError(f"{what}: shape {actual.shape} != {expected.shape}")
     err = np.abs(actual - expected)
-    tol = atol_rel * max(np.abs(expected).max(initial=0.0), 1e-30) + rtol * np.abs(expected)
+    tol = atol_rel * max(np.abs(expected).max(initial=0.0), 1e-30) + rtol * np.abs(
+        expected
+    )
     if not np.all(err <= tol):
         i = np.unravel_index(np.argmax(err - tol), err.shape)
         raise AssertionError(
@@ -343,9 +358,14 @@ def worker_check(args) -> dict:
     report: dict = {"er_densities": {}, "models": {}}
 
     for d in args.densities:  # our reference allocation == the engine's
-        ours, theirs = er_densities(SIZES, d), [float(v) for v in ts.er_densities(SIZES, d)]
+        ours, theirs = (
+            er_densities(SIZES, d),
+            [float(v) for v in ts.er_densities(SIZES, d)],
+        )
         if not np.allclose(ours, theirs, rtol=1e-9, atol=0):
-            raise AssertionError(f"er_densities({d}): reference {ours} != truesparse {theirs}")
+            raise AssertionError(
+                f"er_densities({d}): reference {ours} != truesparse {theirs}"
+            )
         report["er_densities"][str(d)] = theirs
 
     def dense_of(W):
@@ -382,7 +402,9 @@ def worker_check(args) -> dict:
             errs[f"DW{k}"] = assert_close(
                 dense_of(L.DW), (lin.weight.grad * m).numpy(), f"d={d} layer {k} DW"
             )
-            errs[f"Db{k}"] = assert_close(L.Db, lin.bias.grad.numpy(), f"d={d} layer {k} Db")
+            errs[f"Db{k}"] = assert_close(
+                L.Db, lin.bias.grad.numpy(), f"d={d} layer {k} Db"
+            )
         # two Nesterov steps: truesparse fit vs the masked PyTorch loop
         trainer = TorchTrainer(torch, tm, masks)
         trainer.epoch(Xt, yt, shuffle=False)
@@ -397,12 +419,17 @@ def worker_check(args) -> dict:
         )
         for k, (L, lin) in enumerate(zip(model.layers, torch_linears(tm))):
             errs[f"W{k} after 2 steps"] = assert_close(
-                dense_of(L.W), lin.weight.detach().numpy(), f"d={d} layer {k} W after 2 steps"
+                dense_of(L.W),
+                lin.weight.detach().numpy(),
+                f"d={d} layer {k} W after 2 steps",
             )
             errs[f"b{k} after 2 steps"] = assert_close(
                 L.b, lin.bias.detach().numpy(), f"d={d} layer {k} b after 2 steps"
             )
-        report["models"][str(d)] = {"nnz": [int(L.nnz) for L in model.layers], "max_abs_diff": errs}
+        report["models"][str(d)] = {
+            "nnz": [int(L.nnz) for L in model.layers],
+            "max_abs_diff": errs,
+        }
     report["torch"] = torch.__version__
     report["truesparse"] = ts.__version__
     return report
@@ -413,25 +440,71 @@ def worker_check(args) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
+def cpu_busy_seconds() -> float:
+    """CPU seconds all processes of the machine have spent busy since boot (/proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def other_load(seconds: float = 2.0) -> float:
+    """Cores kept busy by other processes over the next `seconds` (the driver sleeps)."""
+    b0, t0 = cpu_busy_seconds(), time.perf_counter()
+    time.sleep(seconds)
+    return (cpu_busy_seconds() - b0) / (time.perf_counter() - t0)
+
+
+def wait_idle(max_other: float, max_wait: float) -> float:
+    """Wait (up to max_wait s) until other processes use at most max_other cores."""
+    deadline = time.perf_counter() + max_wait
+    load = other_load()
+    while load > max_other and time.perf_counter() < deadline:
+        log(f"  machine busy ({load:.2f} cores used by other processes), waiting ...")
+        time.sleep(20)
+        load = other_load()
+    return load
+
+
 def spawn(args, worker: str, extra: list[str]) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", worker]
     cmd += ["--threads", str(args.threads), "--examples", str(args.examples)]
     cmd += ["--repeats", str(args.repeats), "--seed", str(args.seed)]
-    cmd += ["--warmup-batches", str(args.warmup_batches), "--densities", args.densities_str]
+    cmd += [
+        "--warmup-batches",
+        str(args.warmup_batches),
+        "--densities",
+        args.densities_str,
+    ]
     if args.ts_backend:
         cmd += ["--ts-backend", args.ts_backend]
     cmd += extra
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = str(args.threads)
-    t0 = time.perf_counter()
+    load_before = (
+        wait_idle(args.max_other_load, args.max_wait) if args.wait_idle else None
+    )
+    t0, busy0, own0 = time.perf_counter(), cpu_busy_seconds(), children_cpu_seconds()
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    # cores used by other processes while the worker ran: all busy time minus the worker's
+    other = (cpu_busy_seconds() - busy0 - (children_cpu_seconds() - own0)) / wall
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith(RESULT_TAG)]
     if p.returncode != 0 or not lines:
         tail = "\n".join((p.stderr or p.stdout).strip().splitlines()[-8:])
-        return {"error": f"worker {worker} {' '.join(extra)} exited {p.returncode}:\n{tail}"}
+        return {
+            "error": f"worker {worker} {' '.join(extra)} exited {p.returncode}:\n{tail}"
+        }
     out = json.loads(lines[-1][len(RESULT_TAG) :])
-    out["wall_s"] = time.perf_counter() - t0
+    out.update(
+        wall_s=wall, other_load_cores=max(other, 0.0), other_load_before=load_before
+    )
     return out
 
 
@@ -502,6 +575,20 @@ def table(meta: dict, rows: list[dict]) -> str:
             f"| {fmt_s(ts_r)} | {ht} | {fmt_s(de)} | {fmt_s(ma)} | {ratio(ma, ts_r)} "
             f"| {ratio(de, ts_r)} | {gf} | {rss(ts_r)} / {rss(de)} / {rss(ma)} |"
         )
+    loads = [
+        r["other_load_cores"]
+        for row in rows
+        for r in (row["truesparse"], row["dense"], row["masked"])
+        if r is not None and "error" not in r
+    ]
+    if loads:
+        out += [
+            "",
+            (
+                f"Other processes kept {max(loads):.2f} cores busy at most during a run "
+                f"(mean {statistics.mean(loads):.2f}; 0 = quiet machine)."
+            ),
+        ]
     out += [
         "",
         (
@@ -514,7 +601,9 @@ def table(meta: dict, rows: list[dict]) -> str:
 
 def write_atomic(path: str, text: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".part")
+    fd, tmp = tempfile.mkstemp(
+        dir=os.path.dirname(path), prefix=".tmp-", suffix=".part"
+    )
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
@@ -533,7 +622,9 @@ def driver(args) -> int:
     frameworks = [f for f in args.frameworks.split(",") if f]
     unknown = set(frameworks) - set(FRAMEWORKS)
     if unknown:
-        raise SystemExit(f"unknown frameworks {sorted(unknown)}; choose from {FRAMEWORKS}")
+        raise SystemExit(
+            f"unknown frameworks {sorted(unknown)}; choose from {FRAMEWORKS}"
+        )
     meta = {
         "threads": args.threads,
         "examples": args.examples,
@@ -547,7 +638,7 @@ def driver(args) -> int:
         "logical_cpus": os.cpu_count(),
         "numpy": np.__version__,
         "python": platform.python_version(),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "torch": "not run",
         "truesparse": "not run",
         "check": "not run",
@@ -563,7 +654,9 @@ def driver(args) -> int:
             log(chk["error"])
             failed = True
         else:
-            worst = max(v for m in chk["models"].values() for v in m["max_abs_diff"].values())
+            worst = max(
+                v for m in chk["models"].values() for v in m["max_abs_diff"].values()
+            )
             meta["check"] = (
                 f"passed (densities {', '.join(chk['models'])}: logits, loss, gradients and "
                 f"weights after 2 Nesterov steps agree; max abs diff {worst:.2g})"
@@ -586,7 +679,14 @@ def driver(args) -> int:
             if fw in frameworks and not (fw == "masked" and d >= 1.0):
                 log(f"{fw} density {d} ...")
                 r = spawn(args, "run", ["--framework", fw, "--density", repr(d)])
-                log(json.dumps({k: r.get(k) for k in ("median_s", "valid", "problems", "error")}))
+                log(
+                    json.dumps(
+                        {
+                            k: r.get(k)
+                            for k in ("median_s", "valid", "problems", "error")
+                        }
+                    )
+                )
                 row[fw] = r
         rows.append(row)
 
@@ -617,20 +717,29 @@ def driver(args) -> int:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=1, help="threads for every framework")
-    p.add_argument("--examples", type=int, default=50_000, help="training examples per epoch")
+    p.add_argument(
+        "--examples", type=int, default=50_000, help="training examples per epoch"
+    )
     p.add_argument(
         "--densities",
         dest="densities_str",
         default=DEFAULT_DENSITIES,
         help="comma-separated overall densities in (0, 1]",
     )
-    p.add_argument("--repeats", type=int, default=2, help="timed epochs (median reported)")
     p.add_argument(
-        "--warmup-batches", type=int, default=20, help="untimed warm-up batches before timing"
+        "--repeats", type=int, default=2, help="timed epochs (median reported)"
+    )
+    p.add_argument(
+        "--warmup-batches",
+        type=int,
+        default=20,
+        help="untimed warm-up batches before timing",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--ts-backend", default="", help="truesparse MLP(backend=...); default: the library's"
+        "--ts-backend",
+        default="",
+        help="truesparse MLP(backend=...); default: the library's",
     )
     p.add_argument(
         "--frameworks",
@@ -638,10 +747,24 @@ def parse_args(argv=None):
         help="comma-separated subset of truesparse,dense,masked",
     )
     p.add_argument(
-        "--skip-check", action="store_true", help="skip the truesparse-vs-PyTorch cross-check"
+        "--wait-idle",
+        action="store_true",
+        help="before each run, wait until other processes use <= --max-other-load cores",
     )
     p.add_argument(
-        "--out-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+        "--max-other-load", type=float, default=0.2, help="cores (with --wait-idle)"
+    )
+    p.add_argument(
+        "--max-wait", type=float, default=600, help="seconds (with --wait-idle)"
+    )
+    p.add_argument(
+        "--skip-check",
+        action="store_true",
+        help="skip the truesparse-vs-PyTorch cross-check",
+    )
+    p.add_argument(
+        "--out-dir",
+        default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
     )
     # internal: run one measurement in this process
     p.add_argument("--worker", choices=["run", "check"], help=argparse.SUPPRESS)

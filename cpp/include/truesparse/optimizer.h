@@ -9,7 +9,9 @@
 //   AdamW: w -= lr wd w, then the Adam step with wd = 0.
 // Optional warm-up of new weights (Adam/AdamW): a weight born by a topology change steps with
 // lr (age+1)/(warmup+1) for its first `warmup` steps, so its first updates, with zero moments,
-// are not the full-size steps that cause loss spikes after a topology update.
+// are not the full-size steps that cause loss spikes after a topology update. (Weights born
+// before the layer's first Adam step need none: their moments and the bias correction start
+// together, so their first step is lr·sign(g) as for every other weight.)
 #pragma once
 
 #include <cmath>
