@@ -9,8 +9,8 @@
         CIFAR-shaped 3072-1024-512-10 with synthetic data, measured side by side in one run,
         and the overhead ratios.
 
-Results go to stdout as a Markdown table and to bench/results/dst_<mode>.json (written
-atomically).
+Results go to stdout as a Markdown table and to bench/results/ (dst_accuracy.json,
+dst_overhead_<threads>t.json), written atomically.
 """
 
 from __future__ import annotations
@@ -41,8 +41,12 @@ def write_json(name: str, payload: dict) -> str:
     return path
 
 
-def methods(delta_t: int):
-    return {"static": None, "SET": ts.SET(zeta=0.3), "RigL": ts.RigL(alpha=0.3, delta_t=delta_t)}
+def methods(delta_t: int, both_set_regrowths: bool = False):
+    m = {"static": None, "SET": ts.SET(zeta=0.3)}
+    if both_set_regrowths:  # new weights from the layer initializer (default) or N(0, 0.01²)
+        m["SET (regrow N(0,0.01²))"] = ts.SET(zeta=0.3, regrow="normal")
+    m["RigL"] = ts.RigL(alpha=0.3, delta_t=delta_t)
+    return m
 
 
 def accuracy(args) -> None:
@@ -51,7 +55,7 @@ def accuracy(args) -> None:
     alloc = {"epsilon": args.epsilon} if args.density is None else {"density": args.density}
     seeds = [int(s) for s in args.seeds.split(",")]
     rows = {}
-    for name, evo in methods(args.delta_t).items():
+    for name, evo in methods(args.delta_t, both_set_regrowths=True).items():
         accs = []
         for seed in seeds:
             model = ts.MLP(sizes, **alloc, seed=seed)

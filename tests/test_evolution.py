@@ -364,7 +364,13 @@ def test_rigl_in_fit_follows_the_schedule(schedule, t_end):
     )
     total = epochs * steps_per_epoch
     t_end_steps = int(t_end * total) if isinstance(t_end, float) else t_end
-    update_steps = [t for t in range(1, total + 1) if t % 2 == 0 and t <= t_end_steps]
+    # Updates at t % delta_t == 0, t <= T_end, and only where the drop fraction is positive
+    # (the decaying schedules reach 0 at T_end, where an update would change nothing).
+    update_steps = [
+        t
+        for t in range(1, total + 1)
+        if t % 2 == 0 and t <= t_end_steps and evolution.drop_fraction(t, t_end_steps) > 0
+    ]
     sparse = _sparse_layers(model)
     records = history["topology"]
     assert [r["step"] for r in records] == [t_begin + t for t in update_steps for _ in sparse]
@@ -380,7 +386,7 @@ def test_rigl_skips_the_optimizer_step_on_update_steps(skip):
     model = _model(seed=9)
     x, y = _data(n=10)
     b0 = [layer.b for layer in model.layers]
-    evolution = ts.RigL(alpha=0.3, delta_t=1, t_end=1, skip_optimizer_step=skip)
+    evolution = ts.RigL(alpha=0.3, delta_t=1, t_end=1, schedule="constant", skip_optimizer_step=skip)
     history = model.fit(
         x, y, epochs=1, batch_size=10, optimizer=ts.SGD(lr=0.1), evolution=evolution
     )

@@ -176,6 +176,12 @@ def _make_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--init",
+        choices=["erk", "uniform"],
+        default="erk",
+        help="how --density is spread over the layers (default: %(default)s)",
+    )
+    model.add_argument(
+        "--weight-init",
         choices=INITS,
         default="he_normal",
         help="weight initialisation (default: %(default)s)",
@@ -215,6 +221,36 @@ def _make_parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="WD",
         help="L2 weight decay added to the gradient (default: %(default)s)",
+    )
+    training.add_argument(
+        "--optimizer",
+        choices=["sgd", "adam", "adamw"],
+        default="sgd",
+        help="sgd uses --momentum/--nesterov; adam/adamw the default betas (default: %(default)s)",
+    )
+    training.add_argument(
+        "--evolution",
+        choices=["none", "set", "rigl"],
+        default="none",
+        help="topology evolution of the sparse layers (default: %(default)s)",
+    )
+    training.add_argument(
+        "--zeta",
+        type=_float_in(0.0, 1.0),
+        default=0.3,
+        help="SET: fraction of positive and of negative weights replaced (default: %(default)s)",
+    )
+    training.add_argument(
+        "--drop-fraction",
+        type=_float_in(0.0, 1.0),
+        default=0.3,
+        help="RigL: initial drop fraction alpha, cosine schedule (default: %(default)s)",
+    )
+    training.add_argument(
+        "--delta-t",
+        type=_positive_int,
+        metavar="N",
+        help="steps between topology updates (default: RigL 100, SET once per epoch)",
     )
     training.add_argument(
         "--seed",
@@ -298,16 +334,26 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             activation=args.activation,
             alpha=args.alpha,
             loss=args.loss,
-            weight_init=args.init,
+            init=args.init,
+            weight_init=args.weight_init,
             dtype=dtype,
             seed=args.seed,
         )
-        optimizer = ts.SGD(
-            lr=args.lr,
-            momentum=args.momentum,
-            nesterov=args.nesterov,
-            weight_decay=args.weight_decay,
-        )
+        if args.optimizer == "sgd":
+            optimizer = ts.SGD(
+                lr=args.lr,
+                momentum=args.momentum,
+                nesterov=args.nesterov and args.momentum > 0,
+                weight_decay=args.weight_decay,
+            )
+        else:
+            kind = ts.Adam if args.optimizer == "adam" else ts.AdamW
+            optimizer = kind(lr=args.lr, weight_decay=args.weight_decay)
+        evolution = None
+        if args.evolution == "set":
+            evolution = ts.SET(zeta=args.zeta, delta_t=args.delta_t)
+        elif args.evolution == "rigl":
+            evolution = ts.RigL(alpha=args.drop_fraction, delta_t=args.delta_t or 100)
     except ValueError as e:
         fail(str(e))
     layers = [_describe_layer(layer) for layer in model.layers]
@@ -356,6 +402,7 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             shuffle=True,
             verbose=0,
             callback=after_epoch,
+            evolution=evolution,
         )
     except ValueError as e:
         fail(str(e))

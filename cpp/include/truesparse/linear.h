@@ -111,7 +111,9 @@ struct sparse_linear : linear_layer<T> {
   mkl_csr<T> handle, handle_t;
   init_kind init = init_kind::he_normal;  // how regrown weights are initialised
   fan_mode fan = fan_mode::actual;
-  std::vector<std::int64_t> ever_active;  // sorted positions i*D+j ever stored (ITOP rate)
+  // Sorted positions i*D+j ever stored (ITOP rate). Empty until the first topology change, so
+  // a layer that never evolves pays nothing for it.
+  std::vector<std::int64_t> ever_active;
 
   sparse_linear(csr_pattern p, sparse_backend be, bool need_dx)
       : base(p.cols, p.rows), backend(be), keep_transpose(need_dx) {
@@ -132,9 +134,10 @@ struct sparse_linear : linear_layer<T> {
   // The one place where a topology change takes effect: installs the pattern and its values
   // (the caller has remapped the aligned optimizer state arrays in sW already), then rebuilds
   // what is derived from the pattern: the gradient array, the Wᵀ pattern and permutation, the
-  // MKL handles, and the ITOP record of positions ever active.
-  void replace_topology(csr_pattern p, avector<T> values) {
+  // MKL handles, and (for an evolution step) the ITOP record of positions ever active.
+  void replace_topology(csr_pattern p, avector<T> values, bool evolution = false) {
     TS_ASSERT(static_cast<size_type>(values.size()) == p.nnz());
+    if (evolution && ever_active.empty()) record_active();  // the positions before the change
     pattern = std::move(p);
     W = std::move(values);
     const auto nz = static_cast<std::size_t>(pattern.nnz());
@@ -152,12 +155,13 @@ struct sparse_linear : linear_layer<T> {
       handle.reset(pattern, W.data());
       if (keep_transpose) handle_t.reset(pattern_t, Wt.data());
     }
-    record_active();
+    if (evolution) record_active();
   }
 
   // Fraction of all positions that have ever held a stored weight.
   double itop_rate() const {
-    return static_cast<double>(ever_active.size()) /
+    const auto active = ever_active.empty() ? pattern.nnz() : static_cast<size_type>(ever_active.size());
+    return static_cast<double>(active) /
            (static_cast<double>(this->out) * static_cast<double>(this->in));
   }
 

@@ -275,7 +275,7 @@ void apply_topology_change(sparse_linear<T>& L, const std::vector<index_t>& drop
   s.m.swap(m);
   s.v.swap(v);
   s.age.swap(age);
-  L.replace_topology(std::move(q), std::move(W));
+  L.replace_topology(std::move(q), std::move(W), /*evolution=*/true);
   rec.nnz = L.nnz();
   rec.itop_rate = L.itop_rate();
   std::vector<size_type> out_deg(static_cast<std::size_t>(L.pattern.rows)), in_deg(static_cast<std::size_t>(L.pattern.cols), 0);

@@ -164,8 +164,10 @@ epoch_result train_epoch(mlp<T>& m, const dataset<T>& d, size_type batch_size,
       if (o.delta_t > 0 && step % o.delta_t == 0 && step <= o.t_end) {
         const double f = drop_fraction(o.schedule, o.alpha, static_cast<double>(step),
                                        static_cast<double>(o.t_end), o.exponent);
-        for (auto& rec : rigl_update_model(m, buf.X, f)) evolution->records.push_back(std::move(rec));
-        skip_step = o.skip_optimizer_step;
+        if (f > 0) {  // f(T_end) = 0 for the decaying schedules: nothing to change
+          for (auto& rec : rigl_update_model(m, buf.X, f)) evolution->records.push_back(std::move(rec));
+          skip_step = o.skip_optimizer_step;
+        }
       }
     }
     if (!skip_step) m.optimize(c);
