@@ -60,14 +60,18 @@ void bind_mlp(py::module_& m, const char* name) {
   using model = mlp<T>;
   py::class_<model>(m, name)
       .def(py::init([](std::vector<index_t> sizes, std::vector<double> densities,
-                       activation_kind act, double alpha, loss_kind loss, init_kind init,
-                       fan_mode fan, std::uint64_t seed, sparse_backend backend) {
+                       activation_kind act, double alpha, index_t inputs,
+                       std::vector<layer_spec> layers, loss_kind loss, double label_smoothing,
+                       init_kind init, fan_mode fan, std::uint64_t seed, sparse_backend backend) {
              mlp_options o;
              o.sizes = std::move(sizes);
              o.densities = std::move(densities);
              o.activation = act;
              o.alpha = alpha;
+             o.inputs = inputs;
+             o.layers = std::move(layers);
              o.loss = loss;
+             o.label_smoothing = label_smoothing;
              o.init = init;
              o.fan = fan;
              o.seed = seed;
@@ -75,8 +79,38 @@ void bind_mlp(py::module_& m, const char* name) {
              return std::make_unique<model>(o);
            }),
            py::arg("sizes"), py::arg("densities"), py::arg("activation"), py::arg("alpha"),
-           py::arg("loss"), py::arg("init"), py::arg("fan"), py::arg("seed"),
-           py::arg("backend"))
+           py::arg("inputs"), py::arg("layers"), py::arg("loss"), py::arg("label_smoothing"),
+           py::arg("init"), py::arg("fan"), py::arg("seed"), py::arg("backend"))
+      .def_property_readonly("num_modules", [](const model& s) { return s.modules.size(); })
+      .def_property_readonly("outputs", [](const model& s) { return s.outputs(); })
+      .def("module_kind", [](const model& s, std::size_t m) { return std::string(s.modules.at(m)->kind()); })
+      .def("module_of_layer", [](const model& s, std::size_t l) { return s.module_of.at(l); })
+      .def("module_parameters",  // {name: (value copy, gradient copy)} of a non-linear layer
+           [](model& s, std::size_t m) {
+             py::dict out;
+             for (auto& p : s.modules.at(m)->parameters())
+               out[p.name] = py::make_tuple(copy_out(p.value, {static_cast<py::ssize_t>(p.size)}),
+                                            copy_out(p.gradient, {static_cast<py::ssize_t>(p.size)}));
+             return out;
+           })
+      .def("set_module_parameter",
+           [](model& s, std::size_t m, const std::string& name, const carray<T>& value) {
+             for (auto& p : s.modules.at(m)->parameters())
+               if (name == p.name) {
+                 TS_REQUIRE(value.ndim() == 1 && value.shape(0) == p.size, "[", s.modules[m]->kind(),
+                            ".set] ", name, " needs ", p.size, " values, got ", value.size());
+                 std::copy(value.data(), value.data() + p.size, p.value);
+                 return;
+               }
+             throw std::invalid_argument(msg("[", s.modules.at(m)->kind(), ".set] no parameter named ", name));
+           })
+      .def("module_statistics",  // batch norm's running mean and variance
+           [](model& s, std::size_t m) {
+             auto* bn = dynamic_cast<batch_norm_layer<T>*>(s.modules.at(m).get());
+             TS_REQUIRE(bn, "[MLP] layer ", m, " is not a batch norm layer");
+             const auto D = static_cast<py::ssize_t>(bn->running_mean.size());
+             return py::make_tuple(copy_out(bn->running_mean.data(), {D}), copy_out(bn->running_var.data(), {D}));
+           })
       .def_property_readonly("num_layers", [](const model& s) { return s.layers.size(); })
       .def("layer_shape",
            [](const model& s, std::size_t l) {
@@ -87,7 +121,7 @@ void bind_mlp(py::module_& m, const char* name) {
       .def("layer_nnz", [](const model& s, std::size_t l) { return s.layers.at(l)->nnz(); })
       .def("layer_pattern",
            [](model& s, std::size_t l) {
-             auto* L = dynamic_cast<sparse_linear<T>*>(s.layers.at(l).get());
+             auto* L = s.sparse_layer(l);
              TS_REQUIRE(L, "[Linear] layer ", l, " is dense and has no pattern");
              const auto& p = L->pattern;
              return py::make_tuple(copy_out(p.indptr.data(), {p.rows + 1}),
@@ -135,7 +169,7 @@ void bind_mlp(py::module_& m, const char* name) {
              s.set_sparse_layer(l, std::move(p), values.data(), b.data());
            })
       .def("forward",
-           [](model& s, const carray<T>& X) {
+           [](model& s, const carray<T>& X, bool train) {
              check_2d(X, "MLP.forward", "X");
              TS_REQUIRE(X.shape(1) == s.inputs(), "[MLP.forward] X has ", X.shape(1),
                         " features but the model has ", s.inputs(), " inputs");
@@ -143,10 +177,11 @@ void bind_mlp(py::module_& m, const char* name) {
              T* o = out.mutable_data();
              {
                py::gil_scoped_release nogil;
-               predict_logits(s, X.data(), X.shape(0), X.shape(1), o);
+               predict_logits(s, X.data(), X.shape(0), X.shape(1), o, train);
              }
              return out;
-           })
+           },
+           py::arg("X"), py::arg("train") = false)
       .def("backward",  // one batch: returns the batch-mean loss, leaves DW and Db
            [](model& s, const carray<T>& X, std::optional<labels_array> y,
               std::optional<carray<T>> tgt) {
@@ -255,7 +290,51 @@ void init_model(py::module_& m) {
       .value("identity", activation_kind::identity);
   py::enum_<loss_kind>(m, "Loss")
       .value("softmax_cross_entropy", loss_kind::softmax_cross_entropy)
-      .value("squared_error", loss_kind::squared_error);
+      .value("squared_error", loss_kind::squared_error)
+      .value("cross_entropy", loss_kind::cross_entropy)
+      .value("negative_log_likelihood", loss_kind::negative_log_likelihood)
+      .value("logistic_cross_entropy", loss_kind::logistic_cross_entropy);
+  py::enum_<layer_kind>(m, "LayerKind")
+      .value("linear", layer_kind::linear)
+      .value("activation", layer_kind::activation)
+      .value("softmax", layer_kind::softmax)
+      .value("log_softmax", layer_kind::log_softmax)
+      .value("batch_norm", layer_kind::batch_norm)
+      .value("dropout", layer_kind::dropout)
+      .value("srelu", layer_kind::srelu)
+      .value("affine", layer_kind::affine);
+  py::class_<layer_spec>(m, "LayerSpec")
+      .def(py::init<>())
+      .def_readwrite("kind", &layer_spec::kind)
+      .def_readwrite("size", &layer_spec::size)
+      .def_readwrite("density", &layer_spec::density)
+      .def_readwrite("activation", &layer_spec::activation)
+      .def_readwrite("alpha", &layer_spec::alpha)
+      .def_readwrite("p", &layer_spec::p)
+      .def_readwrite("momentum", &layer_spec::momentum)
+      .def_readwrite("eps", &layer_spec::eps)
+      .def_property("srelu", [](const layer_spec& s) { return std::vector<double>(s.srelu, s.srelu + 4); },
+                    [](layer_spec& s, const std::vector<double>& v) {
+                      TS_REQUIRE(v.size() == 4, "[SReLU] needs 4 values (tl, al, tr, ar), got ", v.size());
+                      std::copy(v.begin(), v.end(), s.srelu);
+                    });
+  py::enum_<schedule_kind>(m, "ScheduleKind")
+      .value("constant", schedule_kind::constant)
+      .value("step", schedule_kind::step)
+      .value("multistep", schedule_kind::multistep)
+      .value("exponential", schedule_kind::exponential)
+      .value("cosine", schedule_kind::cosine);
+  py::class_<lr_schedule>(m, "LRSchedule")
+      .def(py::init<>())
+      .def_readwrite("kind", &lr_schedule::kind)
+      .def_readwrite("step_size", &lr_schedule::step_size)
+      .def_readwrite("gamma", &lr_schedule::gamma)
+      .def_readwrite("milestones", &lr_schedule::milestones)
+      .def_readwrite("t_max", &lr_schedule::t_max)
+      .def_readwrite("eta_min", &lr_schedule::eta_min)
+      .def_readwrite("warmup_steps", &lr_schedule::warmup_steps)
+      .def_readwrite("warmup_start_factor", &lr_schedule::warmup_start_factor)
+      .def("rate", &lr_schedule::rate, py::arg("lr"), py::arg("t"));
   py::enum_<init_kind>(m, "Init")
       .value("xavier_uniform", init_kind::xavier_uniform)
       .value("xavier_normal", init_kind::xavier_normal)
@@ -279,7 +358,9 @@ void init_model(py::module_& m) {
       .def_readwrite("beta1", &optimizer_config::beta1)
       .def_readwrite("beta2", &optimizer_config::beta2)
       .def_readwrite("eps", &optimizer_config::eps)
-      .def_readwrite("new_weight_warmup", &optimizer_config::new_weight_warmup);
+      .def_readwrite("new_weight_warmup", &optimizer_config::new_weight_warmup)
+      .def_readwrite("schedule", &optimizer_config::schedule)
+      .def_readwrite("schedule_start", &optimizer_config::schedule_start);
   py::enum_<regrow_init>(m, "RegrowInit")
       .value("layer", regrow_init::layer)
       .value("zero", regrow_init::zero)

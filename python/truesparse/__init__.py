@@ -10,21 +10,39 @@ batch forward and backward passes with Intel oneMKL's sparse BLAS and our own ke
 from ._version import __version__
 from ._core import get_num_threads, mkl_version, set_num_threads
 from .evolution import SET, RigL
-from .model import MLP, Linear, epsilon_densities, er_densities, uniform_densities
-from .optim import SGD, Adam, AdamW
+from . import layers
+from .model import MLP, Sequential, epsilon_densities, er_densities, uniform_densities
+from .optim import (
+    SGD,
+    Adam,
+    AdamW,
+    ConstantLR,
+    CosineLR,
+    ExponentialLR,
+    LinearWarmup,
+    MultiStepLR,
+    StepLR,
+)
 
 __all__ = [
     "MLP",
     "Adam",
     "AdamW",
-    "Linear",
+    "ConstantLR",
+    "CosineLR",
+    "ExponentialLR",
+    "LinearWarmup",
+    "MultiStepLR",
     "RigL",
     "SET",
     "SGD",
+    "Sequential",
+    "StepLR",
     "__version__",
     "epsilon_densities",
     "er_densities",
     "get_num_threads",
+    "layers",
     "mkl_version",
     "set_num_threads",
     "uniform_densities",

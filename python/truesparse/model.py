@@ -16,14 +16,20 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _core
+from . import layers as L
 from .evolution import SET, RigL, record_to_dict
 from .optim import SGD, Adam, AdamW
 
-__all__ = ["MLP", "Linear", "er_densities", "epsilon_densities", "uniform_densities"]
+__all__ = ["MLP", "Sequential", "LinearView", "ModuleView", "er_densities", "epsilon_densities",
+           "uniform_densities"]
 
 _ACTIVATIONS = {name: getattr(_core.Activation, name) for name in
                 ("relu", "leaky_relu", "all_relu", "sigmoid", "tanh", "identity")}
-_LOSSES = {name: getattr(_core.Loss, name) for name in ("softmax_cross_entropy", "squared_error")}
+_LOSSES = {name: getattr(_core.Loss, name) for name in
+           ("softmax_cross_entropy", "squared_error", "cross_entropy", "negative_log_likelihood",
+            "logistic_cross_entropy")}
+# Losses that need a particular last layer, which MLP appends and Sequential checks for.
+_LAST_LAYER = {"cross_entropy": ("softmax", L.Softmax), "negative_log_likelihood": ("log_softmax", L.LogSoftmax)}
 _INITS = {name: getattr(_core.Init, name) for name in
           ("xavier_uniform", "xavier_normal", "he_normal", "he_uniform")}
 _FANS = {"actual": _core.FanIn.actual, "dense": _core.FanIn.dense}
@@ -84,7 +90,7 @@ def _type_error_if_not_numeric(a: np.ndarray, op: str, name: str) -> None:
         raise TypeError(f"[{op}] {name} has dtype {a.dtype}, which cannot be converted to numbers")
 
 
-class Linear:
+class LinearView:
     """A view of one linear layer of an :class:`MLP`: ``Z = X Wᵀ + b`` with W of shape (out, in).
 
     ``W``/``DW`` are ``scipy.sparse.csr_array`` for a sparse layer and ``ndarray`` for a dense
@@ -94,6 +100,8 @@ class Linear:
     def __init__(self, model: "MLP", index: int) -> None:
         self._model = model
         self._index = index
+
+    kind = "linear"
 
     @property
     def _core(self):
@@ -218,8 +226,49 @@ class Linear:
         return f"Linear({inp} -> {out}, {kind}, nnz={self.nnz}, density={self.density:.4g})"
 
 
+class ModuleView:
+    """A view of one non-linear layer of a model (activation, softmax, batch norm, dropout,
+    SReLU, affine). ``parameters``/``gradients`` are dicts of copies (batch norm and affine:
+    ``gamma``, ``beta``; SReLU: ``t`` = [tl, al, tr, ar]); ``set(name, value)`` replaces one."""
+
+    def __init__(self, model: "MLP", index: int) -> None:
+        self._model = model
+        self._index = index
+        self.kind = model._core.module_kind(index)
+
+    @property
+    def parameters(self) -> dict:
+        return {k: v for k, (v, _) in self._model._core.module_parameters(self._index).items()}
+
+    @property
+    def gradients(self) -> Optional[dict]:
+        if not self._model._has_gradients:
+            return None
+        return {k: g for k, (_, g) in self._model._core.module_parameters(self._index).items()}
+
+    def set(self, name: str, value) -> None:
+        value = np.ascontiguousarray(value, dtype=self._model.dtype).ravel()
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"[{self.kind}.set] {name} contains NaN or infinity")
+        self._model._core.set_module_parameter(self._index, name, value)
+
+    @property
+    def running_mean(self) -> np.ndarray:
+        return self._model._core.module_statistics(self._index)[0]
+
+    @property
+    def running_var(self) -> np.ndarray:
+        return self._model._core.module_statistics(self._index)[1]
+
+    def __repr__(self) -> str:
+        return f"{self.kind}()"
+
+
 class MLP:
     """A multilayer perceptron whose sparse layers are CSR matrices.
+
+    ``model.layers`` are the linear layers (:class:`LinearView`), ``model.modules`` every
+    layer in order (linear ones and :class:`ModuleView` for the others).
 
     Parameters
     ----------
@@ -241,12 +290,18 @@ class MLP:
     seed : drives initialisation and shuffling; results do not depend on the thread count.
     backend : ``"mkl"`` (oneMKL sparse BLAS) or ``"native"`` (truesparse's own OpenMP kernels)
         for the sparse products.
+    loss : ``"softmax_cross_entropy"`` (fused, on logits; default), ``"squared_error"``,
+        ``"logistic_cross_entropy"`` (on logits), ``"cross_entropy"`` (a Softmax layer is
+        appended) or ``"negative_log_likelihood"`` (a LogSoftmax layer is appended).
+    label_smoothing : ε for the label-based losses: targets (1 − ε) onehot + ε/K.
+    batch_norm, dropout : add BatchNorm before and Dropout(dropout) after each hidden activation.
     """
 
     def __init__(self, sizes: Sequence[int], density: Optional[float] = None, *,
                  densities: Optional[Sequence[float]] = None, epsilon: Optional[float] = None,
                  activation: str = "relu", alpha: float = 0.01,
-                 loss: str = "softmax_cross_entropy", init: str = "erk",
+                 loss: str = "softmax_cross_entropy", label_smoothing: float = 0.0,
+                 batch_norm: bool = False, dropout: float = 0.0, init: str = "erk",
                  erk_power: float = 1.0, dense_first: bool = False, dense_last: bool = False,
                  weight_init: str = "he_normal", sparse_fan_in: str = "actual", dtype=np.float32,
                  seed: int = 0, backend: str = "mkl") -> None:
@@ -277,6 +332,28 @@ class MLP:
                     raise ValueError(f"[MLP] density of layer {i} is {d}, it must be in (0, 1]")
         else:
             layer_densities = [1.0] * (len(sizes) - 1)
+        act = _choice({k: v for k, v in L.ACTIVATIONS.items()}, activation, "activation")
+        if not (0 <= dropout < 1):
+            raise ValueError(f"[MLP] dropout must be in [0, 1), got {dropout}")
+        specs: list[L.LayerSpec] = []
+        for i, d in enumerate(layer_densities):
+            specs.append(L.Linear(sizes[i + 1], density=d))
+            if i + 1 < len(layer_densities):  # hidden layer: [batch norm], activation, [dropout]
+                if batch_norm:
+                    specs.append(L.BatchNorm())
+                specs.append(act(alpha=alpha) if act in (L.LeakyReLU, L.AllReLU) else act())
+                if dropout > 0:
+                    specs.append(L.Dropout(dropout))
+        if loss in _LAST_LAYER:
+            specs.append(_LAST_LAYER[loss][1]())
+        self.activation = activation
+        self._setup(sizes[0], specs, loss=loss, label_smoothing=label_smoothing,
+                    weight_init=weight_init, sparse_fan_in=sparse_fan_in, dtype=dtype, seed=seed,
+                    backend=backend)
+
+    def _setup(self, inputs: int, specs: Sequence[L.LayerSpec], *, loss: str,
+               label_smoothing: float, weight_init: str, sparse_fan_in: str, dtype, seed: int,
+               backend: str) -> None:
         try:
             self.dtype = np.dtype(dtype)
         except TypeError:
@@ -285,19 +362,35 @@ class MLP:
             raise TypeError(f"[MLP] dtype must be float32 or float64, got {self.dtype}")
         if not (isinstance(seed, (int, np.integer)) and 0 <= seed < 2**64):
             raise ValueError(f"[MLP] seed must be an integer in [0, 2**64), got {seed!r}")
-        self.sizes = sizes
+        if not (0 <= label_smoothing <= 1):
+            raise ValueError(f"[MLP] label_smoothing must be in [0, 1], got {label_smoothing}")
+        for spec in specs:
+            if not isinstance(spec, L.LayerSpec):
+                raise TypeError(f"[MLP] layers must be truesparse.layers specs, got "
+                                f"{type(spec).__name__}")
+        if loss in _LAST_LAYER and (not specs or not isinstance(specs[-1], _LAST_LAYER[loss][1])):
+            raise ValueError(f"[MLP] loss {loss!r} needs a {_LAST_LAYER[loss][1].__name__} last layer")
         self.seed = int(seed)
-        self.activation = activation
         self.loss = loss
+        self.label_smoothing = float(label_smoothing)
         self._core = _DTYPES[self.dtype](
-            sizes, layer_densities, _choice(_ACTIVATIONS, activation, "activation"), float(alpha),
-            _choice(_LOSSES, loss, "loss"), _choice(_INITS, weight_init, "weight_init"),
+            [], [], _core.Activation.relu, 0.0, int(inputs), [spec._spec() for spec in specs],
+            _choice(_LOSSES, loss, "loss"), float(label_smoothing),
+            _choice(_INITS, weight_init, "weight_init"),
             _choice(_FANS, sparse_fan_in, "sparse_fan_in"), self.seed,
             _choice(_BACKENDS, backend, "backend"))
-        self.layers = [Linear(self, i) for i in range(len(sizes) - 1)]
+        self.layers = [LinearView(self, i) for i in range(self._num_linear(specs))]
+        self.sizes = [int(inputs)] + [layer.shape[0] for layer in self.layers]
+        linear_modules = {self._core.module_of_layer(i): v for i, v in enumerate(self.layers)}
+        self.modules = [linear_modules.get(m) or ModuleView(self, m)
+                        for m in range(self._core.num_modules)]
         self._has_gradients = False
         self._epochs_done = 0
-        self.history_: dict[str, list[float]] = {}
+        self.history_: dict[str, list] = {}
+
+    @staticmethod
+    def _num_linear(specs) -> int:
+        return sum(isinstance(spec, L.Linear) for spec in specs)
 
     # -- argument conversion -------------------------------------------------------------------
     def _features(self, X, op: str) -> np.ndarray:
@@ -323,13 +416,19 @@ class MLP:
         """Returns (labels int32 or None, targets (N, out) or None)."""
         y = np.asarray(y)
         _type_error_if_not_numeric(y, op, "y")
-        classes = self.sizes[-1]
-        if y.ndim == 2 and self.loss == "squared_error":
+        classes = self._core.outputs
+        if y.ndim == 2:
             if y.shape != (n, classes):
                 raise ValueError(f"[{op}] targets have shape {y.shape}, expected {(n, classes)}")
             t = np.ascontiguousarray(y, dtype=self.dtype)
             if not np.isfinite(t).all():
                 raise ValueError(f"[{op}] targets contain NaN or infinity")
+            if self.loss in ("softmax_cross_entropy", "cross_entropy", "negative_log_likelihood"):
+                sums = t.sum(axis=1, dtype=np.float64)
+                bad = np.flatnonzero((t < 0).any(axis=1) | (np.abs(sums - 1) > 1e-3))
+                if bad.size:
+                    raise ValueError(f"[{op}] targets of {self.loss} must be probabilities (>= 0, "
+                                     f"summing to 1); row {bad[0]} sums to {sums[bad[0]]:g}")
             return None, t
         if y.ndim != 1:
             raise ValueError(f"[{op}] y must be 1-D class labels of length {n}, got shape {y.shape}")
@@ -344,9 +443,11 @@ class MLP:
         return np.ascontiguousarray(y, dtype=np.int32), None
 
     # -- inspection API --------------------------------------------------------------------------
-    def forward(self, X) -> np.ndarray:
-        """Network output (N, out): the logits, before any softmax."""
-        return self._core.forward(self._features(X, "MLP.forward"))
+    def forward(self, X, train: bool = False) -> np.ndarray:
+        """Network output (N, out): for the standard MLP with the fused softmax cross entropy,
+        the logits before any softmax. ``train=True`` runs batch norm with batch statistics
+        (updating its running statistics) and dropout with a fresh mask, as ``backward`` does."""
+        return self._core.forward(self._features(X, "MLP.forward"), bool(train))
 
     def backward(self, X, y) -> float:
         """Batch-mean loss of (X, y); leaves ``DW`` and ``Db`` on every layer."""
@@ -401,6 +502,7 @@ class MLP:
             history["topology"] = []
         self.history_ = history
         config = optimizer._config()
+        config.schedule_start = self._core.steps  # the schedule's t = 0 at this fit's first step
         steps_per_epoch = -(-X.shape[0] // int(batch_size))
         set_options = rigl_options = None
         if isinstance(evolution, SET) and evolution.delta_t is not None:
@@ -474,5 +576,34 @@ class MLP:
         return sum(layer.nnz for layer in self.layers)
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{l.shape[1]}->{l.shape[0]}:{l.density:.3g}" for l in self.layers)
-        return f"MLP([{inner}], activation={self.activation!r}, dtype={self.dtype.name})"
+        inner = ", ".join(
+            f"{m.shape[1]}->{m.shape[0]}:{m.density:.3g}" if m.kind == "linear" else m.kind
+            for m in self.modules)
+        return f"{type(self).__name__}([{inner}], loss={self.loss!r}, dtype={self.dtype.name})"
+
+
+class Sequential(MLP):
+    """A network of explicit layers (see :mod:`truesparse.layers`) on ``inputs`` features::
+
+        from truesparse import layers as L
+        net = ts.Sequential(784, [L.Linear(1024, density=0.05), L.BatchNorm(), L.ReLU(),
+                                  L.Dropout(0.2), L.Linear(10)], seed=0)
+
+    Everything else (fit, evolution, forward/backward, the layer views) is as for :class:`MLP`.
+    ``loss="cross_entropy"`` needs a Softmax last layer, ``"negative_log_likelihood"`` a
+    LogSoftmax one.
+    """
+
+    def __init__(self, inputs: int, layers: Sequence[L.LayerSpec], *,
+                 loss: str = "softmax_cross_entropy", label_smoothing: float = 0.0,
+                 weight_init: str = "he_normal", sparse_fan_in: str = "actual", dtype=np.float32,
+                 seed: int = 0, backend: str = "mkl") -> None:
+        if not (isinstance(inputs, (int, np.integer)) and inputs >= 1):
+            raise ValueError(f"[Sequential] inputs must be a positive integer, got {inputs!r}")
+        layers = list(layers)
+        if not any(isinstance(spec, L.Linear) for spec in layers):
+            raise ValueError("[Sequential] the network needs at least one layers.Linear")
+        self.activation = None
+        self._setup(int(inputs), layers, loss=loss, label_smoothing=label_smoothing,
+                    weight_init=weight_init, sparse_fan_in=sparse_fan_in, dtype=dtype, seed=seed,
+                    backend=backend)

@@ -17,6 +17,7 @@
 #include "truesparse/init.h"
 #include "truesparse/csr.h"
 #include "truesparse/kernels.h"
+#include "truesparse/layer.h"
 #include "truesparse/matrix.h"
 #include "truesparse/mkl_sparse.h"
 #include "truesparse/optimizer.h"
@@ -26,17 +27,21 @@ namespace truesparse {
 enum class sparse_backend { mkl, native };
 
 template <class T>
-struct linear_layer {
+struct linear_layer : layer<T> {
   index_t in = 0;   // D
   index_t out = 0;  // K
   avector<T> b, Db;  // (K) bias and its gradient
   optimizer_state<T> sW, sb;  // optimizer state of the weights (aligned with values()) and bias
 
   linear_layer(index_t in_, index_t out_) : in(in_), out(out_), b(out_, T(0)), Db(out_, T(0)) {}
-  virtual ~linear_layer() = default;
 
   virtual void forward(const matrix<T>& X, matrix<T>& Z) = 0;
   virtual void backward(const matrix<T>& X, const matrix<T>& DZ, matrix<T>* DX) = 0;
+  void forward(const matrix<T>& X, matrix<T>& Z, bool) final { forward(X, Z); }
+  void backward(const matrix<T>& X, const matrix<T>&, const matrix<T>& DZ, matrix<T>* DX) final {
+    backward(X, DZ, DX);
+  }
+  size_type outputs(size_type) const final { return out; }
   virtual bool is_sparse() const = 0;
   virtual size_type nnz() const = 0;
   virtual T* values() = 0;     // (nnz) W in storage order
@@ -44,7 +49,7 @@ struct linear_layer {
   // Call after values() were changed from outside (set_weights): refreshes derived copies.
   virtual void values_changed() {}
 
-  void optimize(const optimizer_config& c) {
+  void optimize(const optimizer_config& c) override {
     optimizer_step(c, sW, values(), gradient(), nnz());
     optimizer_step(c, sb, b.data(), Db.data(), out);
     values_changed();
@@ -60,6 +65,9 @@ struct linear_layer {
 template <class T>
 struct dense_linear : linear_layer<T> {
   using base = linear_layer<T>;
+  using base::backward;
+  using base::forward;
+  const char* kind() const override { return "dense_linear"; }
   avector<T> W, DW;  // (K,D) row-major
 
   dense_linear(index_t in_, index_t out_)
@@ -100,6 +108,9 @@ struct dense_linear : linear_layer<T> {
 template <class T>
 struct sparse_linear : linear_layer<T> {
   using base = linear_layer<T>;
+  using base::backward;
+  using base::forward;
+  const char* kind() const override { return "sparse_linear"; }
   sparse_backend backend;
   csr_pattern pattern;       // (K,D)
   avector<T> W, DW;          // (nnz) aligned with pattern

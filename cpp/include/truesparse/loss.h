@@ -1,8 +1,14 @@
-// Losses of the batch mean. Each returns the *sum* over the batch of the per-example loss
-// (callers divide by the total count) and writes DZ = ∂(sum loss)/∂Z · scale, where scale is
-// 1/N for a training batch, so gradients are those of the batch-mean loss.
-//   softmax cross entropy (fused, stable): l_n = logsumexp(z_n) - z_n[y_n];  DZ = softmax(Z) - onehot
-//   squared error:                         l_n = sum_k (z_kn - t_kn)^2;       DZ = 2 (Z - T)
+// Losses of the batch mean. compute_loss returns the *sum* over the batch of the per-example
+// loss (callers divide by the count) and writes DY = ∂(sum loss)/∂Y · scale, with scale = 1/N
+// for a training batch, so gradients are those of the batch-mean loss. Y (K,N) is the network
+// output, one example per column; t_n the targets of example n: one-hot labels smoothed to
+// (1 − ε) onehot + ε/K (for the label-based losses), or a given dense target column.
+//   squared error            l = Σ_k (y_k − t_k)²                   dy = 2 (y − t)
+//   softmax cross entropy    l = (Σ_k t_k) lse(y) − Σ_k t_k y_k    dy = softmax(y) Σ_k t_k − t
+//     (fused and stable: lse(y) = max(y) + log Σ exp(y − max(y)))
+//   cross entropy            l = −Σ_k t_k log y_k   (y = probabilities)   dy = −t / y
+//   negative log likelihood  l = −Σ_k t_k y_k       (y = log-probabilities) dy = −t
+//   logistic cross entropy   l = Σ_k softplus(y_k) − t_k y_k       dy = σ(y) − t
 #pragma once
 
 #include <cmath>
@@ -13,9 +19,21 @@
 
 namespace truesparse {
 
-enum class loss_kind { softmax_cross_entropy, squared_error };
+enum class loss_kind {
+  softmax_cross_entropy,
+  squared_error,
+  cross_entropy,
+  negative_log_likelihood,
+  logistic_cross_entropy
+};
 
-// Targets of a batch: class labels (N) or, for squared error, a dense target block T (K,N).
+// Whether label smoothing applies (the label-based losses).
+inline bool smooths_labels(loss_kind k) {
+  return k == loss_kind::softmax_cross_entropy || k == loss_kind::cross_entropy ||
+         k == loss_kind::negative_log_likelihood;
+}
+
+// Targets of a batch: class labels (N) or a dense target block T (K,N).
 template <class T>
 struct targets {
   const std::int32_t* labels = nullptr;  // N labels, or null
@@ -24,63 +42,90 @@ struct targets {
 
 struct loss_result {
   double loss_sum = 0.0;
-  size_type correct = 0;  // argmax(z_n) == y_n (or == argmax(t_n) for dense targets)
+  size_type correct = 0;  // argmax(y_n) == label (or == argmax(t_n) for dense targets)
 };
 
-// Z (K,N): logits, one example per column. DZ (K,N) written when non-null.
 template <class T>
-loss_result compute_loss(loss_kind kind, const matrix<T>& Z, const targets<T>& t, T scale,
-                         matrix<T>* DZ) {
-  const size_type K = Z.rows, N = Z.cols;
-  if (DZ) DZ->resize(K, N);
-  loss_result r;
+loss_result compute_loss(loss_kind kind, const matrix<T>& Y, const targets<T>& t, T scale,
+                         matrix<T>* DY, double label_smoothing = 0.0) {
+  const size_type K = Y.rows, N = Y.cols;
+  if (DY) DY->resize(K, N);
+  const double eps = smooths_labels(kind) ? label_smoothing : 0.0;
   std::vector<double> per_example(static_cast<std::size_t>(N));  // summed serially below, so
   std::vector<char> hit(static_cast<std::size_t>(N));             // the total is thread-independent
 #pragma omp parallel for schedule(static) if (K * N > parallel_threshold)
   for (size_type n = 0; n < N; ++n) {
+    // t_k of this example
+    auto target = [&](size_type k) -> double {
+      if (t.dense) return static_cast<double>((*t.dense)(k, n));
+      return (k == t.labels[n] ? 1.0 - eps : 0.0) + eps / static_cast<double>(K);
+    };
     size_type best = 0;
-    T zmax = Z(0, n);
     for (size_type k = 1; k < K; ++k)
-      if (Z(k, n) > zmax) zmax = Z(k, n), best = k;
+      if (Y(k, n) > Y(best, n)) best = k;
     if (t.labels) {
       hit[n] = best == t.labels[n];
-    } else {  // dense targets: hit when the argmax agrees with the target's argmax
+    } else {
       size_type tbest = 0;
       for (size_type k = 1; k < K; ++k)
         if ((*t.dense)(k, n) > (*t.dense)(tbest, n)) tbest = k;
       hit[n] = best == tbest;
     }
-    if (kind == loss_kind::softmax_cross_entropy) {
-      const size_type y = t.labels[n];
-      double s = 0.0;
-      for (size_type k = 0; k < K; ++k) s += std::exp(static_cast<double>(Z(k, n) - zmax));
-      const double lse = static_cast<double>(zmax) + std::log(s);
-      per_example[n] = lse - static_cast<double>(Z(y, n));
-      if (DZ)
+    double l = 0.0;
+    switch (kind) {
+      case loss_kind::softmax_cross_entropy: {
+        const double ymax = static_cast<double>(Y(best, n));
+        double s = 0.0, tsum = 0.0;
+        for (size_type k = 0; k < K; ++k) s += std::exp(static_cast<double>(Y(k, n)) - ymax);
+        const double lse = ymax + std::log(s);
         for (size_type k = 0; k < K; ++k) {
-          const double p = std::exp(static_cast<double>(Z(k, n)) - lse);
-          (*DZ)(k, n) = static_cast<T>((p - (k == y ? 1.0 : 0.0)) * scale);
+          const double tk = target(k);
+          tsum += tk;
+          l -= tk * static_cast<double>(Y(k, n));
         }
-    } else {
-      double s = 0.0;
-      for (size_type k = 0; k < K; ++k) {
-        const T target =
-            t.dense ? (*t.dense)(k, n) : static_cast<T>(k == t.labels[n] ? 1 : 0);
-        const T e = Z(k, n) - target;
-        s += static_cast<double>(e) * e;
-        if (DZ) (*DZ)(k, n) = T(2) * e * scale;
+        l += tsum * lse;
+        if (DY)
+          for (size_type k = 0; k < K; ++k)
+            (*DY)(k, n) = static_cast<T>((std::exp(static_cast<double>(Y(k, n)) - lse) * tsum - target(k)) * scale);
+        break;
       }
-      per_example[n] = s;
+      case loss_kind::squared_error:
+        for (size_type k = 0; k < K; ++k) {
+          const double e = static_cast<double>(Y(k, n)) - target(k);
+          l += e * e;
+          if (DY) (*DY)(k, n) = static_cast<T>(2.0 * e * scale);
+        }
+        break;
+      case loss_kind::cross_entropy:
+        for (size_type k = 0; k < K; ++k) {
+          const double tk = target(k), yk = static_cast<double>(Y(k, n));
+          if (tk != 0.0) l -= tk * std::log(yk);
+          if (DY) (*DY)(k, n) = static_cast<T>(tk == 0.0 ? 0.0 : -tk / yk * scale);
+        }
+        break;
+      case loss_kind::negative_log_likelihood:
+        for (size_type k = 0; k < K; ++k) {
+          const double tk = target(k);
+          l -= tk * static_cast<double>(Y(k, n));
+          if (DY) (*DY)(k, n) = static_cast<T>(-tk * scale);
+        }
+        break;
+      case loss_kind::logistic_cross_entropy:
+        for (size_type k = 0; k < K; ++k) {
+          const double tk = target(k), yk = static_cast<double>(Y(k, n));
+          const double softplus = std::max(yk, 0.0) + std::log1p(std::exp(-std::fabs(yk)));
+          l += softplus - tk * yk;
+          if (DY) (*DY)(k, n) = static_cast<T>((1.0 / (1.0 + std::exp(-yk)) - tk) * scale);
+        }
+        break;
     }
+    per_example[n] = l;
   }
-  double loss_sum = 0.0;
-  size_type correct = 0;
+  loss_result r;
   for (size_type n = 0; n < N; ++n) {
-    loss_sum += per_example[n];
-    correct += hit[n];
+    r.loss_sum += per_example[n];
+    r.correct += hit[n];
   }
-  r.loss_sum = loss_sum;
-  r.correct = correct;
   return r;
 }
 

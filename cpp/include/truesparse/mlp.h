@@ -1,39 +1,85 @@
-// A multilayer perceptron: linear layers (sparse or dense) joined by activation layers,
-// ending in logits that the loss turns into a gradient. Buffers are owned here, one per
-// layer, feature-major (features, N):
-//   X -> [linear 0] -> Z[0] -> act -> A[0] -> [linear 1] -> ... -> Z[L-1] (logits)
-//   D[l] holds ∂L/∂A[l] on arrival and ∂L/∂Z[l] after the activation's backward (in place).
+// A feed-forward network of layers ending in outputs that the loss turns into a gradient.
+// The standard MLP is linear layers (sparse or dense) joined by activation layers; any
+// sequence of layer specs can be given instead (batch norm, dropout, softmax, SReLU, ...).
+// Buffers are owned here, one per layer, feature-major (features, N):
+//   X -> [layer 0] -> Y[0] -> [layer 1] -> Y[1] -> ... -> Y[M-1] (network output)
+//   D[m] = ∂L/∂Y[m]; layer m's backward turns D[m] into D[m-1].
 #pragma once
 
 #include <memory>
 #include <vector>
 
-#include "truesparse/activation.h"
 #include "truesparse/density.h"
 #include "truesparse/init.h"
+#include "truesparse/layers.h"
 #include "truesparse/linear.h"
 #include "truesparse/loss.h"
 
 namespace truesparse {
 
+enum class layer_kind { linear, activation, softmax, log_softmax, batch_norm, dropout, srelu, affine };
+
+// One layer of a network description.
+struct layer_spec {
+  layer_kind kind = layer_kind::linear;
+  index_t size = 0;           // linear: number of outputs
+  double density = 1.0;       // linear: 1 makes a dense layer
+  activation_kind activation = activation_kind::relu;
+  double alpha = 0.01;        // activation: negative slope (leaky_relu, all_relu)
+  double p = 0.0;             // dropout
+  double momentum = 0.1;      // batch_norm
+  double eps = 1e-5;          // batch_norm
+  double srelu[4] = {0.0, 0.01, 1.0, 1.0};  // srelu: initial tl, al, tr, ar
+};
+
 struct mlp_options {
-  std::vector<index_t> sizes;       // D_0, D_1, ..., D_L
-  std::vector<double> densities;    // L entries in (0, 1]; 1 makes a dense layer
+  // Either the standard MLP: sizes D_0..D_L, L densities, one hidden activation ...
+  std::vector<index_t> sizes;
+  std::vector<double> densities;
   activation_kind activation = activation_kind::relu;
   double alpha = 0.01;
+  // ... or the input size and an explicit sequence of layers.
+  index_t inputs = 0;
+  std::vector<layer_spec> layers;
+
   loss_kind loss = loss_kind::softmax_cross_entropy;
+  double label_smoothing = 0.0;
   init_kind init = init_kind::he_normal;
   fan_mode fan = fan_mode::actual;
   std::uint64_t seed = 0;
   sparse_backend backend = sparse_backend::mkl;
 };
 
+// The layer specs of the standard MLP of o.sizes / o.densities / o.activation.
+inline std::vector<layer_spec> standard_layers(const mlp_options& o) {
+  check_sizes(o.sizes, "MLP");
+  const std::size_t L = o.sizes.size() - 1;
+  TS_REQUIRE(o.densities.size() == L, "[MLP] ", o.densities.size(), " densities given for ", L, " layers");
+  std::vector<layer_spec> specs;
+  for (std::size_t l = 0; l < L; ++l) {
+    layer_spec s;
+    s.size = o.sizes[l + 1];
+    s.density = o.densities[l];
+    specs.push_back(s);
+    if (l + 1 < L) {
+      layer_spec a;
+      a.kind = layer_kind::activation;
+      a.activation = o.activation;
+      a.alpha = o.alpha;
+      specs.push_back(a);
+    }
+  }
+  return specs;
+}
+
 template <class T>
 class mlp {
  public:
-  std::vector<std::unique_ptr<linear_layer<T>>> layers;
-  std::vector<activation> acts;  // one per hidden layer
+  std::vector<std::unique_ptr<layer<T>>> modules;  // every layer, in order
+  std::vector<linear_layer<T>*> layers;            // the linear ones, in order (not owning)
+  std::vector<std::size_t> module_of;              // module index of linear layer l
   loss_kind loss;
+  double label_smoothing;
   sparse_backend backend;
   std::uint64_t seed;
   init_kind init;
@@ -42,103 +88,141 @@ class mlp {
   std::uint64_t topology_updates = 0;  // SET/RigL updates applied so far (seeds their streams)
 
   explicit mlp(const mlp_options& o)
-      : loss(o.loss), backend(o.backend), seed(o.seed), init(o.init), fan(o.fan) {
-    check_sizes(o.sizes, "MLP");
-    const std::size_t L = o.sizes.size() - 1;
-    TS_REQUIRE(o.densities.size() == L, "[MLP] ", o.densities.size(), " densities given for ", L,
-               " layers");
-    for (std::size_t l = 0; l < L; ++l) {
-      const double d = o.densities[l];
-      TS_REQUIRE(d > 0 && d <= 1, "[MLP] density of layer ", l, " is ", d, ", it must be in (0, 1]");
-      const index_t D = o.sizes[l], K = o.sizes[l + 1];
-      rng g(derive_seed(o.seed, 1, l));
-      if (d >= 1) {
-        auto layer = std::make_unique<dense_linear<T>>(D, K);
-        for (auto& w : layer->W) w = static_cast<T>(draw_weight(o.init, D, K, g));
-        layers.push_back(std::move(layer));
-      } else {
-        auto layer = std::make_unique<sparse_linear<T>>(
-            random_pattern(K, D, nnz_for_density(d, D, K), g), backend, l > 0);
-        init_values(layer->pattern, o.init, o.fan, g, layer->W.data());
-        layer->init = o.init;
-        layer->fan = o.fan;
-        layers.push_back(std::move(layer));
+      : loss(o.loss), label_smoothing(o.label_smoothing), backend(o.backend), seed(o.seed), init(o.init), fan(o.fan) {
+    TS_REQUIRE(o.label_smoothing >= 0 && o.label_smoothing <= 1,
+               "[MLP] label_smoothing must be in [0, 1], got ", o.label_smoothing);
+    const bool standard = o.layers.empty();
+    const std::vector<layer_spec> specs = standard ? standard_layers(o) : o.layers;
+    size_type width = standard ? o.sizes.front() : o.inputs;
+    TS_REQUIRE(width >= 1, "[MLP] the number of inputs must be >= 1, got ", width);
+    int hidden_activations = 0;
+    std::uint64_t dropouts = 0;
+    for (std::size_t m = 0; m < specs.size(); ++m) {
+      const layer_spec& s = specs[m];
+      switch (s.kind) {
+        case layer_kind::linear: {
+          const std::size_t l = layers.size();
+          TS_REQUIRE(s.size >= 1, "[MLP] linear layer ", l, " has ", s.size, " outputs, it needs >= 1");
+          TS_REQUIRE(s.density > 0 && s.density <= 1, "[MLP] density of layer ", l, " is ", s.density,
+                     ", it must be in (0, 1]");
+          const auto D = static_cast<index_t>(width), K = s.size;
+          rng g(derive_seed(o.seed, 1, l));
+          std::unique_ptr<linear_layer<T>> layer;
+          if (s.density >= 1) {
+            auto dense = std::make_unique<dense_linear<T>>(D, K);
+            for (auto& w : dense->W) w = static_cast<T>(draw_weight(o.init, D, K, g));
+            layer = std::move(dense);
+          } else {
+            auto sparse = std::make_unique<sparse_linear<T>>(
+                random_pattern(K, D, nnz_for_density(s.density, D, K), g), backend, m > 0);
+            init_values(sparse->pattern, o.init, o.fan, g, sparse->W.data());
+            sparse->init = o.init;
+            sparse->fan = o.fan;
+            layer = std::move(sparse);
+          }
+          layers.push_back(layer.get());
+          module_of.push_back(m);
+          modules.push_back(std::move(layer));
+          width = K;
+          break;
+        }
+        case layer_kind::activation:
+          modules.push_back(std::make_unique<activation_layer<T>>(activation{s.activation, s.alpha, ++hidden_activations}));
+          break;
+        case layer_kind::softmax: modules.push_back(std::make_unique<softmax_layer<T>>()); break;
+        case layer_kind::log_softmax: modules.push_back(std::make_unique<log_softmax_layer<T>>()); break;
+        case layer_kind::batch_norm:
+          modules.push_back(std::make_unique<batch_norm_layer<T>>(width, s.momentum, s.eps));
+          break;
+        case layer_kind::dropout:
+          modules.push_back(std::make_unique<dropout_layer<T>>(s.p, o.seed, dropouts++));
+          break;
+        case layer_kind::srelu:
+          TS_REQUIRE(s.srelu[0] < s.srelu[2], "[MLP] SReLU needs tl < tr, got ", s.srelu[0], " and ", s.srelu[2]);
+          modules.push_back(std::make_unique<srelu_layer<T>>(s.srelu[0], s.srelu[1], s.srelu[2], s.srelu[3]));
+          break;
+        case layer_kind::affine: modules.push_back(std::make_unique<affine_layer<T>>(width)); break;
       }
-      if (l + 1 < L) acts.push_back(activation{o.activation, o.alpha, static_cast<int>(l) + 1});
     }
-    Z.resize(L);
-    A.resize(L);
-    D.resize(L);
+    TS_REQUIRE(!layers.empty(), "[MLP] the network has no linear layer");
+    n_inputs = standard ? o.sizes.front() : o.inputs;
+    n_outputs = width;
+    Y.resize(modules.size());
+    D.resize(modules.size());
   }
 
-  size_type inputs() const { return layers.front()->in; }
-  size_type outputs() const { return layers.back()->out; }
+  size_type inputs() const { return n_inputs; }
+  size_type outputs() const { return n_outputs; }
 
-  // Replaces layer l by a dense layer with W (K,D) row-major, or by a sparse one with the
-  // given pattern and values; the layer's optimizer state starts at zero.
+  // Replaces linear layer l by a dense layer with W (K,D) row-major, or by a sparse one with
+  // the given pattern and values; the layer's optimizer state starts at zero.
   void set_dense_layer(std::size_t l, const T* W, const T* b) {
     auto& old = *layers.at(l);
     auto layer = std::make_unique<dense_linear<T>>(old.in, old.out);
     std::copy(W, W + layer->nnz(), layer->W.begin());
     std::copy(b, b + old.out, layer->b.begin());
-    layers[l] = std::move(layer);
+    replace_linear(l, std::move(layer));
   }
   void set_sparse_layer(std::size_t l, csr_pattern p, const T* values, const T* b) {
     auto& old = *layers.at(l);
     TS_REQUIRE(p.rows == old.out && p.cols == old.in, "[Linear.set_weights] W is (", p.rows, ", ",
                p.cols, ") but layer ", l, " is (", old.out, ", ", old.in, ")");
-    auto layer = std::make_unique<sparse_linear<T>>(std::move(p), backend, l > 0);
+    auto layer = std::make_unique<sparse_linear<T>>(std::move(p), backend, module_of[l] > 0);
     std::copy(values, values + layer->nnz(), layer->W.begin());
+    std::copy(b, b + old.out, layer->b.begin());
     layer->init = init;
     layer->fan = fan;
-    std::copy(b, b + old.out, layer->b.begin());
-    layers[l] = std::move(layer);
+    replace_linear(l, std::move(layer));
   }
 
-  // Logits (K_L, N) of a feature-major batch X (D_0, N).
-  const matrix<T>& forward(const matrix<T>& X) {
+  // Network output (K,N) of a feature-major batch X (D_0, N).
+  const matrix<T>& forward(const matrix<T>& X, bool train = false) {
     TS_REQUIRE(X.rows == inputs(), "[MLP.forward] X has ", X.rows, " features but the model has ",
                inputs(), " inputs");
     const matrix<T>* in = &X;
-    for (std::size_t l = 0; l < layers.size(); ++l) {
-      layers[l]->forward(*in, Z[l]);  // (K_l,N) = (K_l,D_l) (D_l,N) + b 1ᵀ
-      if (l < acts.size()) {
-        acts[l].forward(Z[l], A[l]);
-        in = &A[l];
-      }
+    for (std::size_t m = 0; m < modules.size(); ++m) {
+      modules[m]->forward(*in, Y[m], train);  // linear: (K,N) = (K,D) (D,N) + b 1ᵀ
+      in = &Y[m];
     }
-    return Z.back();
+    return Y.back();
   }
 
-  // Forward, loss and backward of one batch: every layer's DW, Db hold the gradient of the
-  // batch-mean loss afterwards. Returns the loss summed over the batch and the hit count.
+  // Forward (training mode), loss and backward of one batch: every layer's gradients are those
+  // of the batch-mean loss afterwards. Returns the loss summed over the batch and the hit count.
   loss_result forward_backward(const matrix<T>& X, const targets<T>& t) {
-    const matrix<T>& logits = forward(X);
+    const matrix<T>& out = forward(X, true);
     const size_type N = X.cols;
-    const std::size_t L = layers.size();
-    loss_result r = compute_loss(loss, logits, t, T(1) / static_cast<T>(N), &D[L - 1]);
-    for (std::size_t l = L; l-- > 0;) {
-      const matrix<T>& in = l == 0 ? X : A[l - 1];
-      layers[l]->backward(in, D[l], l == 0 ? nullptr : &D[l - 1]);  // DX (D_l,N) = W_lᵀ DZ
-      if (l > 0) acts[l - 1].backward(Z[l - 1], A[l - 1], D[l - 1]);  // DZ = DA ⊙ act'(Z)
-    }
+    const std::size_t M = modules.size();
+    loss_result r = compute_loss(loss, out, t, T(1) / static_cast<T>(N), &D[M - 1], label_smoothing);
+    for (std::size_t m = M; m-- > 0;)  // D[m-1] = ∂L/∂Y[m-1] from D[m]; none before layer 0
+      modules[m]->backward(m == 0 ? X : Y[m - 1], Y[m], D[m], m == 0 ? nullptr : &D[m - 1]);
     return r;
   }
 
   void optimize(const optimizer_config& c) {
-    for (auto& layer : layers) layer->optimize(c);
+    optimizer_config now = c;
+    now.lr = c.schedule.rate(c.lr, steps - 1 - c.schedule_start);
+    for (auto& module : modules) module->optimize(now);
   }
 
   // After forward_backward(X, ...): the input (D_l,N) and the output gradient DZ (K_l,N) of
   // linear layer l in that batch (RigL's grow step uses them).
-  const matrix<T>& layer_input(std::size_t l, const matrix<T>& X) const { return l == 0 ? X : A[l - 1]; }
-  const matrix<T>& layer_output_gradient(std::size_t l) const { return D[l]; }
+  const matrix<T>& layer_input(std::size_t l, const matrix<T>& X) const {
+    return module_of[l] == 0 ? X : Y[module_of[l] - 1];
+  }
+  const matrix<T>& layer_output_gradient(std::size_t l) const { return D[module_of[l]]; }
 
   // The sparse layer l, or null for a dense one.
-  sparse_linear<T>* sparse_layer(std::size_t l) { return dynamic_cast<sparse_linear<T>*>(layers.at(l).get()); }
+  sparse_linear<T>* sparse_layer(std::size_t l) { return dynamic_cast<sparse_linear<T>*>(layers.at(l)); }
 
  private:
-  std::vector<matrix<T>> Z, A, D;
+  void replace_linear(std::size_t l, std::unique_ptr<linear_layer<T>> layer) {
+    layers[l] = layer.get();
+    modules[module_of[l]] = std::move(layer);
+  }
+
+  size_type n_inputs = 0, n_outputs = 0;
+  std::vector<matrix<T>> Y, D;
 };
 
 }  // namespace truesparse

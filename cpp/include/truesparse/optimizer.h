@@ -14,14 +14,66 @@
 // together, so their first step is lr·sign(g) as for every other weight.)
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "truesparse/common.h"
 
 namespace truesparse {
 
 enum class optimizer_kind { sgd, adam, adamw };
+
+// Learning-rate schedules as the closed forms of PyTorch's schedulers, evaluated at step
+// t = 0, 1, ... (optimizer steps since the schedule started):
+//   constant lr0;  step lr0 γ^⌊t/step_size⌋;  multistep lr0 γ^(#milestones <= t);
+//   exponential lr0 γ^t;  cosine η_min + (lr0 − η_min)(1 + cos(π t / T_max))/2;
+// times a linear warm-up factor start + (1 − start) min(t, W)/W when warmup_steps W > 0.
+enum class schedule_kind { constant, step, multistep, exponential, cosine };
+
+struct lr_schedule {
+  schedule_kind kind = schedule_kind::constant;
+  std::int64_t step_size = 1;
+  double gamma = 0.1;
+  std::vector<std::int64_t> milestones;  // sorted
+  std::int64_t t_max = 1;
+  double eta_min = 0.0;
+  std::int64_t warmup_steps = 0;
+  double warmup_start_factor = 1.0 / 3.0;
+
+  double rate(double lr0, std::int64_t t) const {
+    if (t < 0) t = 0;
+    double lr = lr0;
+    switch (kind) {
+      case schedule_kind::constant: break;
+      case schedule_kind::step: lr = lr0 * std::pow(gamma, static_cast<double>(t / step_size)); break;
+      case schedule_kind::multistep: {
+        const auto passed = std::upper_bound(milestones.begin(), milestones.end(), t) - milestones.begin();
+        lr = lr0 * std::pow(gamma, static_cast<double>(passed));
+        break;
+      }
+      case schedule_kind::exponential: lr = lr0 * std::pow(gamma, static_cast<double>(t)); break;
+      case schedule_kind::cosine:
+        lr = eta_min + (lr0 - eta_min) * (1 + std::cos(M_PI * static_cast<double>(t) / t_max)) / 2;
+        break;
+    }
+    if (warmup_steps > 0)
+      lr *= warmup_start_factor + (1 - warmup_start_factor) *
+                                      static_cast<double>(std::min(t, warmup_steps)) / warmup_steps;
+    return lr;
+  }
+};
+
+inline void validate(const lr_schedule& s) {
+  TS_REQUIRE(s.step_size >= 1, "[schedule] step_size must be >= 1, got ", s.step_size);
+  TS_REQUIRE(s.t_max >= 1, "[schedule] T_max must be >= 1, got ", s.t_max);
+  TS_REQUIRE(s.gamma > 0 && std::isfinite(s.gamma), "[schedule] gamma must be positive, got ", s.gamma);
+  TS_REQUIRE(s.warmup_steps >= 0, "[schedule] warmup_steps must be >= 0, got ", s.warmup_steps);
+  TS_REQUIRE(s.warmup_start_factor > 0 && s.warmup_start_factor <= 1,
+             "[schedule] warmup start_factor must be in (0, 1], got ", s.warmup_start_factor);
+  TS_REQUIRE(std::is_sorted(s.milestones.begin(), s.milestones.end()), "[schedule] milestones must be sorted");
+}
 
 struct optimizer_config {
   optimizer_kind kind = optimizer_kind::sgd;
@@ -31,6 +83,8 @@ struct optimizer_config {
   double weight_decay = 0.0;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // Adam, AdamW
   int new_weight_warmup = 0;                     // Adam, AdamW: steps; 0 = off
+  lr_schedule schedule;                          // lr at step t = schedule.rate(lr, t)
+  std::int64_t schedule_start = 0;               // the model's step count when t = 0
 };
 
 inline optimizer_config sgd(double lr, double momentum = 0.0, bool nesterov = false,
@@ -54,6 +108,7 @@ inline void validate(const optimizer_config& c) {
   TS_REQUIRE(c.eps > 0, "[optimizer] eps must be positive, got ", c.eps);
   TS_REQUIRE(c.new_weight_warmup >= 0 && c.new_weight_warmup < 65535,
              "[optimizer] new_weight_warmup must be in [0, 65535), got ", c.new_weight_warmup);
+  validate(c.schedule);
 }
 
 // The state of one value array: first/second moment arrays (m is SGD's velocity), each either

@@ -44,8 +44,6 @@ void check_dataset(const mlp<T>& m, const dataset<T>& d, const char* op) {
     for (size_type n = 0; n < d.M; ++n)
       TS_REQUIRE(d.labels[n] >= 0 && d.labels[n] < m.outputs(), "[", op, "] label ", d.labels[n],
                  " of example ", n, " is outside [0, ", m.outputs(), ")");
-  TS_REQUIRE(d.labels || m.loss == loss_kind::squared_error, "[", op,
-             "] softmax cross entropy needs class labels");
 }
 
 // Batch buffers: gather() fills X (D,B) feature-major and the batch's labels or targets (K,B).
@@ -199,7 +197,7 @@ epoch_result evaluate(mlp<T>& m, const dataset<T>& d, size_type batch_size = 100
     idx.resize(B);
     std::iota(idx.begin(), idx.end(), start);
     const targets<T> t = buf.gather(d, idx.data(), B);
-    const loss_result lr = compute_loss<T>(m.loss, m.forward(buf.X), t, T(1), nullptr);
+    const loss_result lr = compute_loss<T>(m.loss, m.forward(buf.X), t, T(1), nullptr, m.label_smoothing);
     loss_sum += lr.loss_sum;
     correct += lr.correct;
     r.examples += B;
@@ -211,7 +209,7 @@ epoch_result evaluate(mlp<T>& m, const dataset<T>& d, size_type batch_size = 100
 
 // Logits out (M,K) row-major for X (M,D) row-major, in batches.
 template <class T>
-void predict_logits(mlp<T>& m, const T* X, size_type M, size_type D, T* out,
+void predict_logits(mlp<T>& m, const T* X, size_type M, size_type D, T* out, bool train = false,
                     size_type batch_size = 1000) {
   TS_REQUIRE(D == m.inputs(), "[predict] X has ", D, " features but the model has ", m.inputs(),
              " inputs");
@@ -222,7 +220,7 @@ void predict_logits(mlp<T>& m, const T* X, size_type M, size_type D, T* out,
     idx.resize(B);
     std::iota(idx.begin(), idx.end(), start);
     gather_feature_major(X, D, idx.data(), B, Xb);
-    transpose_to(m.forward(Xb), out + start * m.outputs());  // (B,K) = (K,B)ᵀ
+    transpose_to(m.forward(Xb, train), out + start * m.outputs());  // (B,K) = (K,B)ᵀ
   }
 }
 
