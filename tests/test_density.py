@@ -224,3 +224,27 @@ def test_he_uniform_bound(fan_in):
     assert np.all(np.abs(u) <= 1.0 + 1e-12)
     assert abs(np.mean(u)) < 0.05
     assert abs(np.var(u) - 1.0 / 3.0) < 0.03
+
+
+# -- uniform allocation ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dense_first,dense_last", [(False, False), (True, False), (False, True), (True, True)])
+def test_uniform_allocation(dense_first, dense_last):
+    sizes = [40, 30, 20, 10]
+    expected = [0.1, 0.1, 0.1]
+    if dense_first:
+        expected[0] = 1.0
+    if dense_last:
+        expected[-1] = 1.0
+    assert ts.uniform_densities(sizes, 0.1, dense_first=dense_first, dense_last=dense_last) == expected
+    model = ts.MLP(sizes, density=0.1, init="uniform", dense_first=dense_first,
+                   dense_last=dense_last, seed=0)
+    for layer, d, n_in, n_out in zip(model.layers, expected, sizes[:-1], sizes[1:]):
+        assert layer.is_sparse == (d < 1)
+        assert layer.nnz == (n_in * n_out if d == 1 else round(d * n_in * n_out))
+
+
+def test_unknown_allocation_is_rejected():
+    with pytest.raises(ValueError, match="init"):
+        ts.MLP([4, 3, 2], density=0.5, init="random")
+    with pytest.raises(ValueError, match="uniform_densities"):
+        ts.uniform_densities([4, 3, 2], 1.5)

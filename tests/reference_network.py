@@ -1,0 +1,147 @@
+"""Builds the truesparse.reference twin of an engine network and runs it, for
+test_engine_vs_reference.py (the last rung of the validation ladder, DESIGN.md §7).
+
+The engine takes examples as rows, X (N, D); the reference takes them as columns, X (D, N).
+Everything here transposes at that boundary and computes in float64 from the values the
+engine holds (float32 values are widened exactly), so a float32 engine is compared with an
+accurate result for the same inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from conftest import dense_of, mask_of
+
+from truesparse import layers as L
+from truesparse import reference as R
+
+_ACTIVATIONS = {
+    L.ReLU: lambda spec, layer: R.ReLU(),
+    L.LeakyReLU: lambda spec, layer: R.LeakyReLU(spec.alpha),
+    L.AllReLU: lambda spec, layer: R.AllReLU(spec.alpha, layer=layer),
+    L.Sigmoid: lambda spec, layer: R.Sigmoid(),
+    L.Tanh: lambda spec, layer: R.Tanh(),
+    L.Identity: lambda spec, layer: R.Identity(),
+}
+
+_LOSSES = {
+    "softmax_cross_entropy": R.SoftmaxCrossEntropy,
+    "cross_entropy": R.CrossEntropy,
+    "negative_log_likelihood": R.NegativeLogLikelihood,
+    "squared_error": R.SquaredError,
+    "logistic_cross_entropy": R.LogisticCrossEntropy,
+}
+
+
+def _f64(a) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64)
+
+
+def reference_network(model, specs, *, dropout_masks=None, train=True) -> list:
+    """The reference layers of ``model`` (built from the layer ``specs`` it was made of),
+    holding copies of the engine's current weights, parameters and running statistics.
+
+    Sparse linear layers become ``reference.Linear`` with their pattern as the 0/1 pattern.
+    ``dropout_masks`` gives the (D, N) 0/1 mask of each dropout layer, in order (feature-major);
+    ``train`` puts every layer in training or evaluation mode. All-ReLU layers get their
+    number among the network's activation layers, counted from 1, as the engine does.
+    """
+    specs = list(specs)
+    assert len(specs) == len(model.modules), "one spec per engine module"
+    masks = list(dropout_masks or [])
+    layers, activations = [], 0
+    for spec, module in zip(specs, model.modules):
+        if isinstance(spec, L.Linear):
+            pattern = mask_of(module.W) if module.is_sparse else None
+            layer = R.Linear(_f64(dense_of(module.W)), _f64(module.b), pattern=pattern)
+        elif type(spec) in _ACTIVATIONS:
+            activations += 1
+            layer = _ACTIVATIONS[type(spec)](spec, activations)
+        elif isinstance(spec, L.Softmax):
+            layer = R.Softmax()
+        elif isinstance(spec, L.LogSoftmax):
+            layer = R.LogSoftmax()
+        elif isinstance(spec, L.BatchNorm):
+            p = module.parameters
+            layer = R.BatchNorm(p["gamma"].size, momentum=spec.momentum, eps=spec.eps)
+            layer.gamma, layer.beta = _f64(p["gamma"]), _f64(p["beta"])
+            layer.running_mean = _f64(module.running_mean)
+            layer.running_var = _f64(module.running_var)
+        elif isinstance(spec, L.Affine):
+            p = module.parameters
+            layer = R.Affine(_f64(p["gamma"]), _f64(p["beta"]))
+        elif isinstance(spec, L.SReLU):
+            layer = R.SReLU(*(float(v) for v in module.parameters["t"]))
+        elif isinstance(spec, L.Dropout):
+            mask = masks.pop(0) if train and spec.p > 0 else None
+            layer = R.Dropout(spec.p, mask=mask, rng=np.random.default_rng(0))
+        else:  # pragma: no cover - a new layer kind needs a line here
+            raise TypeError(f"no reference for {type(spec).__name__}")
+        layers.append(layer.train() if train else layer.eval())
+    assert not masks, "more dropout masks than dropout layers"
+    return layers
+
+
+def reference_loss(model):
+    """The reference loss of the model, with its label smoothing where it applies."""
+    cls = _LOSSES[model.loss]
+    if cls in (R.SquaredError, R.LogisticCrossEntropy):
+        return cls()
+    return cls(label_smoothing=model.label_smoothing)
+
+
+def target_matrix(y, K: int) -> np.ndarray:
+    """(K, N) targets: one-hot columns of labels (N,), or the transpose of soft targets (N, K)."""
+    y = np.asarray(y)
+    return R.one_hot(y, K) if y.ndim == 1 else _f64(y).T
+
+
+def forward(layers, X) -> np.ndarray:
+    """Network output (N, K) of rows X (N, D)."""
+    A = _f64(X).T  # (D, N)
+    for layer in layers:
+        A = layer.forward(A)
+    return A.T
+
+
+def forward_backward(layers, loss, X, y) -> tuple[np.ndarray, float]:
+    """One training pass of the batch (X, y): returns (output (N, K), batch-mean loss) and
+    leaves every layer's parameter gradients on it."""
+    A = _f64(X).T  # (D, N)
+    for layer in layers:
+        A = layer.forward(A)
+    T = target_matrix(y, A.shape[0])  # (K, N)
+    value = loss.value(A, T)
+    D = loss.gradient(A, T)  # (K, N)
+    for layer in reversed(layers):
+        D = layer.backward(D)
+    return A.T, value
+
+
+def gradients(layer) -> dict:
+    """The parameter gradients of one reference layer under the engine's names: linear
+    ``DW``/``Db``, batch norm and affine ``gamma``/``beta``, SReLU ``t`` = [tl, al, tr, ar]."""
+    if isinstance(layer, R.Linear):
+        return {"DW": layer.DW, "Db": layer.Db}
+    if isinstance(layer, (R.BatchNorm, R.Affine)):
+        return {"gamma": layer.Dgamma, "beta": layer.Dbeta}
+    if isinstance(layer, R.SReLU):
+        return {"t": np.array([layer.Dtl, layer.Dal, layer.Dtr, layer.Dar])}
+    return {}
+
+
+def parameters(layer) -> dict:
+    """The trainable arrays of one reference layer under the engine's names (linear ``W``/``b``,
+    ``gamma``/``beta``, SReLU ``t``), as arrays an optimizer can update in place."""
+    if isinstance(layer, R.Linear):
+        return {"W": layer.W, "b": layer.b}
+    if isinstance(layer, (R.BatchNorm, R.Affine)):
+        return {"gamma": layer.gamma, "beta": layer.beta}
+    if isinstance(layer, R.SReLU):
+        return {"t": np.array([layer.tl, layer.al, layer.tr, layer.ar])}
+    return {}
+
+
+def set_srelu(layer, t) -> None:
+    """Write SReLU's [tl, al, tr, ar] back after an optimizer updated the array."""
+    layer.tl, layer.al, layer.tr, layer.ar = (float(v) for v in t)
