@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 from conftest import dense_of, mask_of
-
 from truesparse import layers as L
 from truesparse import reference as R
 
@@ -37,18 +36,17 @@ def _f64(a) -> np.ndarray:
     return np.asarray(a, dtype=np.float64)
 
 
-def reference_network(model, specs, *, dropout_masks=None, train=True) -> list:
+def reference_network(model, specs) -> list:
     """The reference layers of ``model`` (built from the layer ``specs`` it was made of),
-    holding copies of the engine's current weights, parameters and running statistics.
+    in training mode, holding copies of the engine's current weights, parameters and
+    running statistics.
 
     Sparse linear layers become ``reference.Linear`` with their pattern as the 0/1 pattern.
-    ``dropout_masks`` gives the (D, N) 0/1 mask of each dropout layer, in order (feature-major);
-    ``train`` puts every layer in training or evaluation mode. All-ReLU layers get their
-    number among the network's activation layers, counted from 1, as the engine does.
+    All-ReLU layers get their number among the network's activation layers, counted from 1,
+    as the engine does. Dropout layers need their masks from ``set_dropout_masks``.
     """
     specs = list(specs)
     assert len(specs) == len(model.modules), "one spec per engine module"
-    masks = list(dropout_masks or [])
     layers, activations = [], 0
     for spec, module in zip(specs, model.modules):
         if isinstance(spec, L.Linear):
@@ -73,13 +71,25 @@ def reference_network(model, specs, *, dropout_masks=None, train=True) -> list:
         elif isinstance(spec, L.SReLU):
             layer = R.SReLU(*(float(v) for v in module.parameters["t"]))
         elif isinstance(spec, L.Dropout):
-            mask = masks.pop(0) if train and spec.p > 0 else None
-            layer = R.Dropout(spec.p, mask=mask, rng=np.random.default_rng(0))
+            layer = R.Dropout(spec.p, mask=None, rng=np.random.default_rng(0))
         else:  # pragma: no cover - a new layer kind needs a line here
             raise TypeError(f"no reference for {type(spec).__name__}")
-        layers.append(layer.train() if train else layer.eval())
-    assert not masks, "more dropout masks than dropout layers"
+        layers.append(layer)
     return layers
+
+
+def set_mode(layers, train: bool) -> None:
+    """Training (batch statistics, dropout masks) or evaluation mode for every layer."""
+    for layer in layers:
+        layer.train() if train else layer.eval()
+
+
+def set_dropout_masks(layers, masks) -> None:
+    """Fix the (N, D) 0/1 mask (rows, as the engine's outputs) of each dropout layer, in order."""
+    dropouts = [layer for layer in layers if isinstance(layer, R.Dropout)]
+    assert len(dropouts) == len(masks), f"{len(masks)} masks for {len(dropouts)} dropout layers"
+    for layer, mask in zip(dropouts, masks):
+        layer.fixed_mask = _f64(mask).T  # (D, N)
 
 
 def reference_loss(model):

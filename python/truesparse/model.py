@@ -293,7 +293,8 @@ class MLP:
     loss : ``"softmax_cross_entropy"`` (fused, on logits; default), ``"squared_error"``,
         ``"logistic_cross_entropy"`` (on logits), ``"cross_entropy"`` (a Softmax layer is
         appended) or ``"negative_log_likelihood"`` (a LogSoftmax layer is appended).
-    label_smoothing : ε for the label-based losses: targets (1 − ε) onehot + ε/K.
+    label_smoothing : ε for the label-based losses: targets (one-hot or given) become
+        (1 − ε) T + ε/K.
     batch_norm, dropout : add BatchNorm before and Dropout(dropout) after each hidden activation.
     """
 

@@ -1,8 +1,8 @@
 // Losses of the batch mean. compute_loss returns the *sum* over the batch of the per-example
 // loss (callers divide by the count) and writes DY = ∂(sum loss)/∂Y · scale, with scale = 1/N
 // for a training batch, so gradients are those of the batch-mean loss. Y (K,N) is the network
-// output, one example per column; t_n the targets of example n: one-hot labels smoothed to
-// (1 − ε) onehot + ε/K (for the label-based losses), or a given dense target column.
+// output, one example per column; t_n the targets of example n (one-hot labels or a given
+// target column), smoothed to (1 − ε) t_n + ε/K for the label-based losses.
 //   squared error            l = Σ_k (y_k − t_k)²                   dy = 2 (y − t)
 //   softmax cross entropy    l = (Σ_k t_k) lse(y) − Σ_k t_k y_k    dy = softmax(y) Σ_k t_k − t
 //     (fused and stable: lse(y) = max(y) + log Σ exp(y − max(y)))
@@ -57,8 +57,8 @@ loss_result compute_loss(loss_kind kind, const matrix<T>& Y, const targets<T>& t
   for (size_type n = 0; n < N; ++n) {
     // t_k of this example
     auto target = [&](size_type k) -> double {
-      if (t.dense) return static_cast<double>((*t.dense)(k, n));
-      return (k == t.labels[n] ? 1.0 - eps : 0.0) + eps / static_cast<double>(K);
+      const double given = t.dense ? static_cast<double>((*t.dense)(k, n)) : (k == t.labels[n] ? 1.0 : 0.0);
+      return (1.0 - eps) * given + eps / static_cast<double>(K);
     };
     size_type best = 0;
     for (size_type k = 1; k < K; ++k)
