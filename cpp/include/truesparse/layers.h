@@ -232,7 +232,8 @@ struct dropout_layer : layer<T> {
 
 // S-shaped ReLU (Jin et al. 2016) with four trainable scalars shared by the layer (tl < tr):
 //   y = tr + ar (x − tr) for x >= tr;  x for tl < x < tr;  tl + al (x − tl) for x <= tl
-// (at x >= tr and x <= tl both, the upper branch wins). With U = [x >= tr], Lo = [x <= tl]:
+// (at x >= tr and x <= tl both, the upper branch wins). With U = [x >= tr], Lo = [x <= tl]
+// and the middle region M = 1 − U − Lo:
 //   DX = DY ⊙ (ar U + M + al Lo);  Dtl = Σ DY Lo (1 − al);  Dal = Σ DY Lo (x − tl);
 //   Dtr = Σ DY U (1 − ar);  Dar = Σ DY U (x − tr).
 template <class T>
