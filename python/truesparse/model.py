@@ -407,10 +407,13 @@ class MLP:
             raise ValueError(f"[{op}] X has {X.shape[1]} features but the model has "
                              f"{self.sizes[0]} inputs")
         X = np.ascontiguousarray(X, dtype=self.dtype)
-        if not np.isfinite(X).all():
-            bad = np.argwhere(~np.isfinite(X))[0]
-            raise ValueError(f"[{op}] X contains NaN or infinity (first at row {bad[0]}, "
-                             f"column {bad[1]})")
+        rows = max(1, (1 << 20) // X.shape[1])  # checked in blocks: no X-sized temporary
+        for start in range(0, X.shape[0], rows):
+            block = X[start:start + rows]
+            if not np.isfinite(block).all():
+                bad = np.argwhere(~np.isfinite(block))[0]
+                raise ValueError(f"[{op}] X contains NaN or infinity (first at row "
+                                 f"{start + bad[0]}, column {bad[1]})")
         return X
 
     def _targets(self, y, n: int, op: str):
