@@ -32,6 +32,16 @@ struct activation_layer : layer<T> {
   }
 };
 
+// log Σ_k exp(X[k,n]), stable: the column maximum is subtracted before exponentiating.
+template <class T>
+T column_log_sum_exp(const matrix<T>& X, size_type n) {
+  T xmax = X(0, n);
+  for (size_type k = 1; k < X.rows; ++k) xmax = std::max(xmax, X(k, n));
+  T s = 0;
+  for (size_type k = 0; k < X.rows; ++k) s += std::exp(X(k, n) - xmax);
+  return xmax + std::log(s);
+}
+
 template <class T>
 struct softmax_layer : layer<T> {
   const char* kind() const override { return "softmax"; }
@@ -39,11 +49,8 @@ struct softmax_layer : layer<T> {
     Y.resize(X.rows, X.cols);
 #pragma omp parallel for schedule(static) if (X.size() > parallel_threshold)
     for (size_type n = 0; n < X.cols; ++n) {
-      T zmax = X(0, n);
-      for (size_type k = 1; k < X.rows; ++k) zmax = std::max(zmax, X(k, n));
-      T s = 0;
-      for (size_type k = 0; k < X.rows; ++k) s += Y(k, n) = std::exp(X(k, n) - zmax);
-      for (size_type k = 0; k < X.rows; ++k) Y(k, n) /= s;
+      const T lse = column_log_sum_exp(X, n);
+      for (size_type k = 0; k < X.rows; ++k) Y(k, n) = std::exp(X(k, n) - lse);
     }
   }
   void backward(const matrix<T>&, const matrix<T>& Y, const matrix<T>& DY, matrix<T>* DX) override {
@@ -65,11 +72,7 @@ struct log_softmax_layer : layer<T> {
     Y.resize(X.rows, X.cols);
 #pragma omp parallel for schedule(static) if (X.size() > parallel_threshold)
     for (size_type n = 0; n < X.cols; ++n) {
-      T zmax = X(0, n);
-      for (size_type k = 1; k < X.rows; ++k) zmax = std::max(zmax, X(k, n));
-      T s = 0;
-      for (size_type k = 0; k < X.rows; ++k) s += std::exp(X(k, n) - zmax);
-      const T lse = zmax + std::log(s);
+      const T lse = column_log_sum_exp(X, n);
       for (size_type k = 0; k < X.rows; ++k) Y(k, n) = X(k, n) - lse;
     }
   }
