@@ -242,7 +242,7 @@ def test_squared_error_matches_the_engine_convention():
 
 
 def engine_sgd(w, g, v, lr, mu, nesterov, wd):
-    """sgd_step of optimizer.h, transcribed loop by loop."""
+    """The SGD loops of optimizer_step in optimizer.h, transcribed loop by loop."""
     w, v = w.copy(), v.copy()
     for k in range(w.size):
         if mu == 0:

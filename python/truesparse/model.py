@@ -7,7 +7,6 @@ Everything here converts and validates arguments, then calls ``truesparse._core`
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from typing import Any, Callable, Optional, Sequence, Union
@@ -18,18 +17,16 @@ import scipy.sparse as sp
 from . import _core
 from . import layers as L
 from .evolution import SET, RigL, record_to_dict
-from .optim import SGD, Adam, AdamW
+from .optim import SGD, Adam
 
 __all__ = ["MLP", "Sequential", "LinearView", "ModuleView", "er_densities", "epsilon_densities",
            "uniform_densities"]
 
-_ACTIVATIONS = {name: getattr(_core.Activation, name) for name in
-                ("relu", "leaky_relu", "all_relu", "sigmoid", "tanh", "identity")}
 _LOSSES = {name: getattr(_core.Loss, name) for name in
            ("softmax_cross_entropy", "squared_error", "cross_entropy", "negative_log_likelihood",
             "logistic_cross_entropy")}
 # Losses that need a particular last layer, which MLP appends and Sequential checks for.
-_LAST_LAYER = {"cross_entropy": ("softmax", L.Softmax), "negative_log_likelihood": ("log_softmax", L.LogSoftmax)}
+_LAST_LAYER = {"cross_entropy": L.Softmax, "negative_log_likelihood": L.LogSoftmax}
 _INITS = {name: getattr(_core.Init, name) for name in
           ("xavier_uniform", "xavier_normal", "he_normal", "he_uniform")}
 _FANS = {"actual": _core.FanIn.actual, "dense": _core.FanIn.dense}
@@ -333,7 +330,7 @@ class MLP:
                     raise ValueError(f"[MLP] density of layer {i} is {d}, it must be in (0, 1]")
         else:
             layer_densities = [1.0] * (len(sizes) - 1)
-        act = _choice({k: v for k, v in L.ACTIVATIONS.items()}, activation, "activation")
+        act = _choice(L.ACTIVATIONS, activation, "activation")
         if not (0 <= dropout < 1):
             raise ValueError(f"[MLP] dropout must be in [0, 1), got {dropout}")
         specs: list[L.LayerSpec] = []
@@ -346,7 +343,7 @@ class MLP:
                 if dropout > 0:
                     specs.append(L.Dropout(dropout))
         if loss in _LAST_LAYER:
-            specs.append(_LAST_LAYER[loss][1]())
+            specs.append(_LAST_LAYER[loss]())
         self.activation = activation
         self._setup(sizes[0], specs, loss=loss, label_smoothing=label_smoothing,
                     weight_init=weight_init, sparse_fan_in=sparse_fan_in, dtype=dtype, seed=seed,
@@ -369,8 +366,8 @@ class MLP:
             if not isinstance(spec, L.LayerSpec):
                 raise TypeError(f"[MLP] layers must be truesparse.layers specs, got "
                                 f"{type(spec).__name__}")
-        if loss in _LAST_LAYER and (not specs or not isinstance(specs[-1], _LAST_LAYER[loss][1])):
-            raise ValueError(f"[MLP] loss {loss!r} needs a {_LAST_LAYER[loss][1].__name__} last layer")
+        if loss in _LAST_LAYER and (not specs or not isinstance(specs[-1], _LAST_LAYER[loss])):
+            raise ValueError(f"[MLP] loss {loss!r} needs a {_LAST_LAYER[loss].__name__} last layer")
         self.seed = int(seed)
         self.loss = loss
         self.label_smoothing = float(label_smoothing)
