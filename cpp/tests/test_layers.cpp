@@ -140,7 +140,7 @@ TEST(activation_derivatives_match_finite_differences) {
       a.forward(Z, Y);
       matrix<double> D(1, 6);
       D.fill(1.0);
-      a.backward(Z, Y, D);
+      a.backward(Z, Y, D, D);
       for (int k = 0; k < 6; ++k) {
         Zp(0, 0) = zs[k] + 1e-7;
         Zm(0, 0) = zs[k] - 1e-7;

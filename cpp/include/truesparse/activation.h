@@ -59,28 +59,32 @@ struct activation {
     }
   }
 
-  // D (K,N) := D ⊙ act'(Z), in place (D holds DY on entry and DZ on exit). Uses Z for the
-  // ReLU family (derivative 1 for z > 0, slope for z <= 0) and Y for sigmoid and tanh.
+  // DX (K,N) = DY ⊙ act'(Z); DX may be DY itself. Uses Z for the ReLU family (derivative 1
+  // for z > 0, slope for z <= 0) and Y for sigmoid and tanh.
   template <class T>
-  void backward(const matrix<T>& Z, const matrix<T>& Y, matrix<T>& D) const {
-    T* d = D.ptr();
+  void backward(const matrix<T>& Z, const matrix<T>& Y, const matrix<T>& DY, matrix<T>& DX) const {
+    DX.resize(DY.rows, DY.cols);
+    const T* dy = DY.ptr();
+    T* dx = DX.ptr();
     const T* z = Z.ptr();
     const T* y = Y.ptr();
-    const size_type n = D.size();
+    const size_type n = DY.size();
     switch (kind) {
       case activation_kind::sigmoid:
 #pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
-        for (size_type k = 0; k < n; ++k) d[k] *= y[k] * (T(1) - y[k]);
+        for (size_type k = 0; k < n; ++k) dx[k] = dy[k] * y[k] * (T(1) - y[k]);
         break;
       case activation_kind::tanh:
 #pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
-        for (size_type k = 0; k < n; ++k) d[k] *= T(1) - y[k] * y[k];
+        for (size_type k = 0; k < n; ++k) dx[k] = dy[k] * (T(1) - y[k] * y[k]);
         break;
-      case activation_kind::identity: break;
+      case activation_kind::identity:
+        if (dx != dy) std::copy(dy, dy + n, dx);
+        break;
       default: {
         const T s = static_cast<T>(negative_slope());
 #pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
-        for (size_type k = 0; k < n; ++k) d[k] *= z[k] > T(0) ? T(1) : s;
+        for (size_type k = 0; k < n; ++k) dx[k] = dy[k] * (z[k] > T(0) ? T(1) : s);
       }
     }
   }

@@ -26,9 +26,7 @@ struct activation_layer : layer<T> {
   const char* kind() const override { return "activation"; }
   void forward(const matrix<T>& X, matrix<T>& Y, bool) override { act.forward(X, Y); }
   void backward(const matrix<T>& X, const matrix<T>& Y, const matrix<T>& DY, matrix<T>* DX) override {
-    if (!DX) return;
-    *DX = DY;
-    act.backward(X, Y, *DX);  // DX = DY ⊙ act'(X)
+    if (DX) act.backward(X, Y, DY, *DX);  // DX = DY ⊙ act'(X)
   }
 };
 
