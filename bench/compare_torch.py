@@ -155,9 +155,7 @@ class TorchTrainer:
     def __init__(self, torch, model, masks=None, seed=0):
         self.torch, self.model, self.masks = torch, model, masks
         self.weights = [lin.weight for lin in torch_linears(model)]
-        self.opt = torch.optim.SGD(
-            model.parameters(), lr=LR, momentum=MOMENTUM, nesterov=True
-        )
+        self.opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, nesterov=True)
         self.gen = torch.Generator().manual_seed(seed)
         if masks is not None:
             with torch.no_grad():
@@ -248,11 +246,7 @@ def worker_run(args) -> dict:
         rss0 = peak_rss_mb()
         dens = er_densities(SIZES, d) if fw == "masked" else [1.0] * (len(SIZES) - 1)
         model = torch_mlp(torch, SIZES)
-        masks = (
-            random_masks(torch, model, layer_nnz(SIZES, dens))
-            if fw == "masked"
-            else None
-        )
+        masks = random_masks(torch, model, layer_nnz(SIZES, dens)) if fw == "masked" else None
         trainer = TorchTrainer(torch, model, masks, seed=args.seed)
         actual_nnz = [int((lin.weight != 0).sum()) for lin in torch_linears(model)]
 
@@ -280,21 +274,15 @@ def worker_run(args) -> dict:
     if fw == "truesparse":
         res["history_time_s"] = fit_times[1:]  # timed epochs only
     if fw == "masked":
-        outside = [
-            int(((w != 0) & (m == 0)).sum()) for w, m in zip(trainer.weights, masks)
-        ]
+        outside = [int(((w != 0) & (m == 0)).sum()) for w, m in zip(trainer.weights, masks)]
         if any(outside):
-            problems.append(
-                f"masked: nonzero weights outside the mask per layer: {outside}"
-            )
+            problems.append(f"masked: nonzero weights outside the mask per layer: {outside}")
         actual_nnz = [int((lin.weight != 0).sum()) for lin in torch_linears(model)]
     elif fw == "truesparse":
         actual_nnz = [int(L.nnz) for L in model.layers]
 
     if not after["loss"] < before["loss"]:
-        problems.append(
-            f"eval loss did not decrease: {before['loss']:.4f} -> {after['loss']:.4f}"
-        )
+        problems.append(f"eval loss did not decrease: {before['loss']:.4f} -> {after['loss']:.4f}")
     chance = 1.0 / CLASSES
     if not after["accuracy"] > chance + 3 * np.sqrt(chance * (1 - chance) / n_eval):
         problems.append(f"eval accuracy {after['accuracy']:.4f} not above chance")
@@ -333,9 +321,7 @@ def assert_close(actual, expected, what, rtol=1e-4, atol_rel=1e-4) -> float:
     if actual.shape != expected.shape:
         raise AssertionError(f"{what}: shape {actual.shape} != {expected.shape}")
     err = np.abs(actual - expected)
-    tol = atol_rel * max(np.abs(expected).max(initial=0.0), 1e-30) + rtol * np.abs(
-        expected
-    )
+    tol = atol_rel * max(np.abs(expected).max(initial=0.0), 1e-30) + rtol * np.abs(expected)
     if not np.all(err <= tol):
         i = np.unravel_index(np.argmax(err - tol), err.shape)
         raise AssertionError(
@@ -363,9 +349,7 @@ def worker_check(args) -> dict:
             [float(v) for v in ts.er_densities(SIZES, d)],
         )
         if not np.allclose(ours, theirs, rtol=1e-9, atol=0):
-            raise AssertionError(
-                f"er_densities({d}): reference {ours} != truesparse {theirs}"
-            )
+            raise AssertionError(f"er_densities({d}): reference {ours} != truesparse {theirs}")
         report["er_densities"][str(d)] = theirs
 
     def dense_of(W):
@@ -402,9 +386,7 @@ def worker_check(args) -> dict:
             errs[f"DW{k}"] = assert_close(
                 dense_of(L.DW), (lin.weight.grad * m).numpy(), f"d={d} layer {k} DW"
             )
-            errs[f"Db{k}"] = assert_close(
-                L.Db, lin.bias.grad.numpy(), f"d={d} layer {k} Db"
-            )
+            errs[f"Db{k}"] = assert_close(L.Db, lin.bias.grad.numpy(), f"d={d} layer {k} Db")
         # two Nesterov steps: truesparse fit vs the masked PyTorch loop
         trainer = TorchTrainer(torch, tm, masks)
         trainer.epoch(Xt, yt, shuffle=False)
@@ -487,9 +469,7 @@ def spawn(args, worker: str, extra: list[str]) -> dict:
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = str(args.threads)
-    load_before = (
-        wait_idle(args.max_other_load, args.max_wait) if args.wait_idle else None
-    )
+    load_before = wait_idle(args.max_other_load, args.max_wait) if args.wait_idle else None
     t0, busy0, own0 = time.perf_counter(), cpu_busy_seconds(), children_cpu_seconds()
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
@@ -498,13 +478,9 @@ def spawn(args, worker: str, extra: list[str]) -> dict:
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith(RESULT_TAG)]
     if p.returncode != 0 or not lines:
         tail = "\n".join((p.stderr or p.stdout).strip().splitlines()[-8:])
-        return {
-            "error": f"worker {worker} {' '.join(extra)} exited {p.returncode}:\n{tail}"
-        }
+        return {"error": f"worker {worker} {' '.join(extra)} exited {p.returncode}:\n{tail}"}
     out = json.loads(lines[-1][len(RESULT_TAG) :])
-    out.update(
-        wall_s=wall, other_load_cores=max(other, 0.0), other_load_before=load_before
-    )
+    out.update(wall_s=wall, other_load_cores=max(other, 0.0), other_load_before=load_before)
     return out
 
 
@@ -601,12 +577,13 @@ def table(meta: dict, rows: list[dict]) -> str:
 
 def write_atomic(path: str, text: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=os.path.dirname(path), prefix=".tmp-", suffix=".part"
-    )
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".part")
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -622,9 +599,7 @@ def driver(args) -> int:
     frameworks = [f for f in args.frameworks.split(",") if f]
     unknown = set(frameworks) - set(FRAMEWORKS)
     if unknown:
-        raise SystemExit(
-            f"unknown frameworks {sorted(unknown)}; choose from {FRAMEWORKS}"
-        )
+        raise SystemExit(f"unknown frameworks {sorted(unknown)}; choose from {FRAMEWORKS}")
     meta = {
         "threads": args.threads,
         "examples": args.examples,
@@ -654,9 +629,7 @@ def driver(args) -> int:
             log(chk["error"])
             failed = True
         else:
-            worst = max(
-                v for m in chk["models"].values() for v in m["max_abs_diff"].values()
-            )
+            worst = max(v for m in chk["models"].values() for v in m["max_abs_diff"].values())
             meta["check"] = (
                 f"passed (densities {', '.join(chk['models'])}: logits, loss, gradients and "
                 f"weights after 2 Nesterov steps agree; max abs diff {worst:.2g})"
@@ -669,45 +642,44 @@ def driver(args) -> int:
         dense_run = spawn(args, "run", ["--framework", "dense", "--density", "1"])
         log(json.dumps({k: dense_run.get(k) for k in ("median_s", "valid", "error")}))
 
+    out_dir = args.out_dir
+    stem = os.path.join(out_dir, f"compare_torch_{args.threads}t")
+
+    def save(rows: list[dict], complete: bool) -> str:
+        """Write table and JSON (atomically); called after every run so a killed run keeps
+        what it measured, marked incomplete."""
+        for r in [dense_run] + [row[f] for row in rows for f in ("truesparse", "masked")]:
+            if r is not None and "error" not in r:
+                meta["truesparse" if r["framework"] == "truesparse" else "torch"] = r["version"]
+        meta["complete"] = complete
+        md = table(meta, rows)
+        if not complete:
+            md += "\n**Incomplete run** (interrupted): rows or columns are missing.\n"
+        write_atomic(stem + ".json", json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+        write_atomic(stem + ".md", md)
+        return md
+
     rows = []
     for d in args.densities:
         dens = er_densities(SIZES, d)
         row = {"density": d, "densities": dens, "nnz": layer_nnz(SIZES, dens)}
         row["dense"] = dense_run
+        row["truesparse"] = row["masked"] = None
+        rows.append(row)
         for fw in ("truesparse", "masked"):
-            row[fw] = None
             if fw in frameworks and not (fw == "masked" and d >= 1.0):
                 log(f"{fw} density {d} ...")
                 r = spawn(args, "run", ["--framework", fw, "--density", repr(d)])
-                log(
-                    json.dumps(
-                        {
-                            k: r.get(k)
-                            for k in ("median_s", "valid", "problems", "error")
-                        }
-                    )
-                )
+                keys = ("median_s", "valid", "problems", "error")
+                log(json.dumps({k: r.get(k) for k in keys}))
                 row[fw] = r
-        rows.append(row)
+                save(rows, complete=False)
 
     for r in [dense_run] + [row[f] for row in rows for f in ("truesparse", "masked")]:
-        if r is None:
-            continue
-        if "error" in r:
-            failed = True
-            continue
-        failed |= not r["valid"]
-        key = "truesparse" if r["framework"] == "truesparse" else "torch"
-        meta[key] = r["version"]
-
-    md = table(meta, rows)
+        if r is not None:
+            failed |= "error" in r or not r.get("valid", False)
+    md = save(rows, complete=True)
     print(md)
-    out_dir = args.out_dir
-    write_atomic(
-        os.path.join(out_dir, f"compare_torch_{args.threads}t.json"),
-        json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n",
-    )
-    write_atomic(os.path.join(out_dir, f"compare_torch_{args.threads}t.md"), md)
     log(f"wrote {out_dir}/compare_torch_{args.threads}t.{{json,md}}")
     if failed:
         log("FAILED: some validation did not pass or a worker failed (see JSON)")
@@ -717,18 +689,14 @@ def driver(args) -> int:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=1, help="threads for every framework")
-    p.add_argument(
-        "--examples", type=int, default=50_000, help="training examples per epoch"
-    )
+    p.add_argument("--examples", type=int, default=50_000, help="training examples per epoch")
     p.add_argument(
         "--densities",
         dest="densities_str",
         default=DEFAULT_DENSITIES,
         help="comma-separated overall densities in (0, 1]",
     )
-    p.add_argument(
-        "--repeats", type=int, default=2, help="timed epochs (median reported)"
-    )
+    p.add_argument("--repeats", type=int, default=2, help="timed epochs (median reported)")
     p.add_argument(
         "--warmup-batches",
         type=int,
@@ -751,12 +719,8 @@ def parse_args(argv=None):
         action="store_true",
         help="before each run, wait until other processes use <= --max-other-load cores",
     )
-    p.add_argument(
-        "--max-other-load", type=float, default=0.2, help="cores (with --wait-idle)"
-    )
-    p.add_argument(
-        "--max-wait", type=float, default=600, help="seconds (with --wait-idle)"
-    )
+    p.add_argument("--max-other-load", type=float, default=0.2, help="cores (with --wait-idle)")
+    p.add_argument("--max-wait", type=float, default=600, help="seconds (with --wait-idle)")
     p.add_argument(
         "--skip-check",
         action="store_true",
