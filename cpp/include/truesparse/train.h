@@ -1,6 +1,7 @@
 // The training loop in C++ (shared by the Python package and the C++ benchmarks): shuffle,
-// gather a feature-major batch, forward, loss, backward, optimize. Data sets stay as the user
-// gave them, row-major (M, D); only the batch is transposed, once, while gathering.
+// gather a feature-major batch, forward, loss, backward, optimize, and evolve the topology on
+// schedule (SET, RigL). Data sets stay as the user gave them, row-major (M, D); only the batch
+// is transposed, once, while gathering.
 #pragma once
 
 #include <functional>
