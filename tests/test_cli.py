@@ -101,6 +101,16 @@ def test_train_quiet_dense_layer_and_threads(capsys, restore_threads):
     assert [r[4] for r in layer_lines(out)] == ["sparse", "dense"]
 
 
+def test_train_with_batch_norm_dropout_schedule_and_evolution(capsys):
+    args = [*DIGITS[:-4], "--epochs", "2", "--batch-norm", "--dropout", "0.1",
+            "--label-smoothing", "0.05", "--schedule", "cosine", "--warmup-steps", "5",
+            "--optimizer", "adamw", "--lr", "0.003", "--evolution", "rigl", "--delta-t", "10"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert len(epoch_lines(out)) == 2
+    assert "final test accuracy" in out
+
+
 def test_train_epsilon_and_no_hidden_layer(capsys):
     args = ["train", "--dataset", "digits", "--sizes", "", "--epsilon", "2", "--epochs", "1"]
     assert cli.main(args) == 0

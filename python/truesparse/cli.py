@@ -175,6 +175,25 @@ def _make_parser() -> argparse.ArgumentParser:
         "--loss", choices=LOSSES, default="softmax_cross_entropy", help="(default: %(default)s)"
     )
     model.add_argument(
+        "--batch-norm",
+        action="store_true",
+        help="batch normalization before each hidden activation",
+    )
+    model.add_argument(
+        "--dropout",
+        type=_float_in(0.0, 1.0, high_open=True),
+        default=0.0,
+        metavar="P",
+        help="dropout probability after each hidden activation (default: %(default)s)",
+    )
+    model.add_argument(
+        "--label-smoothing",
+        type=_float_in(0.0, 1.0),
+        default=0.0,
+        metavar="EPS",
+        help="label smoothing of the label-based losses (default: %(default)s)",
+    )
+    model.add_argument(
         "--init",
         choices=["erk", "uniform"],
         default="erk",
@@ -227,6 +246,20 @@ def _make_parser() -> argparse.ArgumentParser:
         choices=["sgd", "adam", "adamw"],
         default="sgd",
         help="sgd uses --momentum/--nesterov; adam/adamw the default betas (default: %(default)s)",
+    )
+    training.add_argument(
+        "--schedule",
+        choices=["constant", "cosine"],
+        default="constant",
+        help="learning-rate schedule; cosine decays to 0 over all training steps "
+        "(default: %(default)s)",
+    )
+    training.add_argument(
+        "--warmup-steps",
+        type=_int_at_least(0),
+        default=0,
+        metavar="N",
+        help="linear learning-rate warm-up from lr/3 over N steps (default: %(default)s)",
     )
     training.add_argument(
         "--evolution",
@@ -334,21 +367,29 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             activation=args.activation,
             alpha=args.alpha,
             loss=args.loss,
+            label_smoothing=args.label_smoothing,
+            batch_norm=args.batch_norm,
+            dropout=args.dropout,
             init=args.init,
             weight_init=args.weight_init,
             dtype=dtype,
             seed=args.seed,
         )
+        total_steps = max(1, args.epochs * -(-len(X_train) // args.batch_size))
+        schedule = ts.CosineLR(T_max=total_steps) if args.schedule == "cosine" else None
+        if args.warmup_steps > 0:
+            schedule = ts.LinearWarmup(schedule or ts.ConstantLR(), warmup_steps=args.warmup_steps)
         if args.optimizer == "sgd":
             optimizer = ts.SGD(
                 lr=args.lr,
                 momentum=args.momentum,
                 nesterov=args.nesterov and args.momentum > 0,
                 weight_decay=args.weight_decay,
+                schedule=schedule,
             )
         else:
             kind = ts.Adam if args.optimizer == "adam" else ts.AdamW
-            optimizer = kind(lr=args.lr, weight_decay=args.weight_decay)
+            optimizer = kind(lr=args.lr, weight_decay=args.weight_decay, schedule=schedule)
         evolution = None
         if args.evolution == "set":
             evolution = ts.SET(zeta=args.zeta, delta_t=args.delta_t)
