@@ -219,8 +219,10 @@ void bind_mlp(py::module_& m, const char* name) {
                r = train_epoch(s, d, batch_size, opt, s.seed, epoch, shuffle, should_stop,
                                set || rigl ? &plan : nullptr);
              }
-             if (interrupt) throw *interrupt;
-             return py::make_tuple(r.loss, r.accuracy, r.examples, plan.records);
+             // An interruption is returned, not raised, so that the caller can keep the
+             // topology records of the batches that did run before it raises it.
+             py::object stopped_by = interrupt ? interrupt->value() : py::object(py::none());
+             return py::make_tuple(r.loss, r.accuracy, r.examples, plan.records, stopped_by);
            },
            py::arg("X"), py::arg("y"), py::arg("targets"), py::arg("batch_size"),
            py::arg("optimizer"), py::arg("epoch"), py::arg("shuffle"), py::arg("set") = py::none(),

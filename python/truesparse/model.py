@@ -512,9 +512,14 @@ class MLP:
             rigl_options = evolution._options(self._core.steps, epochs * steps_per_epoch)
         for epoch in range(epochs):
             start = time.perf_counter()
-            loss, acc, _, records = self._core.train_epoch(
+            loss, acc, _, records, interrupt = self._core.train_epoch(
                 X, labels, targets, int(batch_size), config, self._epochs_done, shuffle,
                 set_options, rigl_options)
+            if interrupt is not None:  # Ctrl-C between batches: keep what changed, then raise
+                self._has_gradients = True
+                if evolution is not None:
+                    history["topology"].extend(record_to_dict(r) for r in records)
+                raise interrupt
             if isinstance(evolution, SET) and evolution.delta_t is None and epoch + 1 < epochs:
                 records = records + self._core.evolve_set(evolution._options())
             elapsed = time.perf_counter() - start
