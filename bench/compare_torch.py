@@ -335,6 +335,7 @@ def worker_check(args) -> dict:
     after two Nesterov steps (fit on 200 examples, shuffle=False)."""
     set_thread_env(args.threads)
     import scipy.sparse as sp
+
     import truesparse as ts
 
     torch = import_torch(args.threads)

@@ -59,24 +59,49 @@ def accuracy(args) -> None:
         accs = []
         for seed in seeds:
             model = ts.MLP(sizes, **alloc, seed=seed)
-            h = model.fit(Xtr, ytr, epochs=args.epochs, batch_size=100,
-                          optimizer=ts.SGD(lr=args.lr, momentum=0.9, nesterov=True,
-                                           weight_decay=args.weight_decay),
-                          validation_data=(Xte, yte), evolution=evo)
+            h = model.fit(
+                Xtr,
+                ytr,
+                epochs=args.epochs,
+                batch_size=100,
+                optimizer=ts.SGD(
+                    lr=args.lr, momentum=0.9, nesterov=True, weight_decay=args.weight_decay
+                ),
+                validation_data=(Xte, yte),
+                evolution=evo,
+            )
             accs.append(h["val_accuracy"][-1])
             itop = [round(layer.itop_rate, 4) for layer in model.layers]
-            print(f"{name:6s} seed {seed}: test accuracy {accs[-1]:.4f}  ITOP {itop}",
-                  file=sys.stderr, flush=True)
-        rows[name] = {"accuracy": accs, "mean": statistics.mean(accs),
-                      "std": statistics.pstdev(accs), "nnz": model.nnz}
-    print(f"MNIST subset, {'-'.join(map(str, sizes))}, {alloc}, {args.epochs} epochs, "
-          f"lr {args.lr}, seeds {seeds}\n")
+            print(
+                f"{name:6s} seed {seed}: test accuracy {accs[-1]:.4f}  ITOP {itop}",
+                file=sys.stderr,
+                flush=True,
+            )
+        rows[name] = {
+            "accuracy": accs,
+            "mean": statistics.mean(accs),
+            "std": statistics.pstdev(accs),
+            "nnz": model.nnz,
+        }
+    print(
+        f"MNIST subset, {'-'.join(map(str, sizes))}, {alloc}, {args.epochs} epochs, "
+        f"lr {args.lr}, seeds {seeds}\n"
+    )
     print("| method | test accuracy per seed | mean ± std |\n|---|---|---|")
     for name, r in rows.items():
         per = ", ".join(f"{a:.4f}" for a in r["accuracy"])
         print(f"| {name} | {per} | {r['mean']:.4f} ± {r['std']:.4f} |")
-    write_json("dst_accuracy.json", {"sizes": sizes, "allocation": alloc, "epochs": args.epochs,
-                                     "lr": args.lr, "seeds": seeds, "results": rows})
+    write_json(
+        "dst_accuracy.json",
+        {
+            "sizes": sizes,
+            "allocation": alloc,
+            "epochs": args.epochs,
+            "lr": args.lr,
+            "seeds": seeds,
+            "results": rows,
+        },
+    )
 
 
 def overhead(args) -> None:
@@ -91,28 +116,51 @@ def overhead(args) -> None:
             model.fit(X[:1000], y[:1000], epochs=1, optimizer=opt)  # warm-up
             # evolution=SET() updates after every epoch but the last: run epochs + 1 and time
             # the first `epochs`, which each end with an update.
-            h = model.fit(X, y, epochs=args.epochs + 1 if name == "SET" else args.epochs,
-                          batch_size=100, optimizer=opt, evolution=evo)
+            h = model.fit(
+                X,
+                y,
+                epochs=args.epochs + 1 if name == "SET" else args.epochs,
+                batch_size=100,
+                optimizer=opt,
+                evolution=evo,
+            )
             epoch_times = h["time"][: args.epochs]
             times.setdefault(name, []).extend(epoch_times)
             updates = len(h.get("topology", []))
-            print(f"rep {rep} {name:6s}: {statistics.median(epoch_times):.3f} s/epoch, "
-                  f"{updates} layer updates", file=sys.stderr, flush=True)
+            print(
+                f"rep {rep} {name:6s}: {statistics.median(epoch_times):.3f} s/epoch, "
+                f"{updates} layer updates",
+                file=sys.stderr,
+                flush=True,
+            )
     med = {name: statistics.median(t) for name, t in times.items()}
-    print(f"3072-1024-512-10, density {args.density}, {args.examples} synthetic examples, "
-          f"batch 100, {args.threads} thread(s), RigL delta_t {args.delta_t}, "
-          f"{platform.processor() or platform.machine()}\n")
+    print(
+        f"3072-1024-512-10, density {args.density}, {args.examples} synthetic examples, "
+        f"batch 100, {args.threads} thread(s), RigL delta_t {args.delta_t}, "
+        f"{platform.processor() or platform.machine()}\n"
+    )
     print("| method | s/epoch (median) | vs static |\n|---|---|---|")
     for name, t in med.items():
         print(f"| {name} | {t:.3f} | {t / med['static']:.3f} |")
-    write_json(f"dst_overhead_{args.threads}t.json",
-               {"sizes": sizes, "density": args.density, "examples": args.examples,
-                "threads": args.threads, "delta_t": args.delta_t, "seconds_per_epoch": times,
-                "median": med, "ratio_to_static": {k: v / med["static"] for k, v in med.items()}})
+    write_json(
+        f"dst_overhead_{args.threads}t.json",
+        {
+            "sizes": sizes,
+            "density": args.density,
+            "examples": args.examples,
+            "threads": args.threads,
+            "delta_t": args.delta_t,
+            "seconds_per_epoch": times,
+            "median": med,
+            "ratio_to_static": {k: v / med["static"] for k, v in med.items()},
+        },
+    )
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="mode", required=True)
     a = sub.add_parser("accuracy")
     a.add_argument("--seeds", default="0,1,2")

@@ -10,6 +10,7 @@ accurate result for the same inputs.
 from __future__ import annotations
 
 import numpy as np
+
 from conftest import dense_of, mask_of
 from truesparse import layers as L
 from truesparse import reference as R

@@ -14,9 +14,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import match_all
 
 import truesparse as ts
+from conftest import match_all
 from truesparse import cli
 
 DIGITS = ["train", "--dataset", "digits", "--sizes", "32", "--density", "0.5", "--epochs", "2"]
@@ -102,9 +102,28 @@ def test_train_quiet_dense_layer_and_threads(capsys, restore_threads):
 
 
 def test_train_with_batch_norm_dropout_schedule_and_evolution(capsys):
-    args = [*DIGITS[:-4], "--epochs", "2", "--batch-norm", "--dropout", "0.1",
-            "--label-smoothing", "0.05", "--schedule", "cosine", "--warmup-steps", "5",
-            "--optimizer", "adamw", "--lr", "0.003", "--evolution", "rigl", "--delta-t", "10"]
+    args = [
+        *DIGITS[:-4],
+        "--epochs",
+        "2",
+        "--batch-norm",
+        "--dropout",
+        "0.1",
+        "--label-smoothing",
+        "0.05",
+        "--schedule",
+        "cosine",
+        "--warmup-steps",
+        "5",
+        "--optimizer",
+        "adamw",
+        "--lr",
+        "0.003",
+        "--evolution",
+        "rigl",
+        "--delta-t",
+        "10",
+    ]
     assert cli.main(args) == 0
     out = capsys.readouterr().out
     assert len(epoch_lines(out)) == 2

@@ -11,8 +11,8 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import assert_close, match_all
 
+from conftest import assert_close, match_all
 from truesparse import datasets
 
 # --- IDX ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+
 import truesparse as ts
 from conftest import assert_csr_valid
 
@@ -227,7 +228,9 @@ def test_he_uniform_bound(fan_in):
 
 
 # -- uniform allocation ---------------------------------------------------------------------------
-@pytest.mark.parametrize("dense_first,dense_last", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize(
+    "dense_first,dense_last", [(False, False), (True, False), (False, True), (True, True)]
+)
 def test_uniform_allocation(dense_first, dense_last):
     sizes = [40, 30, 20, 10]
     expected = [0.1, 0.1, 0.1]
@@ -235,9 +238,12 @@ def test_uniform_allocation(dense_first, dense_last):
         expected[0] = 1.0
     if dense_last:
         expected[-1] = 1.0
-    assert ts.uniform_densities(sizes, 0.1, dense_first=dense_first, dense_last=dense_last) == expected
-    model = ts.MLP(sizes, density=0.1, init="uniform", dense_first=dense_first,
-                   dense_last=dense_last, seed=0)
+    assert (
+        ts.uniform_densities(sizes, 0.1, dense_first=dense_first, dense_last=dense_last) == expected
+    )
+    model = ts.MLP(
+        sizes, density=0.1, init="uniform", dense_first=dense_first, dense_last=dense_last, seed=0
+    )
     for layer, d, n_in, n_out in zip(model.layers, expected, sizes[:-1], sizes[1:]):
         assert layer.is_sparse == (d < 1)
         assert layer.nnz == (n_in * n_out if d == 1 else round(d * n_in * n_out))

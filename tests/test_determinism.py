@@ -8,6 +8,7 @@ The thread count is restored by the restore_threads fixture.
 import numpy as np
 import pytest
 import scipy.sparse as sp
+
 import truesparse as ts
 
 SIZES = [40, 64, 32, 5]
@@ -130,9 +131,15 @@ def test_large_layers_identical_for_one_and_two_threads(densities, restore_threa
     for threads in (1, 2):
         ts.set_num_threads(threads)
         model = ts.MLP([784, 1024, 10], densities=densities, seed=7)
-        model.fit(x, y, epochs=1, batch_size=100,
-                  optimizer=ts.SGD(lr=0.05, momentum=0.9, nesterov=True))
-        weights.append([np.asarray(layer.W.data if layer.is_sparse else layer.W).copy()
-                        for layer in model.layers] + [layer.b for layer in model.layers])
+        model.fit(
+            x, y, epochs=1, batch_size=100, optimizer=ts.SGD(lr=0.05, momentum=0.9, nesterov=True)
+        )
+        weights.append(
+            [
+                np.asarray(layer.W.data if layer.is_sparse else layer.W).copy()
+                for layer in model.layers
+            ]
+            + [layer.b for layer in model.layers]
+        )
     for a, b in zip(*weights):
         assert np.array_equal(a, b)

@@ -15,6 +15,7 @@ import zlib
 
 import numpy as np
 import pytest
+
 import reference_network as refnet
 import truesparse as ts
 from conftest import (

@@ -11,6 +11,7 @@ import re
 import numpy as np
 import pytest
 import scipy.sparse as sp
+
 import truesparse as ts
 from conftest import match_all
 

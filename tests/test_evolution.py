@@ -15,10 +15,12 @@ Every check recomputes the expected result in the test from what the engine expo
 
 import math
 
-import mlp_reference as ref
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from scipy.stats import chi2
+
+import mlp_reference as ref
 import truesparse as ts
 from conftest import (
     assert_close,
@@ -29,7 +31,6 @@ from conftest import (
     read_params,
     set_random_weights,
 )
-from scipy.stats import chi2
 
 ACT = "tanh"  # smooth: no zero gradients, so no ties in RigL's growth criterion
 LOSS = "softmax_cross_entropy"
@@ -386,7 +387,9 @@ def test_rigl_skips_the_optimizer_step_on_update_steps(skip):
     model = _model(seed=9)
     x, y = _data(n=10)
     b0 = [layer.b for layer in model.layers]
-    evolution = ts.RigL(alpha=0.3, delta_t=1, t_end=1, schedule="constant", skip_optimizer_step=skip)
+    evolution = ts.RigL(
+        alpha=0.3, delta_t=1, t_end=1, schedule="constant", skip_optimizer_step=skip
+    )
     history = model.fit(
         x, y, epochs=1, batch_size=10, optimizer=ts.SGD(lr=0.1), evolution=evolution
     )
@@ -463,7 +466,7 @@ def _train_topology(seed, threads, evolution):
         shuffle=True,
         evolution=evolution,
     )
-    patterns = [(np.asarray(l.W.indptr), np.asarray(l.W.indices), l.W.data) for l in model.layers]
+    patterns = [(np.asarray(L.W.indptr), np.asarray(L.W.indices), L.W.data) for L in model.layers]
     grown = [r["grown_positions"] for r in history["topology"]]
     return patterns, grown
 

@@ -6,10 +6,11 @@ the difference quotient is compared with DW / Db. Three layers mixing sparse and
 a smooth activation and piecewise-linear ones with inputs kept away from the kinks.
 """
 
-import mlp_reference as ref
 import numpy as np
 import pytest
 import scipy.sparse as sp
+
+import mlp_reference as ref
 import truesparse as ts
 from conftest import assert_close, csr_from_mask, set_random_weights
 

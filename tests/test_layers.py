@@ -8,10 +8,11 @@ dtypes, every hidden activation, both losses and odd shapes (1x1 layers, N = 1, 
 rows and columns, an empty layer).
 """
 
-import mlp_reference as ref
 import numpy as np
 import pytest
 import scipy.sparse as sp
+
+import mlp_reference as ref
 import truesparse as ts
 from conftest import (
     assert_close,

@@ -7,10 +7,11 @@ W -= lr*step, the same for b. Sparse layers are simulated as dense W with a 0/1 
 positions off the pattern stay zero. The pattern must not change during fit.
 """
 
-import mlp_reference as ref
 import numpy as np
 import pytest
 import scipy.sparse as sp
+
+import mlp_reference as ref
 import truesparse as ts
 from conftest import (
     assert_close,

@@ -11,9 +11,10 @@ its first `warmup` steps. Sparse layers are simulated as dense arrays with a 0/1
 pattern the gradient, moments and weights stay zero.
 """
 
-import mlp_reference as ref
 import numpy as np
 import pytest
+
+import mlp_reference as ref
 import truesparse as ts
 from conftest import (
     assert_close,

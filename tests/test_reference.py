@@ -5,9 +5,10 @@ checked here: its backward against central finite differences of its forward, an
 case worked out by hand.
 """
 
-import mlp_reference as ref
 import numpy as np
 import pytest
+
+import mlp_reference as ref
 from conftest import assert_close
 
 

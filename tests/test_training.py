@@ -6,6 +6,7 @@ fit, and that predict and evaluate agree with each other and with forward.
 
 import numpy as np
 import pytest
+
 import truesparse as ts
 from conftest import assert_csr_valid
 

@@ -14,6 +14,7 @@ import inspect
 from pathlib import Path
 
 import pytest
+
 from proof_helpers import reference
 
 HERE = Path(__file__).resolve().parent

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import sympy as sp
+
 from proof_helpers import (
     assert_close,
     assert_equal_matrices,

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
 from proof_helpers import (
     assert_close,
     assert_equal_matrices,

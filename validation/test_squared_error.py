@@ -14,6 +14,7 @@ import functools
 from types import SimpleNamespace
 
 import numpy as np
+
 from proof_helpers import (
     assert_close,
     assert_equal_matrices,

@@ -7,10 +7,10 @@ batch forward and backward passes with Intel oneMKL's sparse BLAS and our own ke
 >>> model = ts.MLP([784, 1024, 512, 10], density=0.05, seed=0)
 """
 
-from ._version import __version__
-from ._core import get_num_threads, mkl_version, set_num_threads
-from .evolution import SET, RigL
 from . import layers
+from ._core import get_num_threads, mkl_version, set_num_threads
+from ._version import __version__
+from .evolution import SET, RigL
 from .model import MLP, Sequential, epsilon_densities, er_densities, uniform_densities
 from .optim import (
     SGD,

@@ -24,10 +24,16 @@ from . import _core
 
 __all__ = ["SET", "RigL"]
 
-_REGROW = {"init": _core.RegrowInit.layer, "zero": _core.RegrowInit.zero,
-           "normal": _core.RegrowInit.normal}
-_SCHEDULES = {"cosine": _core.DropSchedule.cosine, "constant": _core.DropSchedule.constant,
-              "exponential": _core.DropSchedule.exponential}
+_REGROW = {
+    "init": _core.RegrowInit.layer,
+    "zero": _core.RegrowInit.zero,
+    "normal": _core.RegrowInit.normal,
+}
+_SCHEDULES = {
+    "cosine": _core.DropSchedule.cosine,
+    "constant": _core.DropSchedule.constant,
+    "exponential": _core.DropSchedule.exponential,
+}
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,9 @@ class SET:
         if not (0 <= self.zeta <= 1):
             raise ValueError(f"[SET] zeta must be in [0, 1], got {self.zeta}")
         if self.delta_t is not None and (not isinstance(self.delta_t, int) or self.delta_t < 1):
-            raise ValueError(f"[SET] delta_t must be None or a positive integer, got {self.delta_t!r}")
+            raise ValueError(
+                f"[SET] delta_t must be None or a positive integer, got {self.delta_t!r}"
+            )
         if self.regrow not in _REGROW:
             raise ValueError(f"[SET] regrow must be one of {sorted(_REGROW)}, got {self.regrow!r}")
 
@@ -88,19 +96,22 @@ class RigL:
         if isinstance(self.t_end, int) and self.t_end < 0:
             raise ValueError(f"[RigL] t_end must be non-negative, got {self.t_end}")
         if self.schedule not in _SCHEDULES:
-            raise ValueError(f"[RigL] schedule must be one of {sorted(_SCHEDULES)}, "
-                             f"got {self.schedule!r}")
+            raise ValueError(
+                f"[RigL] schedule must be one of {sorted(_SCHEDULES)}, got {self.schedule!r}"
+            )
 
     def drop_fraction(self, t: float, t_end: float) -> float:
         """The drop fraction f(t) of this schedule (0 after t_end)."""
-        return _core.drop_fraction(_SCHEDULES[self.schedule], self.alpha, float(t), float(t_end),
-                                   self.exponent)
+        return _core.drop_fraction(
+            _SCHEDULES[self.schedule], self.alpha, float(t), float(t_end), self.exponent
+        )
 
     def _options(self, t_begin: int, total_steps: int) -> _core.RigLOptions:
         o = _core.RigLOptions()
         o.alpha, o.delta_t, o.t_begin = self.alpha, self.delta_t, t_begin
-        o.t_end = (int(self.t_end * total_steps) if isinstance(self.t_end, float)
-                   else int(self.t_end))
+        o.t_end = (
+            int(self.t_end * total_steps) if isinstance(self.t_end, float) else int(self.t_end)
+        )
         o.schedule, o.exponent = _SCHEDULES[self.schedule], self.exponent
         o.skip_optimizer_step = self.skip_optimizer_step
         return o
@@ -111,9 +122,15 @@ def record_to_dict(r) -> dict:
     dropped_positions and grown_positions (flat positions ``i * in + j``, sorted), and
     in/out_degree_histogram (``h[d]`` = number of input/output neurons with degree d)."""
     return {
-        "layer": r.layer, "step": r.step, "nnz": r.nnz, "dropped": r.dropped, "grown": r.grown,
-        "reselected": r.reselected, "itop_rate": r.itop_rate,
-        "dropped_positions": r.dropped_positions, "grown_positions": r.grown_positions,
+        "layer": r.layer,
+        "step": r.step,
+        "nnz": r.nnz,
+        "dropped": r.dropped,
+        "grown": r.grown,
+        "reselected": r.reselected,
+        "itop_rate": r.itop_rate,
+        "dropped_positions": r.dropped_positions,
+        "grown_positions": r.grown_positions,
         "in_degree_histogram": r.in_degree_histogram,
         "out_degree_histogram": r.out_degree_histogram,
     }

@@ -17,8 +17,20 @@ from dataclasses import dataclass
 from . import _core
 
 __all__ = [
-    "Affine", "AllReLU", "BatchNorm", "Dropout", "Identity", "LayerSpec", "LeakyReLU", "Linear",
-    "LogSoftmax", "ReLU", "SReLU", "Sigmoid", "Softmax", "Tanh",
+    "Affine",
+    "AllReLU",
+    "BatchNorm",
+    "Dropout",
+    "Identity",
+    "LayerSpec",
+    "LeakyReLU",
+    "Linear",
+    "LogSoftmax",
+    "ReLU",
+    "SReLU",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
 ]
 
 
@@ -59,8 +71,11 @@ class _Activation(LayerSpec):
     _name = "relu"
 
     def _spec(self):
-        return _spec("activation", activation=getattr(_core.Activation, self._name),
-                     alpha=float(getattr(self, "alpha", 0.0)))
+        return _spec(
+            "activation",
+            activation=getattr(_core.Activation, self._name),
+            alpha=float(getattr(self, "alpha", 0.0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -175,5 +190,11 @@ class Affine(LayerSpec):
         return _spec("affine")
 
 
-ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "all_relu": AllReLU, "sigmoid": Sigmoid,
-               "tanh": Tanh, "identity": Identity}
+ACTIVATIONS = {
+    "relu": ReLU,
+    "leaky_relu": LeakyReLU,
+    "all_relu": AllReLU,
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "identity": Identity,
+}

@@ -19,16 +19,32 @@ from . import layers as L
 from .evolution import SET, RigL, record_to_dict
 from .optim import SGD, Adam
 
-__all__ = ["MLP", "Sequential", "LinearView", "ModuleView", "er_densities", "epsilon_densities",
-           "uniform_densities"]
+__all__ = [
+    "MLP",
+    "Sequential",
+    "LinearView",
+    "ModuleView",
+    "er_densities",
+    "epsilon_densities",
+    "uniform_densities",
+]
 
-_LOSSES = {name: getattr(_core.Loss, name) for name in
-           ("softmax_cross_entropy", "squared_error", "cross_entropy", "negative_log_likelihood",
-            "logistic_cross_entropy")}
+_LOSSES = {
+    name: getattr(_core.Loss, name)
+    for name in (
+        "softmax_cross_entropy",
+        "squared_error",
+        "cross_entropy",
+        "negative_log_likelihood",
+        "logistic_cross_entropy",
+    )
+}
 # Losses that need a particular last layer, which MLP appends and Sequential checks for.
 _LAST_LAYER = {"cross_entropy": L.Softmax, "negative_log_likelihood": L.LogSoftmax}
-_INITS = {name: getattr(_core.Init, name) for name in
-          ("xavier_uniform", "xavier_normal", "he_normal", "he_uniform")}
+_INITS = {
+    name: getattr(_core.Init, name)
+    for name in ("xavier_uniform", "xavier_normal", "he_normal", "he_uniform")
+}
 _FANS = {"actual": _core.FanIn.actual, "dense": _core.FanIn.dense}
 _BACKENDS = {"mkl": _core.Backend.mkl, "native": _core.Backend.native}
 _DTYPES = {np.dtype(np.float32): _core.MLP_f32, np.dtype(np.float64): _core.MLP_f64}
@@ -68,8 +84,9 @@ def epsilon_densities(sizes: Sequence[int], epsilon: float) -> list[float]:
     return list(_core.epsilon_densities(sizes, float(epsilon)))
 
 
-def uniform_densities(sizes: Sequence[int], density: float, *, dense_first: bool = False,
-                      dense_last: bool = False) -> list[float]:
+def uniform_densities(
+    sizes: Sequence[int], density: float, *, dense_first: bool = False, dense_last: bool = False
+) -> list[float]:
     """The same density in every layer, optionally keeping the first and/or last layer dense."""
     sizes = _check_sizes(sizes, "uniform_densities")
     if not (0 < density <= 1):
@@ -168,13 +185,16 @@ class LinearView:
         _type_error_if_not_numeric(b, op, "b")
         b = np.ascontiguousarray(b, dtype=dtype)
         if b.shape != (out,):
-            raise ValueError(f"[{op}] b has shape {b.shape} but layer {self._index} has {out} outputs")
+            raise ValueError(
+                f"[{op}] b has shape {b.shape} but layer {self._index} has {out} outputs"
+            )
         if not np.all(np.isfinite(b)):
             raise ValueError(f"[{op}] b contains NaN or infinity")
         if sp.issparse(W):
             if W.shape != (out, inp):
-                raise ValueError(f"[{op}] W has shape {W.shape} but layer {self._index} is "
-                                 f"{(out, inp)}")
+                raise ValueError(
+                    f"[{op}] W has shape {W.shape} but layer {self._index} is {(out, inp)}"
+                )
             if W.format != "csr":
                 coo = W.tocoo()
                 keys = coo.row.astype(np.int64) * inp + coo.col
@@ -189,30 +209,41 @@ class LinearView:
             bad = np.flatnonzero((indices < 0) | (indices >= inp))
             if bad.size:
                 row = int(np.searchsorted(indptr, bad[0], side="right") - 1)
-                raise ValueError(f"[{op}] column index {indices[bad[0]]} in row {row} is outside "
-                                 f"[0, {inp})")
+                raise ValueError(
+                    f"[{op}] column index {indices[bad[0]]} in row {row} is outside [0, {inp})"
+                )
             if not W.has_sorted_indices:
                 W.sort_indices()
             values = np.ascontiguousarray(W.data, dtype=dtype)
             if not np.all(np.isfinite(values)):
                 raise ValueError(f"[{op}] W contains NaN or infinity")
-            self._core.set_sparse_layer(self._index, np.asarray(W.indptr, np.int32),
-                                        np.asarray(W.indices, np.int32), values, b)
+            self._core.set_sparse_layer(
+                self._index,
+                np.asarray(W.indptr, np.int32),
+                np.asarray(W.indices, np.int32),
+                values,
+                b,
+            )
         else:
             W = np.asarray(W)
             _type_error_if_not_numeric(W, op, "W")
             W = np.ascontiguousarray(W, dtype=dtype)
             if W.shape != (out, inp):
-                raise ValueError(f"[{op}] W has shape {W.shape} but layer {self._index} is "
-                                 f"{(out, inp)}")
+                raise ValueError(
+                    f"[{op}] W has shape {W.shape} but layer {self._index} is {(out, inp)}"
+                )
             if not np.all(np.isfinite(W)):
                 raise ValueError(f"[{op}] W contains NaN or infinity")
             if self.is_sparse:
                 csr = sp.csr_array(W)
                 csr.eliminate_zeros()
-                self._core.set_sparse_layer(self._index, np.asarray(csr.indptr, np.int32),
-                                            np.asarray(csr.indices, np.int32),
-                                            np.ascontiguousarray(csr.data, dtype=dtype), b)
+                self._core.set_sparse_layer(
+                    self._index,
+                    np.asarray(csr.indptr, np.int32),
+                    np.asarray(csr.indices, np.int32),
+                    np.ascontiguousarray(csr.data, dtype=dtype),
+                    b,
+                )
             else:
                 self._core.set_dense_layer(self._index, W, b)
         self._model._has_gradients = False
@@ -295,17 +326,35 @@ class MLP:
     batch_norm, dropout : add BatchNorm before and Dropout(dropout) after each hidden activation.
     """
 
-    def __init__(self, sizes: Sequence[int], density: Optional[float] = None, *,
-                 densities: Optional[Sequence[float]] = None, epsilon: Optional[float] = None,
-                 activation: str = "relu", alpha: float = 0.01,
-                 loss: str = "softmax_cross_entropy", label_smoothing: float = 0.0,
-                 batch_norm: bool = False, dropout: float = 0.0, init: str = "erk",
-                 erk_power: float = 1.0, dense_first: bool = False, dense_last: bool = False,
-                 weight_init: str = "he_normal", sparse_fan_in: str = "actual", dtype=np.float32,
-                 seed: int = 0, backend: str = "mkl") -> None:
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        density: Optional[float] = None,
+        *,
+        densities: Optional[Sequence[float]] = None,
+        epsilon: Optional[float] = None,
+        activation: str = "relu",
+        alpha: float = 0.01,
+        loss: str = "softmax_cross_entropy",
+        label_smoothing: float = 0.0,
+        batch_norm: bool = False,
+        dropout: float = 0.0,
+        init: str = "erk",
+        erk_power: float = 1.0,
+        dense_first: bool = False,
+        dense_last: bool = False,
+        weight_init: str = "he_normal",
+        sparse_fan_in: str = "actual",
+        dtype=np.float32,
+        seed: int = 0,
+        backend: str = "mkl",
+    ) -> None:
         sizes = _check_sizes(sizes, "MLP")
-        given = [name for name, v in (("density", density), ("densities", densities),
-                                      ("epsilon", epsilon)) if v is not None]
+        given = [
+            name
+            for name, v in (("density", density), ("densities", densities), ("epsilon", epsilon))
+            if v is not None
+        ]
         if len(given) > 1:
             raise ValueError(f"[MLP] give at most one of density, densities, epsilon; got {given}")
         if init not in ("er", "erk", "uniform"):
@@ -314,8 +363,9 @@ class MLP:
             if not (0 < density <= 1):
                 raise ValueError(f"[MLP] density must be in (0, 1], got {density}")
             if init == "uniform":
-                layer_densities = uniform_densities(sizes, density, dense_first=dense_first,
-                                                    dense_last=dense_last)
+                layer_densities = uniform_densities(
+                    sizes, density, dense_first=dense_first, dense_last=dense_last
+                )
             else:
                 layer_densities = er_densities(sizes, density, erk_power)
         elif epsilon is not None:
@@ -323,8 +373,9 @@ class MLP:
         elif densities is not None:
             layer_densities = [float(d) for d in densities]
             if len(layer_densities) != len(sizes) - 1:
-                raise ValueError(f"[MLP] {len(layer_densities)} densities given for "
-                                 f"{len(sizes) - 1} layers")
+                raise ValueError(
+                    f"[MLP] {len(layer_densities)} densities given for {len(sizes) - 1} layers"
+                )
             for i, d in enumerate(layer_densities):
                 if not (0 < d <= 1):
                     raise ValueError(f"[MLP] density of layer {i} is {d}, it must be in (0, 1]")
@@ -345,13 +396,31 @@ class MLP:
         if loss in _LAST_LAYER:
             specs.append(_LAST_LAYER[loss]())
         self.activation = activation
-        self._setup(sizes[0], specs, loss=loss, label_smoothing=label_smoothing,
-                    weight_init=weight_init, sparse_fan_in=sparse_fan_in, dtype=dtype, seed=seed,
-                    backend=backend)
+        self._setup(
+            sizes[0],
+            specs,
+            loss=loss,
+            label_smoothing=label_smoothing,
+            weight_init=weight_init,
+            sparse_fan_in=sparse_fan_in,
+            dtype=dtype,
+            seed=seed,
+            backend=backend,
+        )
 
-    def _setup(self, inputs: int, specs: Sequence[L.LayerSpec], *, loss: str,
-               label_smoothing: float, weight_init: str, sparse_fan_in: str, dtype, seed: int,
-               backend: str) -> None:
+    def _setup(
+        self,
+        inputs: int,
+        specs: Sequence[L.LayerSpec],
+        *,
+        loss: str,
+        label_smoothing: float,
+        weight_init: str,
+        sparse_fan_in: str,
+        dtype,
+        seed: int,
+        backend: str,
+    ) -> None:
         try:
             self.dtype = np.dtype(dtype)
         except TypeError:
@@ -364,24 +433,34 @@ class MLP:
             raise ValueError(f"[MLP] label_smoothing must be in [0, 1], got {label_smoothing}")
         for spec in specs:
             if not isinstance(spec, L.LayerSpec):
-                raise TypeError(f"[MLP] layers must be truesparse.layers specs, got "
-                                f"{type(spec).__name__}")
+                raise TypeError(
+                    f"[MLP] layers must be truesparse.layers specs, got {type(spec).__name__}"
+                )
         if loss in _LAST_LAYER and (not specs or not isinstance(specs[-1], _LAST_LAYER[loss])):
             raise ValueError(f"[MLP] loss {loss!r} needs a {_LAST_LAYER[loss].__name__} last layer")
         self.seed = int(seed)
         self.loss = loss
         self.label_smoothing = float(label_smoothing)
         self._core = _DTYPES[self.dtype](
-            [], [], _core.Activation.relu, 0.0, int(inputs), [spec._spec() for spec in specs],
-            _choice(_LOSSES, loss, "loss"), float(label_smoothing),
+            [],
+            [],
+            _core.Activation.relu,
+            0.0,
+            int(inputs),
+            [spec._spec() for spec in specs],
+            _choice(_LOSSES, loss, "loss"),
+            float(label_smoothing),
             _choice(_INITS, weight_init, "weight_init"),
-            _choice(_FANS, sparse_fan_in, "sparse_fan_in"), self.seed,
-            _choice(_BACKENDS, backend, "backend"))
+            _choice(_FANS, sparse_fan_in, "sparse_fan_in"),
+            self.seed,
+            _choice(_BACKENDS, backend, "backend"),
+        )
         self.layers = [LinearView(self, i) for i in range(self._num_linear(specs))]
         self.sizes = [int(inputs)] + [layer.shape[0] for layer in self.layers]
         linear_modules = {self._core.module_of_layer(i): v for i, v in enumerate(self.layers)}
-        self.modules = [linear_modules.get(m) or ModuleView(self, m)
-                        for m in range(self._core.num_modules)]
+        self.modules = [
+            linear_modules.get(m) or ModuleView(self, m) for m in range(self._core.num_modules)
+        ]
         self._has_gradients = False
         self._epochs_done = 0
         self.history_: dict[str, list] = {}
@@ -401,16 +480,19 @@ class MLP:
         if X.shape[0] == 0:
             raise ValueError(f"[{op}] X is empty (shape {X.shape})")
         if X.shape[1] != self.sizes[0]:
-            raise ValueError(f"[{op}] X has {X.shape[1]} features but the model has "
-                             f"{self.sizes[0]} inputs")
+            raise ValueError(
+                f"[{op}] X has {X.shape[1]} features but the model has {self.sizes[0]} inputs"
+            )
         X = np.ascontiguousarray(X, dtype=self.dtype)
         rows = max(1, (1 << 20) // X.shape[1])  # checked in blocks: no X-sized temporary
         for start in range(0, X.shape[0], rows):
-            block = X[start:start + rows]
+            block = X[start : start + rows]
             if not np.isfinite(block).all():
                 bad = np.argwhere(~np.isfinite(block))[0]
-                raise ValueError(f"[{op}] X contains NaN or infinity (first at row "
-                                 f"{start + bad[0]}, column {bad[1]})")
+                raise ValueError(
+                    f"[{op}] X contains NaN or infinity (first at row "
+                    f"{start + bad[0]}, column {bad[1]})"
+                )
         return X
 
     def _targets(self, y, n: int, op: str):
@@ -428,11 +510,15 @@ class MLP:
                 sums = t.sum(axis=1, dtype=np.float64)
                 bad = np.flatnonzero((t < 0).any(axis=1) | (np.abs(sums - 1) > 1e-3))
                 if bad.size:
-                    raise ValueError(f"[{op}] targets of {self.loss} must be probabilities (>= 0, "
-                                     f"summing to 1); row {bad[0]} sums to {sums[bad[0]]:g}")
+                    raise ValueError(
+                        f"[{op}] targets of {self.loss} must be probabilities (>= 0, "
+                        f"summing to 1); row {bad[0]} sums to {sums[bad[0]]:g}"
+                    )
             return None, t
         if y.ndim != 1:
-            raise ValueError(f"[{op}] y must be 1-D class labels of length {n}, got shape {y.shape}")
+            raise ValueError(
+                f"[{op}] y must be 1-D class labels of length {n}, got shape {y.shape}"
+            )
         if y.shape[0] != n:
             raise ValueError(f"[{op}] y has {y.shape[0]} labels but X has {n} rows")
         if not np.issubdtype(y.dtype, np.integer):
@@ -459,10 +545,19 @@ class MLP:
         return float(loss)
 
     # -- training --------------------------------------------------------------------------------
-    def fit(self, X, y, epochs: int = 10, batch_size: int = 100, optimizer=None,
-            validation_data=None, shuffle: bool = True, verbose: int = 0,
-            callback: Optional[Callable[[dict], Any]] = None,
-            evolution: Optional[Union[SET, RigL]] = None) -> dict[str, list]:
+    def fit(
+        self,
+        X,
+        y,
+        epochs: int = 10,
+        batch_size: int = 100,
+        optimizer=None,
+        validation_data=None,
+        shuffle: bool = True,
+        verbose: int = 0,
+        callback: Optional[Callable[[dict], Any]] = None,
+        evolution: Optional[Union[SET, RigL]] = None,
+    ) -> dict[str, list]:
         """Train with mini-batch SGD; returns the history (also kept as ``history_``).
 
         ``history`` has per-epoch lists ``loss`` and ``accuracy`` (running over the epoch's
@@ -479,16 +574,22 @@ class MLP:
         op = "fit"
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"[{op}] epochs must be a non-negative integer, got {epochs!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size <= 0:
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, (int, np.integer))
+            or batch_size <= 0
+        ):
             raise ValueError(f"[{op}] batch_size must be a positive integer, got {batch_size!r}")
         optimizer = SGD() if optimizer is None else optimizer
         if not isinstance(optimizer, (SGD, Adam)):
-            raise TypeError(f"[{op}] optimizer must be truesparse.SGD, Adam or AdamW, "
-                            f"got {type(optimizer).__name__}")
+            raise TypeError(
+                f"[{op}] optimizer must be truesparse.SGD, Adam or AdamW, "
+                f"got {type(optimizer).__name__}"
+            )
         if evolution is not None and not isinstance(evolution, (SET, RigL)):
-            raise TypeError(f"[{op}] evolution must be truesparse.SET or RigL, "
-                            f"got {type(evolution).__name__}")
+            raise TypeError(
+                f"[{op}] evolution must be truesparse.SET or RigL, got {type(evolution).__name__}"
+            )
         X = self._features(X, op)
         labels, targets = self._targets(y, X.shape[0], op)
         val = None
@@ -513,8 +614,16 @@ class MLP:
         for epoch in range(epochs):
             start = time.perf_counter()
             loss, acc, _, records, interrupt = self._core.train_epoch(
-                X, labels, targets, int(batch_size), config, self._epochs_done, shuffle,
-                set_options, rigl_options)
+                X,
+                labels,
+                targets,
+                int(batch_size),
+                config,
+                self._epochs_done,
+                shuffle,
+                set_options,
+                rigl_options,
+            )
             if interrupt is not None:  # Ctrl-C between batches: keep what changed, then raise
                 self._has_gradients = True
                 if evolution is not None:
@@ -534,17 +643,19 @@ class MLP:
                 if key != "topology":
                     history[key].append(record[key])
             if verbose:
-                line = (f"epoch {record['epoch']:3d}  loss {loss:.4f}  acc {acc:.4f}")
+                line = f"epoch {record['epoch']:3d}  loss {loss:.4f}  acc {acc:.4f}"
                 if val is not None:
-                    line += (f"  val_loss {record['val_loss']:.4f}  "
-                             f"val_acc {record['val_accuracy']:.4f}")
+                    line += (
+                        f"  val_loss {record['val_loss']:.4f}  val_acc {record['val_accuracy']:.4f}"
+                    )
                 print(line + f"  time {elapsed:.3f}s", file=sys.stdout, flush=True)
             if callback is not None and callback(record) is False:
                 break
         return history
 
-    def evolve(self, evolution: Union[SET, RigL], X=None, y=None,
-               drop_fraction: Optional[float] = None) -> list[dict]:
+    def evolve(
+        self, evolution: Union[SET, RigL], X=None, y=None, drop_fraction: Optional[float] = None
+    ) -> list[dict]:
         """Apply one topology update now and return its records (one per sparse layer).
 
         SET needs no data. RigL computes the gradient of the batch (X, y) and drops and regrows
@@ -562,8 +673,10 @@ class MLP:
             records = self._core.evolve_rigl(X, labels, targets, f)
             self._has_gradients = True
         else:
-            raise TypeError(f"[MLP.evolve] evolution must be truesparse.SET or RigL, "
-                            f"got {type(evolution).__name__}")
+            raise TypeError(
+                f"[MLP.evolve] evolution must be truesparse.SET or RigL, "
+                f"got {type(evolution).__name__}"
+            )
         return [record_to_dict(r) for r in records]
 
     def evaluate(self, X, y) -> dict[str, float]:
@@ -584,7 +697,8 @@ class MLP:
     def __repr__(self) -> str:
         inner = ", ".join(
             f"{m.shape[1]}->{m.shape[0]}:{m.density:.3g}" if m.kind == "linear" else m.kind
-            for m in self.modules)
+            for m in self.modules
+        )
         return f"{type(self).__name__}([{inner}], loss={self.loss!r}, dtype={self.dtype.name})"
 
 
@@ -600,16 +714,33 @@ class Sequential(MLP):
     LogSoftmax one.
     """
 
-    def __init__(self, inputs: int, layers: Sequence[L.LayerSpec], *,
-                 loss: str = "softmax_cross_entropy", label_smoothing: float = 0.0,
-                 weight_init: str = "he_normal", sparse_fan_in: str = "actual", dtype=np.float32,
-                 seed: int = 0, backend: str = "mkl") -> None:
+    def __init__(
+        self,
+        inputs: int,
+        layers: Sequence[L.LayerSpec],
+        *,
+        loss: str = "softmax_cross_entropy",
+        label_smoothing: float = 0.0,
+        weight_init: str = "he_normal",
+        sparse_fan_in: str = "actual",
+        dtype=np.float32,
+        seed: int = 0,
+        backend: str = "mkl",
+    ) -> None:
         if not (isinstance(inputs, (int, np.integer)) and inputs >= 1):
             raise ValueError(f"[Sequential] inputs must be a positive integer, got {inputs!r}")
         layers = list(layers)
         if not any(isinstance(spec, L.Linear) for spec in layers):
             raise ValueError("[Sequential] the network needs at least one layers.Linear")
         self.activation = None
-        self._setup(int(inputs), layers, loss=loss, label_smoothing=label_smoothing,
-                    weight_init=weight_init, sparse_fan_in=sparse_fan_in, dtype=dtype, seed=seed,
-                    backend=backend)
+        self._setup(
+            int(inputs),
+            layers,
+            loss=loss,
+            label_smoothing=label_smoothing,
+            weight_init=weight_init,
+            sparse_fan_in=sparse_fan_in,
+            dtype=dtype,
+            seed=seed,
+            backend=backend,
+        )

@@ -27,14 +27,26 @@ from typing import Optional
 
 from . import _core
 
-__all__ = ["SGD", "Adam", "AdamW", "ConstantLR", "CosineLR", "ExponentialLR", "LinearWarmup",
-           "MultiStepLR", "Schedule", "StepLR"]
+__all__ = [
+    "SGD",
+    "Adam",
+    "AdamW",
+    "ConstantLR",
+    "CosineLR",
+    "ExponentialLR",
+    "LinearWarmup",
+    "MultiStepLR",
+    "Schedule",
+    "StepLR",
+]
 
 
 def _check_schedule(schedule) -> None:
     if schedule is not None and not isinstance(schedule, Schedule):
-        raise TypeError(f"[optimizer] schedule must be a truesparse schedule (e.g. CosineLR), "
-                        f"got {type(schedule).__name__}")
+        raise TypeError(
+            f"[optimizer] schedule must be a truesparse schedule (e.g. CosineLR), "
+            f"got {type(schedule).__name__}"
+        )
 
 
 def _check(name: str, value: float, low: float, high: float, *, high_open: bool = True) -> None:
@@ -94,8 +106,10 @@ class Adam:
             raise ValueError(f"[optimizer] eps must be positive, got {self.eps}")
         _check("weight_decay", self.weight_decay, 0, math.inf)
         if not (isinstance(self.new_weight_warmup, int) and 0 <= self.new_weight_warmup < 65535):
-            raise ValueError(f"[optimizer] new_weight_warmup must be an integer in [0, 65535), "
-                             f"got {self.new_weight_warmup!r}")
+            raise ValueError(
+                f"[optimizer] new_weight_warmup must be an integer in [0, 65535), "
+                f"got {self.new_weight_warmup!r}"
+            )
 
     def _config(self) -> _core.OptimizerConfig:
         c = _core.OptimizerConfig()
@@ -156,7 +170,9 @@ class StepLR(Schedule):
 
     def __post_init__(self) -> None:
         if not (isinstance(self.step_size, int) and self.step_size >= 1):
-            raise ValueError(f"[StepLR] step_size must be a positive integer, got {self.step_size!r}")
+            raise ValueError(
+                f"[StepLR] step_size must be a positive integer, got {self.step_size!r}"
+            )
         _check("gamma", self.gamma, 0, math.inf)
 
     def _config(self):
@@ -176,8 +192,9 @@ class MultiStepLR(Schedule):
         _check("gamma", self.gamma, 0, math.inf)
 
     def _config(self):
-        return _schedule("multistep", milestones=sorted(int(m) for m in self.milestones),
-                         gamma=float(self.gamma))
+        return _schedule(
+            "multistep", milestones=sorted(int(m) for m in self.milestones), gamma=float(self.gamma)
+        )
 
 
 @dataclass(frozen=True)
@@ -222,7 +239,9 @@ class LinearWarmup(Schedule):
         if not (isinstance(self.warmup_steps, int) and self.warmup_steps >= 0):
             raise ValueError(f"[LinearWarmup] warmup_steps must be >= 0, got {self.warmup_steps!r}")
         if not (0 < self.start_factor <= 1):
-            raise ValueError(f"[LinearWarmup] start_factor must be in (0, 1], got {self.start_factor}")
+            raise ValueError(
+                f"[LinearWarmup] start_factor must be in (0, 1], got {self.start_factor}"
+            )
 
     def _config(self):
         s = self.schedule._config()
