@@ -199,10 +199,11 @@ class mlp {
     return r;
   }
 
+  // One optimizer step of every layer at the scheduled learning rate of this step.
   void optimize(const optimizer_config& c) {
-    optimizer_config now = c;
-    now.lr = c.schedule.rate(c.lr, steps - 1 - c.schedule_start);
-    for (auto& module : modules) module->optimize(now);
+    step_config = c;  // a member: assignment reuses the milestones' storage, no allocation
+    step_config.lr = c.schedule.rate(c.lr, steps - 1 - c.schedule_start);
+    for (auto& module : modules) module->optimize(step_config);
   }
 
   // After forward_backward(X, ...): the input (D_l,N) and the output gradient DZ (K_l,N) of
@@ -223,6 +224,7 @@ class mlp {
 
   size_type n_inputs = 0, n_outputs = 0;
   std::vector<matrix<T>> Y, D;
+  optimizer_config step_config;  // the configuration of the current optimizer step
 };
 
 }  // namespace truesparse
