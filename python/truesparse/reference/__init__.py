@@ -16,7 +16,7 @@ class; ``validation/test_<name>.py`` holds its proof, and ``validation/test_cove
 fails if one is missing.
 """
 
-from . import matrix_operations, schedules
+from . import matrix_operations, schedules, testing
 from .activations import AllReLU, Identity, LeakyReLU, ReLU, Sigmoid, SReLU, Tanh
 from .layers import Affine, BatchNorm, Dropout, Layer, Linear, LogSoftmax, Softmax
 from .losses import (
@@ -99,4 +99,5 @@ __all__ = [
     "matrix_operations",
     "one_hot",
     "schedules",
+    "testing",
 ]
