@@ -41,7 +41,7 @@ RESULT_TAG = "@@RESULT "  # prefix of the one stdout line a worker returns its J
 
 
 def er_densities(sizes: list[int], density: float) -> list[float]:
-    """Erdos-Renyi allocation of an overall density (ALGORITHMS.md "Density allocation").
+    """Erdos-Renyi allocation of an overall density (docs/sparse-layers.md#density-allocation).
 
     Reference copy for the PyTorch workers; the check worker asserts it equals
     ts.er_densities, and the truesparse worker uses ts.er_densities itself.

@@ -23,7 +23,7 @@ if _HERE not in sys.path:
 
 
 def assert_csr_valid(m, shape=None):
-    """Check the invariants of a scipy CSR array (DESIGN.md section 3)."""
+    """Check the invariants of a scipy CSR array (docs/sparse-layers.md#storage)."""
     assert sp.issparse(m), f"expected a scipy sparse matrix, got {type(m).__name__}"
     assert m.format == "csr", f"expected CSR, got {m.format}"
     if shape is not None:

@@ -1,5 +1,5 @@
 """Builds the truesparse.reference twin of an engine network and runs it, for
-test_engine_vs_reference.py (the last rung of the validation ladder, DESIGN.md §7).
+test_engine_vs_reference.py (the last rung of the validation ladder, docs/index.md#validation-ladder).
 
 The engine takes examples as rows, X (N, D); the reference takes them as columns, X (D, N).
 Everything here transposes at that boundary and computes in float64 from the values the

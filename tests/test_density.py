@@ -1,7 +1,7 @@
 """Density allocation (ER / ERK, explicit, epsilon) and the initial sparse pattern.
 
-ts.er_densities is compared with an independent implementation of ALGORITHMS.md ("Overall
-density with ER/ERK"), including capping at 1 and re-solving; the realised nnz of every
+ts.er_densities is compared with an independent implementation of the allocation in
+docs/sparse-layers.md#density-allocation, including capping at 1 and re-solving; the realised nnz of every
 layer is round(d_l * n_in * n_out) and the total is within one per layer of
 round(D * sum N_l); the initial pattern is a uniformly random set of positions.
 """

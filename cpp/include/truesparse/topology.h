@@ -1,4 +1,4 @@
-// Topology evolution of sparse layers in place, without masks (ALGORITHMS.md, DESIGN.md §5):
+// Topology evolution of sparse layers in place, without masks (docs/dynamic-sparse-training.md):
 //   drop   chooses stored entries to remove and returns their storage indices (sorted);
 //   grow   chooses empty positions i*D+j to add and returns them (sorted);
 //   apply_topology_change rebuilds the pattern row by row, remaps the values and every aligned

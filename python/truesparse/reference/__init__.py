@@ -1,7 +1,7 @@
 """truesparse.reference: the NumPy reference implementation of every layer, activation,
 loss, optimizer and learning-rate schedule.
 
-The second rung of the validation ladder (DESIGN.md §7): ``validation/`` proves each
+The second rung of the validation ladder (docs/index.md#validation-ladder): ``validation/`` proves each
 gradient equation in SymPy, this package executes exactly those equations in plain NumPy
 (float64, dense weights times a 0/1 pattern standing in for sparsity), and ``tests/``
 compare the C++ engine against it. It imports only NumPy, never the compiled core.
