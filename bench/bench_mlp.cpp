@@ -12,6 +12,8 @@
 #include "truesparse/runtime.h"
 #include "truesparse/train.h"
 
+#include "standard_mlp.h"
+
 using namespace truesparse;
 
 namespace {
@@ -73,15 +75,14 @@ int main(int argc, char** argv) {
   std::printf("%-9s %-30s %10s %12s %10s %10s\n", "density", "layer densities", "nnz",
               "s/epoch", "loss", "accuracy");
   for (double density : densities) {
-    mlp_options o;
-    o.sizes = sizes;
-    o.densities = er_densities(sizes, density);
+    const std::vector<double> layer_densities = er_densities(sizes, density);
+    network_options o = testing::standard_mlp(sizes, layer_densities);
     o.backend = backend;
-    mlp<float> model(o);
+    network<float> model(o);
     size_type nnz = 0;
     for (auto& l : model.layers) nnz += l->nnz();
     std::string ds;
-    for (double d : o.densities) ds += msg(d, " ").substr(0, 7) + " ";
+    for (double d : layer_densities) ds += msg(d, " ").substr(0, 7) + " ";
     const double loss0 = evaluate(model, data).loss;
     std::vector<double> times;
     epoch_result r;

@@ -21,7 +21,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -313,21 +312,18 @@ def worker_run(args) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
-def assert_close(actual, expected, what, rtol=1e-4, atol_rel=1e-4) -> float:
-    """Float32 comparison: shape first, then |a - e| <= atol_rel*max|e| + rtol*|e|.
-    Returns the largest absolute difference (for the report); raises AssertionError."""
+def checked_difference(actual, expected, what) -> float:
+    """Float32 comparison with the project's one tolerance check (truesparse.reference.testing,
+    rtol = atol = 1e-4). Returns the largest absolute difference, for the report."""
+    from truesparse.reference.testing import assert_close as check
+
     actual = np.asarray(actual, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
-    if actual.shape != expected.shape:
-        raise AssertionError(f"{what}: shape {actual.shape} != {expected.shape}")
-    err = np.abs(actual - expected)
-    tol = atol_rel * max(np.abs(expected).max(initial=0.0), 1e-30) + rtol * np.abs(expected)
-    if not np.all(err <= tol):
-        i = np.unravel_index(np.argmax(err - tol), err.shape)
-        raise AssertionError(
-            f"{what}: max |diff| {err.max():.3g}; at {i}: {actual[i]!r} vs {expected[i]!r}"
-        )
-    return float(err.max(initial=0.0))
+    try:
+        check(actual, expected, rtol=1e-4, atol=1e-4)
+    except AssertionError as e:
+        raise AssertionError(f"{what}: {e}") from None
+    return float(np.abs(actual - expected).max(initial=0.0))
 
 
 def worker_check(args) -> dict:
@@ -374,7 +370,7 @@ def worker_check(args) -> dict:
                 masks.append(torch.from_numpy(m))
         errs = {}
         # forward: identical logits
-        errs["logits"] = assert_close(
+        errs["logits"] = checked_difference(
             model.forward(X[:BATCH]), tm(Xt[:BATCH]).detach().numpy(), f"d={d} logits"
         )
         # backward: loss and gradients on the pattern
@@ -382,12 +378,12 @@ def worker_check(args) -> dict:
         tm.zero_grad()
         loss_t = torch.nn.functional.cross_entropy(tm(Xt[:BATCH]), yt[:BATCH])
         loss_t.backward()
-        errs["loss"] = assert_close(loss_ts, loss_t.item(), f"d={d} loss")
+        errs["loss"] = checked_difference(loss_ts, loss_t.item(), f"d={d} loss")
         for k, (L, lin, m) in enumerate(zip(model.layers, torch_linears(tm), masks)):
-            errs[f"DW{k}"] = assert_close(
+            errs[f"DW{k}"] = checked_difference(
                 dense_of(L.DW), (lin.weight.grad * m).numpy(), f"d={d} layer {k} DW"
             )
-            errs[f"Db{k}"] = assert_close(L.Db, lin.bias.grad.numpy(), f"d={d} layer {k} Db")
+            errs[f"Db{k}"] = checked_difference(L.Db, lin.bias.grad.numpy(), f"d={d} layer {k} Db")
         # two Nesterov steps: truesparse fit vs the masked PyTorch loop
         trainer = TorchTrainer(torch, tm, masks)
         trainer.epoch(Xt, yt, shuffle=False)
@@ -401,12 +397,12 @@ def worker_check(args) -> dict:
             verbose=0,
         )
         for k, (L, lin) in enumerate(zip(model.layers, torch_linears(tm))):
-            errs[f"W{k} after 2 steps"] = assert_close(
+            errs[f"W{k} after 2 steps"] = checked_difference(
                 dense_of(L.W),
                 lin.weight.detach().numpy(),
                 f"d={d} layer {k} W after 2 steps",
             )
-            errs[f"b{k} after 2 steps"] = assert_close(
+            errs[f"b{k} after 2 steps"] = checked_difference(
                 L.b, lin.bias.detach().numpy(), f"d={d} layer {k} b after 2 steps"
             )
         report["models"][str(d)] = {
@@ -576,22 +572,6 @@ def table(meta: dict, rows: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_atomic(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -656,8 +636,10 @@ def driver(args) -> int:
         md = table(meta, rows)
         if not complete:
             md += "\n**Incomplete run** (interrupted): rows or columns are missing.\n"
-        write_atomic(stem + ".json", json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-        write_atomic(stem + ".md", md)
+        from truesparse.io import write_text_atomic  # only here: workers never import it
+
+        write_text_atomic(stem + ".json", json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+        write_text_atomic(stem + ".md", md)
         return md
 
     rows = []

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "check.h"
+#include "standard_mlp.h"
 #include "truesparse/runtime.h"
 #include "truesparse/train.h"
 
@@ -213,11 +214,11 @@ TEST(evolution_is_deterministic_across_threads) {
     std::vector<std::vector<std::int32_t>> patterns;
     for (int threads : {1, 2}) {
       set_num_threads(threads);
-      mlp_options o;
-      o.sizes = {10, 40, 3};
-      o.densities = {0.3, 0.5};
+      const std::vector<index_t> sizes{10, 40, 3};
+      const std::vector<double> densities{0.3, 0.5};
+      network_options o = testing::standard_mlp(sizes, densities);
       o.seed = 5;
-      mlp<float> m(o);
+      network<float> m(o);
       evolution_plan plan;
       if (algo == 0) plan.set = set_options{0.3, regrow_init::layer, 4};
       else plan.rigl = rigl_options{0.3, 4, 0, 30, drop_schedule::cosine, 2.0, true};
@@ -228,7 +229,7 @@ TEST(evolution_is_deterministic_across_threads) {
         auto* L = m.sparse_layer(l);
         all.insert(all.end(), L->pattern.indices.begin(), L->pattern.indices.end());
         all.insert(all.end(), L->pattern.indptr.begin(), L->pattern.indptr.end());
-        CHECK(L->nnz() == nnz_for_density(o.densities[l], o.sizes[l], o.sizes[l + 1]));
+        CHECK(L->nnz() == nnz_for_density(densities[l], sizes[l], sizes[l + 1]));
       }
       patterns.push_back(all);
     }

@@ -1,6 +1,7 @@
-// Tests of the MLP and the epoch loop: training reduces the loss, results are identical for
+// Tests of the network and the epoch loop: training reduces the loss, results are identical for
 // 1 and 2 threads, and bad data sets are rejected.
 #include "check.h"
+#include "standard_mlp.h"
 #include "truesparse/runtime.h"
 #include "truesparse/train.h"
 
@@ -21,10 +22,8 @@ struct toy {  // two Gaussian blobs per class in 20 dimensions
   dataset<float> data() const { return {X.data(), M, D, y.data(), nullptr, 0}; }
 };
 
-static mlp_options options(sparse_backend be) {
-  mlp_options o;
-  o.sizes = {20, 64, 32, 3};
-  o.densities = {0.3, 0.2, 1.0};
+static network_options options(sparse_backend be, std::vector<double> densities = {0.3, 0.2, 1.0}) {
+  network_options o = testing::standard_mlp({20, 64, 32, 3}, densities);
   o.seed = 42;
   o.backend = be;
   return o;
@@ -32,7 +31,7 @@ static mlp_options options(sparse_backend be) {
 
 TEST(training_reduces_loss) {
   toy t;
-  mlp<float> m(options(sparse_backend::mkl));
+  network<float> m(options(sparse_backend::mkl));
   const auto before = evaluate(m, t.data());
   for (int e = 0; e < 5; ++e) train_epoch(m, t.data(), 32, sgd(0.05, 0.9, true, 0.0), 42, e, true);
   const auto after = evaluate(m, t.data());
@@ -46,7 +45,7 @@ TEST(same_seed_same_weights_for_any_thread_count) {
     std::vector<std::vector<float>> runs;
     for (int threads : {1, 2}) {
       set_num_threads(threads);
-      mlp<float> m(options(be));
+      network<float> m(options(be));
       for (int e = 0; e < 2; ++e) train_epoch(m, t.data(), 50, sgd(0.05, 0.9, true, 1e-4), 42, e, true);
       std::vector<float> all;
       for (auto& l : m.layers) {
@@ -62,8 +61,8 @@ TEST(same_seed_same_weights_for_any_thread_count) {
 
 TEST(backends_agree) {
   toy t;
-  mlp<double> a([] { auto o = options(sparse_backend::mkl); return o; }());
-  mlp<double> b([] { auto o = options(sparse_backend::native); return o; }());
+  network<double> a([] { auto o = options(sparse_backend::mkl); return o; }());
+  network<double> b([] { auto o = options(sparse_backend::native); return o; }());
   std::vector<double> X(t.X.begin(), t.X.end());
   dataset<double> d{X.data(), t.M, t.D, t.y.data(), nullptr, 0};
   train_epoch(a, d, 50, sgd(0.05, 0.9, false, 0.0), 1, 0, true);
@@ -75,7 +74,7 @@ TEST(backends_agree) {
 
 TEST(bad_data_is_rejected) {
   toy t;
-  mlp<float> m(options(sparse_backend::mkl));
+  network<float> m(options(sparse_backend::mkl));
   auto d = t.data();
   d.D = 19;
   CHECK_THROWS(train_epoch(m, d, 10, optimizer_config{}, 0, 0, true));
@@ -88,9 +87,7 @@ TEST(bad_data_is_rejected) {
   bad[5] = 3;
   d.labels = bad.data();
   CHECK_THROWS(train_epoch(m, d, 10, optimizer_config{}, 0, 0, true));
-  auto o = options(sparse_backend::mkl);
-  o.densities = {0.3, 0.0, 1.0};
-  CHECK_THROWS(mlp<float>{o});
+  CHECK_THROWS(network<float>{options(sparse_backend::mkl, {0.3, 0.0, 1.0})});
 }
 
 TEST_MAIN()

@@ -5,8 +5,6 @@
 #include "truesparse/density.h"
 #include "truesparse/runtime.h"
 
-namespace py = pybind11;
-
 namespace truesparse::python {
 
 void init_runtime(py::module_& m) {

@@ -10,8 +10,9 @@ batch forward and backward passes with Intel oneMKL's sparse BLAS and our own ke
 from . import layers
 from ._core import get_num_threads, mkl_version, set_num_threads
 from ._version import __version__
+from .density import epsilon_densities, er_densities, uniform_densities
 from .evolution import SET, RigL
-from .model import MLP, Sequential, epsilon_densities, er_densities, uniform_densities
+from .model import MLP, Sequential
 from .optim import (
     SGD,
     Adam,

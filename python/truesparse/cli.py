@@ -13,13 +13,9 @@ one line on stderr, exit status 2, no traceback.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
-import json
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import NoReturn
@@ -27,13 +23,23 @@ from typing import NoReturn
 import numpy as np
 
 import truesparse as ts
-from truesparse import datasets
+from truesparse import datasets, evolution, layers, optim
+from truesparse import density as density_module
+from truesparse.io import write_json_atomic
+from truesparse.model import LOSSES as MODEL_LOSSES
+from truesparse.model import WEIGHT_INITS
 
 __all__ = ["main", "write_json_atomic"]
 
-ACTIVATIONS = ["relu", "leaky_relu", "all_relu", "sigmoid", "tanh", "identity"]
-INITS = ["he_normal", "he_uniform", "xavier_normal", "xavier_uniform"]
-LOSSES = ["softmax_cross_entropy", "squared_error"]
+# The choices are the package's own name lists; only the schedules are a subset: those that
+# need no parameter beyond the length of the run.
+ACTIVATIONS = list(layers.ACTIVATIONS)
+INITS = list(WEIGHT_INITS)
+LOSSES = list(MODEL_LOSSES)
+ALLOCATIONS = list(density_module.ALLOCATIONS)
+OPTIMIZERS = list(optim.OPTIMIZERS)
+SCHEDULES = [name for name in optim.SCHEDULES if name in ("constant", "cosine")]
+EVOLUTIONS = ["none", *evolution.EVOLUTIONS]
 DTYPES = {"float32": np.float32, "float64": np.float64}
 DEFAULT_DENSITY = 0.05  # used when none of --density, --densities, --epsilon is given
 
@@ -195,7 +201,7 @@ def _make_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--init",
-        choices=["erk", "uniform"],
+        choices=ALLOCATIONS,
         default="erk",
         help="how --density is spread over the layers (default: %(default)s)",
     )
@@ -243,13 +249,13 @@ def _make_parser() -> argparse.ArgumentParser:
     )
     training.add_argument(
         "--optimizer",
-        choices=["sgd", "adam", "adamw"],
+        choices=OPTIMIZERS,
         default="sgd",
         help="sgd uses --momentum/--nesterov; adam/adamw the default betas (default: %(default)s)",
     )
     training.add_argument(
         "--schedule",
-        choices=["constant", "cosine"],
+        choices=SCHEDULES,
         default="constant",
         help="learning-rate schedule; cosine decays to 0 over all training steps "
         "(default: %(default)s)",
@@ -263,7 +269,7 @@ def _make_parser() -> argparse.ArgumentParser:
     )
     training.add_argument(
         "--evolution",
-        choices=["none", "set", "rigl"],
+        choices=EVOLUTIONS,
         default="none",
         help="topology evolution of the sparse layers (default: %(default)s)",
     )
@@ -388,8 +394,9 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 schedule=schedule,
             )
         else:
-            kind = ts.Adam if args.optimizer == "adam" else ts.AdamW
-            optimizer = kind(lr=args.lr, weight_decay=args.weight_decay, schedule=schedule)
+            optimizer = optim.OPTIMIZERS[args.optimizer](
+                lr=args.lr, weight_decay=args.weight_decay, schedule=schedule
+            )
         evolution = None
         if args.evolution == "set":
             evolution = ts.SET(zeta=args.zeta, delta_t=args.delta_t)
@@ -504,36 +511,6 @@ def _number(x) -> float | None:
 
 def _join(values, separator: str) -> str:
     return separator.join(str(v) for v in values)
-
-
-def write_json_atomic(path: str | os.PathLike, obj) -> None:
-    """Write ``obj`` as JSON to ``path`` so that ``path`` is never seen half-written.
-
-    The JSON goes to a temporary file in the same directory, is flushed to disk, and then
-    replaces ``path`` in one ``os.replace``; on any error the temporary file is removed and
-    an existing ``path`` is left as it was.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates the file 0600; give it the mode a plain open() would have.
-        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 # --- info -------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Optional, Union
 
 from . import _core
 
-__all__ = ["SET", "RigL"]
+__all__ = ["EVOLUTIONS", "SET", "RigL"]
 
 _REGROW = {
     "init": _core.RegrowInit.layer,
@@ -117,6 +117,10 @@ class RigL:
         o.schedule, o.exponent = _SCHEDULES[self.schedule], self.exponent
         o.skip_optimizer_step = self.skip_optimizer_step
         return o
+
+
+# The evolution classes by name (the CLI's --evolution).
+EVOLUTIONS = {"set": SET, "rigl": RigL}
 
 
 def record_to_dict(r) -> dict:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from . import _core
 
 __all__ = [
+    "ACTIVATIONS",
+    "KIND_NAMES",
     "Affine",
     "AllReLU",
     "BatchNorm",
@@ -58,9 +60,9 @@ class Linear(LayerSpec):
 
     def __post_init__(self) -> None:
         if not (isinstance(self.size, int) and self.size >= 1):
-            raise ValueError(f"[layers.Linear] size must be a positive integer, got {self.size!r}")
+            raise ValueError(f"[Linear] size must be a positive integer, got {self.size!r}")
         if not (0 < self.density <= 1):
-            raise ValueError(f"[layers.Linear] density must be in (0, 1], got {self.density}")
+            raise ValueError(f"[Linear] density must be in (0, 1], got {self.density}")
 
     def _spec(self):
         return _spec("linear", size=self.size, density=float(self.density))
@@ -139,9 +141,9 @@ class BatchNorm(LayerSpec):
 
     def __post_init__(self) -> None:
         if not (0 <= self.momentum <= 1):
-            raise ValueError(f"[layers.BatchNorm] momentum must be in [0, 1], got {self.momentum}")
+            raise ValueError(f"[BatchNorm] momentum must be in [0, 1], got {self.momentum}")
         if not (self.eps > 0 and math.isfinite(self.eps)):
-            raise ValueError(f"[layers.BatchNorm] eps must be positive, got {self.eps}")
+            raise ValueError(f"[BatchNorm] eps must be positive, got {self.eps}")
 
     def _spec(self):
         return _spec("batch_norm", momentum=float(self.momentum), eps=float(self.eps))
@@ -156,7 +158,7 @@ class Dropout(LayerSpec):
 
     def __post_init__(self) -> None:
         if not (0 <= self.p < 1):
-            raise ValueError(f"[layers.Dropout] p must be in [0, 1), got {self.p}")
+            raise ValueError(f"[Dropout] p must be in [0, 1), got {self.p}")
 
     def _spec(self):
         return _spec("dropout", p=float(self.p))
@@ -174,7 +176,7 @@ class SReLU(LayerSpec):
 
     def __post_init__(self) -> None:
         if not self.tl < self.tr:
-            raise ValueError(f"[layers.SReLU] needs tl < tr, got tl={self.tl}, tr={self.tr}")
+            raise ValueError(f"[SReLU] needs tl < tr, got tl={self.tl}, tr={self.tr}")
 
     def _spec(self):
         s = _spec("srelu")
@@ -197,4 +199,15 @@ ACTIVATIONS = {
     "sigmoid": Sigmoid,
     "tanh": Tanh,
     "identity": Identity,
+}
+
+# The public name of each engine module kind (``model.modules[i].kind``), for error messages.
+KIND_NAMES = {
+    "activation": "activation",
+    "softmax": "Softmax",
+    "log_softmax": "LogSoftmax",
+    "batch_norm": "BatchNorm",
+    "dropout": "Dropout",
+    "srelu": "SReLU",
+    "affine": "Affine",
 }

@@ -1,4 +1,5 @@
-"""The user-facing MLP and its layers.
+"""The network classes: :class:`Sequential`, a sequence of layers (the general network), and
+:class:`MLP`, a convenience that builds the standard layer list of a multilayer perceptron.
 
 Inputs follow the NumPy convention, one example per row: ``X`` is (N, D). The C++ engine works
 feature-major (one example per column) and transposes each batch once while gathering it.
@@ -16,446 +17,146 @@ import scipy.sparse as sp
 
 from . import _core
 from . import layers as L
+from .density import allocate, check_sizes
 from .evolution import SET, RigL, record_to_dict
 from .optim import SGD, Adam
+from .views import LinearView, ModuleView, type_error_if_not_numeric
 
-__all__ = [
-    "MLP",
-    "Sequential",
-    "LinearView",
-    "ModuleView",
-    "er_densities",
-    "epsilon_densities",
-    "uniform_densities",
-]
+__all__ = ["LOSSES", "MLP", "WEIGHT_INITS", "Sequential", "mlp_layers"]
 
-_LOSSES = {
-    name: getattr(_core.Loss, name)
-    for name in (
-        "softmax_cross_entropy",
-        "squared_error",
-        "cross_entropy",
-        "negative_log_likelihood",
-        "logistic_cross_entropy",
-    )
-}
+# The names of the losses, weight initialisations, fan-in modes, backends and dtypes: each list
+# is defined once, by the engine's enums, and the CLI offers the same.
+LOSSES = dict(_core.Loss.__members__)
+WEIGHT_INITS = dict(_core.Init.__members__)
+FAN_INS = dict(_core.FanIn.__members__)
+BACKENDS = dict(_core.Backend.__members__)
+DTYPES = {np.dtype(np.float32): _core.Network_f32, np.dtype(np.float64): _core.Network_f64}
 # Losses that need a particular last layer, which MLP appends and Sequential checks for.
-_LAST_LAYER = {"cross_entropy": L.Softmax, "negative_log_likelihood": L.LogSoftmax}
-_INITS = {
-    name: getattr(_core.Init, name)
-    for name in ("xavier_uniform", "xavier_normal", "he_normal", "he_uniform")
-}
-_FANS = {"actual": _core.FanIn.actual, "dense": _core.FanIn.dense}
-_BACKENDS = {"mkl": _core.Backend.mkl, "native": _core.Backend.native}
-_DTYPES = {np.dtype(np.float32): _core.MLP_f32, np.dtype(np.float64): _core.MLP_f64}
+LAST_LAYER = {"cross_entropy": L.Softmax, "negative_log_likelihood": L.LogSoftmax}
 
 
-def _choice(table: dict, value: Any, what: str) -> Any:
-    if value not in table:
-        raise ValueError(f"[MLP] unknown {what} {value!r}; choose one of {sorted(table)}")
+def _choice(table: dict, value: Any, what: str, op: str) -> Any:
+    if not isinstance(value, str) or value not in table:
+        raise ValueError(f"[{op}] unknown {what} {value!r}; choose one of {sorted(table)}")
     return table[value]
 
 
-def _check_sizes(sizes: Sequence[int], op: str) -> list[int]:
-    try:
-        sizes = [int(s) for s in sizes]
-    except (TypeError, ValueError):
-        raise TypeError(f"[{op}] sizes must be a sequence of integers, got {sizes!r}") from None
-    if len(sizes) < 2:
-        raise ValueError(f"[{op}] sizes needs at least 2 entries (inputs and outputs), got {sizes}")
-    if any(s < 1 for s in sizes):
-        raise ValueError(f"[{op}] every size must be >= 1, got {sizes}")
-    return sizes
+def mlp_layers(
+    densities: Sequence[float],
+    sizes: Sequence[int],
+    *,
+    activation: str = "relu",
+    alpha: float = 0.01,
+    batch_norm: bool = False,
+    dropout: float = 0.0,
+    loss: str = "softmax_cross_entropy",
+) -> list[L.LayerSpec]:
+    """The layer list of the standard MLP of ``sizes`` (``[inputs, hidden..., outputs]``) with
+    one density per linear layer: per hidden layer ``Linear, [BatchNorm], activation,
+    [Dropout]``, then the output ``Linear``, then ``Softmax``/``LogSoftmax`` when ``loss``
+    needs one (cross_entropy, negative_log_likelihood)."""
+    act = _choice(L.ACTIVATIONS, activation, "activation", "MLP")
+    if not (0 <= dropout < 1):
+        raise ValueError(f"[MLP] dropout must be in [0, 1), got {dropout}")
+    specs: list[L.LayerSpec] = []
+    for i, d in enumerate(densities):
+        specs.append(L.Linear(int(sizes[i + 1]), density=d))
+        if i + 1 < len(densities):  # hidden layer: [batch norm], activation, [dropout]
+            if batch_norm:
+                specs.append(L.BatchNorm())
+            specs.append(act(alpha=alpha) if act in (L.LeakyReLU, L.AllReLU) else act())
+            if dropout > 0:
+                specs.append(L.Dropout(dropout))
+    if loss in LAST_LAYER:
+        specs.append(LAST_LAYER[loss]())
+    return specs
 
 
-def er_densities(sizes: Sequence[int], density: float, power: float = 1.0) -> list[float]:
-    """Per-layer densities of an overall ``density`` by Erdős–Rényi / ERK (RigL's allocation).
+class Sequential:
+    """A network of explicit layers (see :mod:`truesparse.layers`) on ``inputs`` features::
 
-    Raw scores ``r_l = ((n_in + n_out) / (n_in n_out)) ** power``; layers whose density would
-    exceed 1 are made dense and the rest re-solved, so ``sum d_l N_l = density * sum N_l``.
-    """
-    sizes = _check_sizes(sizes, "er_densities")
-    return list(_core.er_densities(sizes, float(density), float(power)))
+        from truesparse import layers as L
+        net = ts.Sequential(784, [L.Linear(1024, density=0.05), L.BatchNorm(), L.ReLU(),
+                                  L.Dropout(0.2), L.Linear(10)], seed=0)
 
-
-def epsilon_densities(sizes: Sequence[int], epsilon: float) -> list[float]:
-    """SET's Erdős–Rényi densities ``min(1, epsilon (n_in + n_out) / (n_in n_out))``."""
-    sizes = _check_sizes(sizes, "epsilon_densities")
-    return list(_core.epsilon_densities(sizes, float(epsilon)))
-
-
-def uniform_densities(
-    sizes: Sequence[int], density: float, *, dense_first: bool = False, dense_last: bool = False
-) -> list[float]:
-    """The same density in every layer, optionally keeping the first and/or last layer dense."""
-    sizes = _check_sizes(sizes, "uniform_densities")
-    if not (0 < density <= 1):
-        raise ValueError(f"[uniform_densities] density must be in (0, 1], got {density}")
-    d = [float(density)] * (len(sizes) - 1)
-    if dense_first:
-        d[0] = 1.0
-    if dense_last:
-        d[-1] = 1.0
-    return d
-
-
-def _type_error_if_not_numeric(a: np.ndarray, op: str, name: str) -> None:
-    if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
-        raise TypeError(f"[{op}] {name} has dtype {a.dtype}, which cannot be converted to numbers")
-
-
-class LinearView:
-    """A view of one linear layer of an :class:`MLP`: ``Z = X Wᵀ + b`` with W of shape (out, in).
-
-    ``W``/``DW`` are ``scipy.sparse.csr_array`` for a sparse layer and ``ndarray`` for a dense
-    one; every access returns a fresh copy.
-    """
-
-    def __init__(self, model: "MLP", index: int) -> None:
-        self._model = model
-        self._index = index
-
-    kind = "linear"
-
-    @property
-    def _core(self):
-        return self._model._core
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return tuple(self._core.layer_shape(self._index))
-
-    @property
-    def is_sparse(self) -> bool:
-        return bool(self._core.layer_is_sparse(self._index))
-
-    @property
-    def nnz(self) -> int:
-        return int(self._core.layer_nnz(self._index))
-
-    @property
-    def density(self) -> float:
-        out, inp = self.shape
-        return self.nnz / (out * inp)
-
-    def _matrix(self, gradient: bool):
-        values = self._core.layer_values(self._index, gradient)
-        if not self.is_sparse:
-            return values
-        indptr, indices = self._core.layer_pattern(self._index)
-        return sp.csr_array((values, indices, indptr), shape=self.shape)
-
-    @property
-    def W(self):
-        return self._matrix(False)
-
-    @property
-    def b(self) -> np.ndarray:
-        return self._core.layer_bias(self._index, False)
-
-    @property
-    def DW(self):
-        return self._matrix(True) if self._model._has_gradients else None
-
-    @property
-    def Db(self) -> Optional[np.ndarray]:
-        return self._core.layer_bias(self._index, True) if self._model._has_gradients else None
-
-    @property
-    def optimizer_state(self) -> dict:
-        """The optimizer state of W, aligned with ``W.data`` (sparse) or ``W.ravel()`` (dense):
-        ``{"m": first moment or momentum or None, "v": second moment or None, "steps": int}``."""
-        return self._core.layer_optimizer_state(self._index)
-
-    @property
-    def itop_rate(self) -> float:
-        """Fraction of this layer's positions that have ever held a stored weight."""
-        return float(self._core.layer_itop_rate(self._index))
-
-    def set_weights(self, W, b=None) -> None:
-        """Replace W (and b). A scipy sparse W makes this a sparse layer whose pattern is W's
-        stored entries (explicit zeros included); an ndarray keeps a dense layer dense and gives
-        a sparse layer the ndarray's nonzeros as its pattern. Optimizer state is reset."""
-        op = "Linear.set_weights"
-        out, inp = self.shape
-        dtype = self._model.dtype
-        if b is None:
-            b = self.b
-        b = np.asarray(b)
-        _type_error_if_not_numeric(b, op, "b")
-        b = np.ascontiguousarray(b, dtype=dtype)
-        if b.shape != (out,):
-            raise ValueError(
-                f"[{op}] b has shape {b.shape} but layer {self._index} has {out} outputs"
-            )
-        if not np.all(np.isfinite(b)):
-            raise ValueError(f"[{op}] b contains NaN or infinity")
-        if sp.issparse(W):
-            if W.shape != (out, inp):
-                raise ValueError(
-                    f"[{op}] W has shape {W.shape} but layer {self._index} is {(out, inp)}"
-                )
-            if W.format != "csr":
-                coo = W.tocoo()
-                keys = coo.row.astype(np.int64) * inp + coo.col
-                if np.unique(keys).size != keys.size:
-                    raise ValueError(f"[{op}] W has duplicate entries")
-                W = sp.csr_array(coo)
-            W = sp.csr_array(W, copy=True)
-            indptr = np.asarray(W.indptr, dtype=np.int64)
-            indices = np.asarray(W.indices, dtype=np.int64)
-            if indptr.shape != (out + 1,):
-                raise ValueError(f"[{op}] W.indptr has {indptr.size} entries, expected {out + 1}")
-            bad = np.flatnonzero((indices < 0) | (indices >= inp))
-            if bad.size:
-                row = int(np.searchsorted(indptr, bad[0], side="right") - 1)
-                raise ValueError(
-                    f"[{op}] column index {indices[bad[0]]} in row {row} is outside [0, {inp})"
-                )
-            if not W.has_sorted_indices:
-                W.sort_indices()
-            values = np.ascontiguousarray(W.data, dtype=dtype)
-            if not np.all(np.isfinite(values)):
-                raise ValueError(f"[{op}] W contains NaN or infinity")
-            self._core.set_sparse_layer(
-                self._index,
-                np.asarray(W.indptr, np.int32),
-                np.asarray(W.indices, np.int32),
-                values,
-                b,
-            )
-        else:
-            W = np.asarray(W)
-            _type_error_if_not_numeric(W, op, "W")
-            W = np.ascontiguousarray(W, dtype=dtype)
-            if W.shape != (out, inp):
-                raise ValueError(
-                    f"[{op}] W has shape {W.shape} but layer {self._index} is {(out, inp)}"
-                )
-            if not np.all(np.isfinite(W)):
-                raise ValueError(f"[{op}] W contains NaN or infinity")
-            if self.is_sparse:
-                csr = sp.csr_array(W)
-                csr.eliminate_zeros()
-                self._core.set_sparse_layer(
-                    self._index,
-                    np.asarray(csr.indptr, np.int32),
-                    np.asarray(csr.indices, np.int32),
-                    np.ascontiguousarray(csr.data, dtype=dtype),
-                    b,
-                )
-            else:
-                self._core.set_dense_layer(self._index, W, b)
-        self._model._has_gradients = False
-
-    def __repr__(self) -> str:
-        kind = "sparse" if self.is_sparse else "dense"
-        out, inp = self.shape
-        return f"Linear({inp} -> {out}, {kind}, nnz={self.nnz}, density={self.density:.4g})"
-
-
-class ModuleView:
-    """A view of one non-linear layer of a model (activation, softmax, batch norm, dropout,
-    SReLU, affine). ``parameters``/``gradients`` are dicts of copies (batch norm and affine:
-    ``gamma``, ``beta``; SReLU: ``t`` = [tl, al, tr, ar]); ``set(name, value)`` replaces one."""
-
-    def __init__(self, model: "MLP", index: int) -> None:
-        self._model = model
-        self._index = index
-        self.kind = model._core.module_kind(index)
-
-    @property
-    def parameters(self) -> dict:
-        return {k: v for k, (v, _) in self._model._core.module_parameters(self._index).items()}
-
-    @property
-    def gradients(self) -> Optional[dict]:
-        if not self._model._has_gradients:
-            return None
-        return {k: g for k, (_, g) in self._model._core.module_parameters(self._index).items()}
-
-    def set(self, name: str, value) -> None:
-        value = np.ascontiguousarray(value, dtype=self._model.dtype).ravel()
-        if not np.all(np.isfinite(value)):
-            raise ValueError(f"[{self.kind}.set] {name} contains NaN or infinity")
-        self._model._core.set_module_parameter(self._index, name, value)
-
-    @property
-    def running_mean(self) -> np.ndarray:
-        return self._model._core.module_statistics(self._index)[0]
-
-    @property
-    def running_var(self) -> np.ndarray:
-        return self._model._core.module_statistics(self._index)[1]
-
-    def __repr__(self) -> str:
-        return f"{self.kind}()"
-
-
-class MLP:
-    """A multilayer perceptron whose sparse layers are CSR matrices.
-
-    ``model.layers`` are the linear layers (:class:`LinearView`), ``model.modules`` every
-    layer in order (linear ones and :class:`ModuleView` for the others).
+    ``model.layers`` are the linear layers (:class:`~truesparse.views.LinearView`),
+    ``model.modules`` every layer in order (linear ones and
+    :class:`~truesparse.views.ModuleView` for the others).
 
     Parameters
     ----------
-    sizes : layer widths ``[inputs, hidden..., outputs]``.
-    density : overall density in (0, 1], allocated per layer as ``init`` says.
-    densities : explicit per-layer densities (``len(sizes) - 1`` values); 1 gives a dense layer.
-    epsilon : SET's Erdős–Rényi parameter (:func:`epsilon_densities`).
-        With none of the three, every layer is dense.
-    activation : hidden activation: relu, leaky_relu, all_relu, sigmoid, tanh, identity.
-    alpha : negative slope of leaky_relu / all_relu.
-    loss : ``"softmax_cross_entropy"`` (labels) or ``"squared_error"``.
-    init : how ``density`` is spread over the layers: ``"erk"``/``"er"`` (Erdős–Rényi, capped
-        and re-solved, :func:`er_densities`; ``erk_power`` scales the raw scores), or
-        ``"uniform"`` (every layer ``density``; ``dense_first``/``dense_last`` keep those dense).
+    inputs : number of input features.
+    layers : the layer specs, at least one ``layers.Linear``.
+    loss : ``"softmax_cross_entropy"`` (fused, on logits; default), ``"squared_error"``,
+        ``"logistic_cross_entropy"`` (on logits), ``"cross_entropy"`` (needs a Softmax last
+        layer) or ``"negative_log_likelihood"`` (needs a LogSoftmax last layer).
+    label_smoothing : ε for the label-based losses: targets (one-hot or given) become
+        (1 − ε) T + ε/K.
     weight_init : xavier_uniform, xavier_normal, he_normal, he_uniform.
     sparse_fan_in : ``"actual"`` scales each row by its number of stored weights, ``"dense"``
         by the layer's full fan-in.
     dtype : ``np.float32`` (training) or ``np.float64`` (gradient checks).
-    seed : drives initialisation and shuffling; results do not depend on the thread count.
+    seed : drives initialisation, shuffling and dropout; results do not depend on the thread
+        count.
     backend : ``"mkl"`` (oneMKL sparse BLAS) or ``"native"`` (truesparse's own OpenMP kernels)
         for the sparse products.
-    loss : ``"softmax_cross_entropy"`` (fused, on logits; default), ``"squared_error"``,
-        ``"logistic_cross_entropy"`` (on logits), ``"cross_entropy"`` (a Softmax layer is
-        appended) or ``"negative_log_likelihood"`` (a LogSoftmax layer is appended).
-    label_smoothing : ε for the label-based losses: targets (one-hot or given) become
-        (1 − ε) T + ε/K.
-    batch_norm, dropout : add BatchNorm before and Dropout(dropout) after each hidden activation.
     """
+
+    activation: Optional[str] = None  # the hidden activation of an MLP; None for a Sequential
 
     def __init__(
         self,
-        sizes: Sequence[int],
-        density: Optional[float] = None,
+        inputs: int,
+        layers: Sequence[L.LayerSpec],
         *,
-        densities: Optional[Sequence[float]] = None,
-        epsilon: Optional[float] = None,
-        activation: str = "relu",
-        alpha: float = 0.01,
         loss: str = "softmax_cross_entropy",
         label_smoothing: float = 0.0,
-        batch_norm: bool = False,
-        dropout: float = 0.0,
-        init: str = "erk",
-        erk_power: float = 1.0,
-        dense_first: bool = False,
-        dense_last: bool = False,
         weight_init: str = "he_normal",
         sparse_fan_in: str = "actual",
         dtype=np.float32,
         seed: int = 0,
         backend: str = "mkl",
     ) -> None:
-        sizes = _check_sizes(sizes, "MLP")
-        given = [
-            name
-            for name, v in (("density", density), ("densities", densities), ("epsilon", epsilon))
-            if v is not None
-        ]
-        if len(given) > 1:
-            raise ValueError(f"[MLP] give at most one of density, densities, epsilon; got {given}")
-        if init not in ("er", "erk", "uniform"):
-            raise ValueError(f"[MLP] unknown init {init!r}; choose one of ['er', 'erk', 'uniform']")
-        if density is not None:
-            if not (0 < density <= 1):
-                raise ValueError(f"[MLP] density must be in (0, 1], got {density}")
-            if init == "uniform":
-                layer_densities = uniform_densities(
-                    sizes, density, dense_first=dense_first, dense_last=dense_last
-                )
-            else:
-                layer_densities = er_densities(sizes, density, erk_power)
-        elif epsilon is not None:
-            layer_densities = epsilon_densities(sizes, epsilon)
-        elif densities is not None:
-            layer_densities = [float(d) for d in densities]
-            if len(layer_densities) != len(sizes) - 1:
-                raise ValueError(
-                    f"[MLP] {len(layer_densities)} densities given for {len(sizes) - 1} layers"
-                )
-            for i, d in enumerate(layer_densities):
-                if not (0 < d <= 1):
-                    raise ValueError(f"[MLP] density of layer {i} is {d}, it must be in (0, 1]")
-        else:
-            layer_densities = [1.0] * (len(sizes) - 1)
-        act = _choice(L.ACTIVATIONS, activation, "activation")
-        if not (0 <= dropout < 1):
-            raise ValueError(f"[MLP] dropout must be in [0, 1), got {dropout}")
-        specs: list[L.LayerSpec] = []
-        for i, d in enumerate(layer_densities):
-            specs.append(L.Linear(sizes[i + 1], density=d))
-            if i + 1 < len(layer_densities):  # hidden layer: [batch norm], activation, [dropout]
-                if batch_norm:
-                    specs.append(L.BatchNorm())
-                specs.append(act(alpha=alpha) if act in (L.LeakyReLU, L.AllReLU) else act())
-                if dropout > 0:
-                    specs.append(L.Dropout(dropout))
-        if loss in _LAST_LAYER:
-            specs.append(_LAST_LAYER[loss]())
-        self.activation = activation
-        self._setup(
-            sizes[0],
-            specs,
-            loss=loss,
-            label_smoothing=label_smoothing,
-            weight_init=weight_init,
-            sparse_fan_in=sparse_fan_in,
-            dtype=dtype,
-            seed=seed,
-            backend=backend,
-        )
-
-    def _setup(
-        self,
-        inputs: int,
-        specs: Sequence[L.LayerSpec],
-        *,
-        loss: str,
-        label_smoothing: float,
-        weight_init: str,
-        sparse_fan_in: str,
-        dtype,
-        seed: int,
-        backend: str,
-    ) -> None:
-        try:
-            self.dtype = np.dtype(dtype)
-        except TypeError:
-            raise TypeError(f"[MLP] dtype {dtype!r} is not a NumPy dtype") from None
-        if self.dtype not in _DTYPES:
-            raise TypeError(f"[MLP] dtype must be float32 or float64, got {self.dtype}")
-        if not (isinstance(seed, (int, np.integer)) and 0 <= seed < 2**64):
-            raise ValueError(f"[MLP] seed must be an integer in [0, 2**64), got {seed!r}")
-        if not (0 <= label_smoothing <= 1):
-            raise ValueError(f"[MLP] label_smoothing must be in [0, 1], got {label_smoothing}")
+        op = type(self).__name__
+        if not (
+            isinstance(inputs, (int, np.integer)) and not isinstance(inputs, bool) and inputs >= 1
+        ):
+            raise ValueError(f"[{op}] inputs must be a positive integer, got {inputs!r}")
+        specs = list(layers)
         for spec in specs:
             if not isinstance(spec, L.LayerSpec):
                 raise TypeError(
-                    f"[MLP] layers must be truesparse.layers specs, got {type(spec).__name__}"
+                    f"[{op}] layers must be truesparse.layers specs, got {type(spec).__name__}"
                 )
-        if loss in _LAST_LAYER and (not specs or not isinstance(specs[-1], _LAST_LAYER[loss])):
-            raise ValueError(f"[MLP] loss {loss!r} needs a {_LAST_LAYER[loss].__name__} last layer")
+        if not any(isinstance(spec, L.Linear) for spec in specs):
+            raise ValueError(f"[{op}] the network needs at least one layers.Linear")
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"[{op}] dtype {dtype!r} is not a NumPy dtype") from None
+        if self.dtype not in DTYPES:
+            raise TypeError(f"[{op}] dtype must be float32 or float64, got {self.dtype}")
+        if not (isinstance(seed, (int, np.integer)) and 0 <= seed < 2**64):
+            raise ValueError(f"[{op}] seed must be an integer in [0, 2**64), got {seed!r}")
+        if not (0 <= label_smoothing <= 1):
+            raise ValueError(f"[{op}] label_smoothing must be in [0, 1], got {label_smoothing}")
+        loss_kind = _choice(LOSSES, loss, "loss", op)
+        if loss in LAST_LAYER and (not specs or not isinstance(specs[-1], LAST_LAYER[loss])):
+            raise ValueError(f"[{op}] loss {loss!r} needs a {LAST_LAYER[loss].__name__} last layer")
         self.seed = int(seed)
         self.loss = loss
         self.label_smoothing = float(label_smoothing)
-        self._core = _DTYPES[self.dtype](
-            [],
-            [],
-            _core.Activation.relu,
-            0.0,
-            int(inputs),
-            [spec._spec() for spec in specs],
-            _choice(_LOSSES, loss, "loss"),
-            float(label_smoothing),
-            _choice(_INITS, weight_init, "weight_init"),
-            _choice(_FANS, sparse_fan_in, "sparse_fan_in"),
-            self.seed,
-            _choice(_BACKENDS, backend, "backend"),
+        self._core = DTYPES[self.dtype](
+            inputs=int(inputs),
+            layers=[spec._spec() for spec in specs],
+            loss=loss_kind,
+            label_smoothing=self.label_smoothing,
+            init=_choice(WEIGHT_INITS, weight_init, "weight_init", op),
+            fan=_choice(FAN_INS, sparse_fan_in, "sparse_fan_in", op),
+            seed=self.seed,
+            backend=_choice(BACKENDS, backend, "backend", op),
         )
-        self.layers = [LinearView(self, i) for i in range(self._num_linear(specs))]
+        self.layers = [LinearView(self, i) for i in range(self._core.num_layers)]
         self.sizes = [int(inputs)] + [layer.shape[0] for layer in self.layers]
         linear_modules = {self._core.module_of_layer(i): v for i, v in enumerate(self.layers)}
         self.modules = [
@@ -465,16 +166,16 @@ class MLP:
         self._epochs_done = 0
         self.history_: dict[str, list] = {}
 
-    @staticmethod
-    def _num_linear(specs) -> int:
-        return sum(isinstance(spec, L.Linear) for spec in specs)
+    def _op(self, method: str) -> str:
+        """The name of a method in error messages: ``MLP.fit``, ``Sequential.predict``."""
+        return f"{type(self).__name__}.{method}"
 
     # -- argument conversion -------------------------------------------------------------------
     def _features(self, X, op: str) -> np.ndarray:
         if sp.issparse(X):
             raise TypeError(f"[{op}] X must be a dense array, got a scipy sparse matrix")
         X = np.asarray(X)
-        _type_error_if_not_numeric(X, op, "X")
+        type_error_if_not_numeric(X, op, "X")
         if X.ndim != 2:
             raise ValueError(f"[{op}] X must be 2-D (N, {self.sizes[0]}), got shape {X.shape}")
         if X.shape[0] == 0:
@@ -498,7 +199,7 @@ class MLP:
     def _targets(self, y, n: int, op: str):
         """Returns (labels int32 or None, targets (N, out) or None)."""
         y = np.asarray(y)
-        _type_error_if_not_numeric(y, op, "y")
+        type_error_if_not_numeric(y, op, "y")
         classes = self._core.outputs
         if y.ndim == 2:
             if y.shape != (n, classes):
@@ -534,12 +235,12 @@ class MLP:
         """Network output (N, out): for the standard MLP with the fused softmax cross entropy,
         the logits before any softmax. ``train=True`` runs batch norm with batch statistics
         (updating its running statistics) and dropout with a fresh mask, as ``backward`` does."""
-        return self._core.forward(self._features(X, "MLP.forward"), bool(train))
+        return self._core.forward(self._features(X, self._op("forward")), bool(train))
 
     def backward(self, X, y) -> float:
         """Batch-mean loss of (X, y); leaves ``DW`` and ``Db`` on every layer."""
-        X = self._features(X, "MLP.backward")
-        labels, targets = self._targets(y, X.shape[0], "MLP.backward")
+        X = self._features(X, self._op("backward"))
+        labels, targets = self._targets(y, X.shape[0], self._op("backward"))
         loss = self._core.backward(X, labels, targets)
         self._has_gradients = True
         return float(loss)
@@ -571,7 +272,7 @@ class MLP:
         ``evolution`` is :class:`SET` or :class:`RigL`; then ``history["topology"]`` lists one
         record per sparse layer and update (:func:`truesparse.evolution.record_to_dict`).
         """
-        op = "fit"
+        op = self._op("fit")
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"[{op}] epochs must be a non-negative integer, got {epochs!r}")
         if (
@@ -595,8 +296,8 @@ class MLP:
         val = None
         if validation_data is not None:
             Xv, yv = validation_data
-            Xv = self._features(Xv, "fit(validation_data)")
-            val = (Xv, *self._targets(yv, Xv.shape[0], "fit(validation_data)"))
+            Xv = self._features(Xv, f"{op}(validation_data)")
+            val = (Xv, *self._targets(yv, Xv.shape[0], f"{op}(validation_data)"))
         history: dict[str, list] = {"loss": [], "accuracy": [], "time": []}
         if val is not None:
             history.update(val_loss=[], val_accuracy=[])
@@ -666,29 +367,32 @@ class MLP:
             records = self._core.evolve_set(evolution._options())
         elif isinstance(evolution, RigL):
             if X is None or y is None:
-                raise ValueError("[MLP.evolve] RigL needs a batch (X, y) for its gradient")
-            X = self._features(X, "MLP.evolve")
-            labels, targets = self._targets(y, X.shape[0], "MLP.evolve")
+                raise ValueError(
+                    f"[{self._op('evolve')}] RigL needs a batch (X, y) for its gradient"
+                )
+            X = self._features(X, self._op("evolve"))
+            labels, targets = self._targets(y, X.shape[0], self._op("evolve"))
             f = evolution.alpha if drop_fraction is None else float(drop_fraction)
             records = self._core.evolve_rigl(X, labels, targets, f)
             self._has_gradients = True
         else:
             raise TypeError(
-                f"[MLP.evolve] evolution must be truesparse.SET or RigL, "
-                f"got {type(evolution).__name__}"
+                f"[{self._op('evolve')}] evolution must be truesparse.SET or RigL, got {type(evolution).__name__}"
             )
         return [record_to_dict(r) for r in records]
 
     def evaluate(self, X, y) -> dict[str, float]:
         """Mean loss and accuracy over (X, y)."""
-        X = self._features(X, "evaluate")
-        labels, targets = self._targets(y, X.shape[0], "evaluate")
+        X = self._features(X, self._op("evaluate"))
+        labels, targets = self._targets(y, X.shape[0], self._op("evaluate"))
         loss, acc = self._core.evaluate(X, labels, targets)
         return {"loss": float(loss), "accuracy": float(acc)}
 
     def predict(self, X) -> np.ndarray:
         """Class labels (N,), the argmax of the logits."""
-        return np.argmax(self._core.forward(self._features(X, "predict")), axis=1).astype(np.int64)
+        return np.argmax(self._core.forward(self._features(X, self._op("predict"))), axis=1).astype(
+            np.int64
+        )
 
     @property
     def nnz(self) -> int:
@@ -702,40 +406,76 @@ class MLP:
         return f"{type(self).__name__}([{inner}], loss={self.loss!r}, dtype={self.dtype.name})"
 
 
-class Sequential(MLP):
-    """A network of explicit layers (see :mod:`truesparse.layers`) on ``inputs`` features::
+class MLP(Sequential):
+    """A multilayer perceptron whose sparse layers are CSR matrices: a :class:`Sequential` of
+    the standard layer list (:func:`mlp_layers`) built from sizes and densities.
 
-        from truesparse import layers as L
-        net = ts.Sequential(784, [L.Linear(1024, density=0.05), L.BatchNorm(), L.ReLU(),
-                                  L.Dropout(0.2), L.Linear(10)], seed=0)
-
-    Everything else (fit, evolution, forward/backward, the layer views) is as for :class:`MLP`.
-    ``loss="cross_entropy"`` needs a Softmax last layer, ``"negative_log_likelihood"`` a
-    LogSoftmax one.
+    Parameters
+    ----------
+    sizes : layer widths ``[inputs, hidden..., outputs]``.
+    density : overall density in (0, 1], allocated per layer as ``init`` says.
+    densities : explicit per-layer densities (``len(sizes) - 1`` values); 1 gives a dense layer.
+    epsilon : SET's Erdős–Rényi parameter (:func:`~truesparse.epsilon_densities`).
+        With none of the three, every layer is dense.
+    activation : hidden activation: relu, leaky_relu, all_relu, sigmoid, tanh, identity.
+    alpha : negative slope of leaky_relu / all_relu.
+    loss : as for :class:`Sequential`; ``"cross_entropy"`` appends a Softmax layer and
+        ``"negative_log_likelihood"`` a LogSoftmax layer.
+    label_smoothing : ε for the label-based losses.
+    batch_norm, dropout : add BatchNorm before and Dropout(dropout) after each hidden activation.
+    init : how ``density`` is spread over the layers: ``"erk"``/``"er"`` (Erdős–Rényi, capped
+        and re-solved, :func:`~truesparse.er_densities`; ``erk_power`` scales the raw scores),
+        or ``"uniform"`` (every layer ``density``; ``dense_first``/``dense_last`` keep those
+        dense).
+    weight_init, sparse_fan_in, dtype, seed, backend : as for :class:`Sequential`.
     """
 
     def __init__(
         self,
-        inputs: int,
-        layers: Sequence[L.LayerSpec],
+        sizes: Sequence[int],
+        density: Optional[float] = None,
         *,
+        densities: Optional[Sequence[float]] = None,
+        epsilon: Optional[float] = None,
+        activation: str = "relu",
+        alpha: float = 0.01,
         loss: str = "softmax_cross_entropy",
         label_smoothing: float = 0.0,
+        batch_norm: bool = False,
+        dropout: float = 0.0,
+        init: str = "erk",
+        erk_power: float = 1.0,
+        dense_first: bool = False,
+        dense_last: bool = False,
         weight_init: str = "he_normal",
         sparse_fan_in: str = "actual",
         dtype=np.float32,
         seed: int = 0,
         backend: str = "mkl",
     ) -> None:
-        if not (isinstance(inputs, (int, np.integer)) and inputs >= 1):
-            raise ValueError(f"[Sequential] inputs must be a positive integer, got {inputs!r}")
-        layers = list(layers)
-        if not any(isinstance(spec, L.Linear) for spec in layers):
-            raise ValueError("[Sequential] the network needs at least one layers.Linear")
-        self.activation = None
-        self._setup(
-            int(inputs),
-            layers,
+        sizes = check_sizes(sizes, "MLP")
+        layer_densities = allocate(
+            sizes,
+            density=density,
+            densities=densities,
+            epsilon=epsilon,
+            init=init,
+            erk_power=erk_power,
+            dense_first=dense_first,
+            dense_last=dense_last,
+        )
+        specs = mlp_layers(
+            layer_densities,
+            sizes,
+            activation=activation,
+            alpha=alpha,
+            batch_norm=batch_norm,
+            dropout=dropout,
+            loss=loss,
+        )
+        super().__init__(
+            sizes[0],
+            specs,
             loss=loss,
             label_smoothing=label_smoothing,
             weight_init=weight_init,
@@ -744,3 +484,4 @@ class Sequential(MLP):
             seed=seed,
             backend=backend,
         )
+        self.activation = activation

@@ -28,6 +28,8 @@ from typing import Optional
 from . import _core
 
 __all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
     "SGD",
     "Adam",
     "AdamW",
@@ -41,19 +43,21 @@ __all__ = [
 ]
 
 
-def _check_schedule(schedule) -> None:
+def _check_schedule(op: str, schedule) -> None:
     if schedule is not None and not isinstance(schedule, Schedule):
         raise TypeError(
-            f"[optimizer] schedule must be a truesparse schedule (e.g. CosineLR), "
+            f"[{op}] schedule must be a truesparse schedule (e.g. CosineLR), "
             f"got {type(schedule).__name__}"
         )
 
 
-def _check(name: str, value: float, low: float, high: float, *, high_open: bool = True) -> None:
+def _check(
+    op: str, name: str, value: float, low: float, high: float, *, high_open: bool = True
+) -> None:
     ok = math.isfinite(value) and low <= value and (value < high if high_open else value <= high)
     if not ok:
         bracket = ")" if high_open else "]"
-        raise ValueError(f"[optimizer] {name} must be in [{low}, {high}{bracket}, got {value}")
+        raise ValueError(f"[{op}] {name} must be in [{low}, {high}{bracket}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -67,12 +71,13 @@ class SGD:
     schedule: Optional["Schedule"] = None
 
     def __post_init__(self) -> None:
-        _check_schedule(self.schedule)
-        _check("lr", self.lr, 0, math.inf)
-        _check("momentum", self.momentum, 0, 1)
-        _check("weight_decay", self.weight_decay, 0, math.inf)
+        op = type(self).__name__
+        _check_schedule(op, self.schedule)
+        _check(op, "lr", self.lr, 0, math.inf)
+        _check(op, "momentum", self.momentum, 0, 1)
+        _check(op, "weight_decay", self.weight_decay, 0, math.inf)
         if self.nesterov and self.momentum == 0:
-            raise ValueError("[optimizer] nesterov=True needs momentum > 0")
+            raise ValueError(f"[{op}] nesterov=True needs momentum > 0")
 
     def _config(self) -> _core.OptimizerConfig:
         c = _core.OptimizerConfig()
@@ -98,16 +103,17 @@ class Adam:
     _kind = "adam"
 
     def __post_init__(self) -> None:
-        _check_schedule(self.schedule)
-        _check("lr", self.lr, 0, math.inf)
-        _check("betas[0]", self.betas[0], 0, 1)
-        _check("betas[1]", self.betas[1], 0, 1)
+        op = type(self).__name__
+        _check_schedule(op, self.schedule)
+        _check(op, "lr", self.lr, 0, math.inf)
+        _check(op, "betas[0]", self.betas[0], 0, 1)
+        _check(op, "betas[1]", self.betas[1], 0, 1)
         if not (math.isfinite(self.eps) and self.eps > 0):
-            raise ValueError(f"[optimizer] eps must be positive, got {self.eps}")
-        _check("weight_decay", self.weight_decay, 0, math.inf)
+            raise ValueError(f"[{op}] eps must be positive, got {self.eps}")
+        _check(op, "weight_decay", self.weight_decay, 0, math.inf)
         if not (isinstance(self.new_weight_warmup, int) and 0 <= self.new_weight_warmup < 65535):
             raise ValueError(
-                f"[optimizer] new_weight_warmup must be an integer in [0, 65535), "
+                f"[{op}] new_weight_warmup must be an integer in [0, 65535), "
                 f"got {self.new_weight_warmup!r}"
             )
 
@@ -173,7 +179,7 @@ class StepLR(Schedule):
             raise ValueError(
                 f"[StepLR] step_size must be a positive integer, got {self.step_size!r}"
             )
-        _check("gamma", self.gamma, 0, math.inf)
+        _check(type(self).__name__, "gamma", self.gamma, 0, math.inf)
 
     def _config(self):
         return _schedule("step", step_size=self.step_size, gamma=float(self.gamma))
@@ -189,7 +195,7 @@ class MultiStepLR(Schedule):
     def __post_init__(self) -> None:
         if any(int(m) < 0 for m in self.milestones):
             raise ValueError(f"[MultiStepLR] milestones must be >= 0, got {self.milestones}")
-        _check("gamma", self.gamma, 0, math.inf)
+        _check(type(self).__name__, "gamma", self.gamma, 0, math.inf)
 
     def _config(self):
         return _schedule(
@@ -204,7 +210,7 @@ class ExponentialLR(Schedule):
     gamma: float
 
     def __post_init__(self) -> None:
-        _check("gamma", self.gamma, 0, math.inf)
+        _check(type(self).__name__, "gamma", self.gamma, 0, math.inf)
 
     def _config(self):
         return _schedule("exponential", gamma=float(self.gamma))
@@ -247,3 +253,14 @@ class LinearWarmup(Schedule):
         s = self.schedule._config()
         s.warmup_steps, s.warmup_start_factor = self.warmup_steps, float(self.start_factor)
         return s
+
+
+# The optimizer and schedule classes by name (the CLI's --optimizer and --schedule).
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+SCHEDULES = {
+    "constant": ConstantLR,
+    "step": StepLR,
+    "multistep": MultiStepLR,
+    "exponential": ExponentialLR,
+    "cosine": CosineLR,
+}

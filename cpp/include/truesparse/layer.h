@@ -12,6 +12,14 @@
 
 namespace truesparse {
 
+// A named non-trainable array of a layer (batch norm's running statistics), for inspection.
+template <class T>
+struct statistic {
+  const char* name;
+  T* value;
+  size_type size;
+};
+
 // A parameter array of a layer, for inspection and for the optimizer.
 template <class T>
 struct parameter {
@@ -35,6 +43,8 @@ struct layer {
   virtual void optimize(const optimizer_config& c) {
     for (auto& p : parameters()) optimizer_step(c, *p.state, p.value, p.gradient, p.size);
   }
+  // The layer's non-trainable state arrays (running statistics); none by default.
+  virtual std::vector<statistic<T>> statistics() { return {}; }
   // Number of outputs for a given number of inputs (shape-preserving layers return D).
   virtual size_type outputs(size_type D) const { return D; }
 };

@@ -93,7 +93,7 @@ struct affine_layer : layer<T> {
   explicit affine_layer(size_type D) : gamma(D, T(1)), beta(D, T(0)), Dgamma(D, T(0)), Dbeta(D, T(0)) {}
   const char* kind() const override { return "affine"; }
   void forward(const matrix<T>& X, matrix<T>& Y, bool) override {
-    TS_REQUIRE(X.rows == static_cast<size_type>(gamma.size()), "[affine.forward] X has ", X.rows,
+    TS_REQUIRE(X.rows == static_cast<size_type>(gamma.size()), "[Affine.forward] X has ", X.rows,
                " features but the layer has ", gamma.size());
     Y.resize(X.rows, X.cols);
     for (size_type i = 0; i < X.rows; ++i)
@@ -131,16 +131,20 @@ struct batch_norm_layer : affine_layer<T> {
 
   batch_norm_layer(size_type D, double momentum_, double eps_)
       : base(D), momentum(momentum_), eps(eps_), running_mean(D, T(0)), running_var(D, T(1)), inv_std(D, T(1)) {
-    TS_REQUIRE(momentum >= 0 && momentum <= 1, "[batch_norm] momentum must be in [0, 1], got ", momentum);
-    TS_REQUIRE(eps > 0, "[batch_norm] eps must be positive, got ", eps);
+    TS_REQUIRE(momentum >= 0 && momentum <= 1, "[BatchNorm] momentum must be in [0, 1], got ", momentum);
+    TS_REQUIRE(eps > 0, "[BatchNorm] eps must be positive, got ", eps);
   }
   const char* kind() const override { return "batch_norm"; }
+  std::vector<statistic<T>> statistics() override {
+    const auto D = static_cast<size_type>(running_mean.size());
+    return {{"running_mean", running_mean.data(), D}, {"running_var", running_var.data(), D}};
+  }
 
   void forward(const matrix<T>& X, matrix<T>& Y, bool train) override {
     const size_type D = X.rows, N = X.cols;
-    TS_REQUIRE(D == static_cast<size_type>(this->gamma.size()), "[batch_norm.forward] X has ", D,
+    TS_REQUIRE(D == static_cast<size_type>(this->gamma.size()), "[BatchNorm.forward] X has ", D,
                " features but the layer has ", this->gamma.size());
-    TS_REQUIRE(!train || N > 1, "[batch_norm.forward] training needs more than 1 example per batch, got ", N);
+    TS_REQUIRE(!train || N > 1, "[BatchNorm.forward] training needs more than 1 example per batch, got ", N);
     last_train = train;
     Z.resize(D, N);
     Y.resize(D, N);
@@ -202,7 +206,7 @@ struct dropout_layer : layer<T> {
   bool masked = false;
 
   dropout_layer(double p_, std::uint64_t seed_, std::uint64_t index_) : p(p_), seed(seed_), index(index_) {
-    TS_REQUIRE(p >= 0 && p < 1, "[dropout] p must be in [0, 1), got ", p);
+    TS_REQUIRE(p >= 0 && p < 1, "[Dropout] p must be in [0, 1), got ", p);
   }
   const char* kind() const override { return "dropout"; }
   void forward(const matrix<T>& X, matrix<T>& Y, bool train) override {

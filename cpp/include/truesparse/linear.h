@@ -27,6 +27,9 @@ namespace truesparse {
 enum class sparse_backend { mkl, native };
 
 template <class T>
+struct sparse_linear;
+
+template <class T>
 struct linear_layer : layer<T> {
   index_t in = 0;   // D
   index_t out = 0;  // K
@@ -43,6 +46,8 @@ struct linear_layer : layer<T> {
   }
   size_type outputs(size_type) const final { return out; }
   virtual bool is_sparse() const = 0;
+  // This layer as a sparse one, or null for a dense layer (no dynamic_cast at call sites).
+  virtual sparse_linear<T>* as_sparse() { return nullptr; }
   virtual size_type nnz() const = 0;
   virtual T* values() = 0;     // (nnz) W in storage order
   virtual T* gradient() = 0;   // (nnz) DW, aligned with values()
@@ -111,6 +116,7 @@ struct sparse_linear : linear_layer<T> {
   using base::backward;
   using base::forward;
   const char* kind() const override { return "sparse_linear"; }
+  sparse_linear<T>* as_sparse() override { return this; }
   sparse_backend backend;
   csr_pattern pattern;       // (K,D)
   avector<T> W, DW;          // (nnz) aligned with pattern
@@ -133,8 +139,8 @@ struct sparse_linear : linear_layer<T> {
 
   // A new pattern: values and optimizer state start at zero.
   void set_pattern(csr_pattern p) {
-    validate(p, "sparse_linear.set_pattern");
-    TS_REQUIRE(p.rows == this->out && p.cols == this->in, "[sparse_linear.set_pattern] pattern is (",
+    validate(p, "Linear.set_weights");
+    TS_REQUIRE(p.rows == this->out && p.cols == this->in, "[Linear.set_weights] pattern is (",
                p.rows, ", ", p.cols, ") but the layer is (", this->out, ", ", this->in, ")");
     avector<T> values(static_cast<std::size_t>(p.nnz()), T(0));
     this->sW.clear();
@@ -208,7 +214,7 @@ struct sparse_linear : linear_layer<T> {
     rows_sum(DZ, this->Db.data());
     sddmm(pattern, DZ, X, DW.data());  // (nnz) = ((K,N) (N,D)) ⊙ pattern
     if (DX) {
-      TS_REQUIRE(keep_transpose, "[sparse_linear.backward] DX requested from a layer built without Wᵀ");
+      TS_ASSERT(keep_transpose && "DX requested from a layer built without Wᵀ");
       if (wt_stale) {
         gather(perm, W.data(), Wt.data());
         wt_stale = false;

@@ -65,14 +65,27 @@ struct lr_schedule {
   }
 };
 
+// The public (Python) name of a schedule, for error messages.
+inline const char* schedule_name(schedule_kind k) {
+  switch (k) {
+    case schedule_kind::step: return "StepLR";
+    case schedule_kind::multistep: return "MultiStepLR";
+    case schedule_kind::exponential: return "ExponentialLR";
+    case schedule_kind::cosine: return "CosineLR";
+    case schedule_kind::constant: break;
+  }
+  return "ConstantLR";
+}
+
 inline void validate(const lr_schedule& s) {
-  TS_REQUIRE(s.step_size >= 1, "[schedule] step_size must be >= 1, got ", s.step_size);
-  TS_REQUIRE(s.t_max >= 1, "[schedule] T_max must be >= 1, got ", s.t_max);
-  TS_REQUIRE(s.gamma > 0 && std::isfinite(s.gamma), "[schedule] gamma must be positive, got ", s.gamma);
-  TS_REQUIRE(s.warmup_steps >= 0, "[schedule] warmup_steps must be >= 0, got ", s.warmup_steps);
+  const char* op = schedule_name(s.kind);
+  TS_REQUIRE(s.step_size >= 1, "[", op, "] step_size must be >= 1, got ", s.step_size);
+  TS_REQUIRE(s.t_max >= 1, "[", op, "] T_max must be >= 1, got ", s.t_max);
+  TS_REQUIRE(s.gamma > 0 && std::isfinite(s.gamma), "[", op, "] gamma must be positive, got ", s.gamma);
+  TS_REQUIRE(std::is_sorted(s.milestones.begin(), s.milestones.end()), "[", op, "] milestones must be sorted");
+  TS_REQUIRE(s.warmup_steps >= 0, "[LinearWarmup] warmup_steps must be >= 0, got ", s.warmup_steps);
   TS_REQUIRE(s.warmup_start_factor > 0 && s.warmup_start_factor <= 1,
-             "[schedule] warmup start_factor must be in (0, 1], got ", s.warmup_start_factor);
-  TS_REQUIRE(std::is_sorted(s.milestones.begin(), s.milestones.end()), "[schedule] milestones must be sorted");
+             "[LinearWarmup] start_factor must be in (0, 1], got ", s.warmup_start_factor);
 }
 
 struct optimizer_config {
@@ -97,17 +110,28 @@ inline optimizer_config sgd(double lr, double momentum = 0.0, bool nesterov = fa
   return c;
 }
 
+// The public (Python) name of an optimizer, for error messages.
+inline const char* optimizer_name(optimizer_kind k) {
+  switch (k) {
+    case optimizer_kind::adam: return "Adam";
+    case optimizer_kind::adamw: return "AdamW";
+    case optimizer_kind::sgd: break;
+  }
+  return "SGD";
+}
+
 inline void validate(const optimizer_config& c) {
-  TS_REQUIRE(std::isfinite(c.lr) && c.lr >= 0, "[optimizer] learning rate must be a non-negative number, got ", c.lr);
-  TS_REQUIRE(c.momentum >= 0 && c.momentum < 1, "[optimizer] momentum must be in [0, 1), got ", c.momentum);
+  const char* op = optimizer_name(c.kind);
+  TS_REQUIRE(std::isfinite(c.lr) && c.lr >= 0, "[", op, "] learning rate must be a non-negative number, got ", c.lr);
+  TS_REQUIRE(c.momentum >= 0 && c.momentum < 1, "[", op, "] momentum must be in [0, 1), got ", c.momentum);
   TS_REQUIRE(std::isfinite(c.weight_decay) && c.weight_decay >= 0,
-             "[optimizer] weight_decay must be non-negative, got ", c.weight_decay);
-  TS_REQUIRE(!c.nesterov || c.momentum > 0, "[optimizer] Nesterov momentum needs momentum > 0");
+             "[", op, "] weight_decay must be non-negative, got ", c.weight_decay);
+  TS_REQUIRE(!c.nesterov || c.momentum > 0, "[", op, "] Nesterov momentum needs momentum > 0");
   TS_REQUIRE(c.beta1 >= 0 && c.beta1 < 1 && c.beta2 >= 0 && c.beta2 < 1,
-             "[optimizer] Adam betas must be in [0, 1), got ", c.beta1, ", ", c.beta2);
-  TS_REQUIRE(c.eps > 0, "[optimizer] eps must be positive, got ", c.eps);
+             "[", op, "] betas must be in [0, 1), got ", c.beta1, ", ", c.beta2);
+  TS_REQUIRE(c.eps > 0, "[", op, "] eps must be positive, got ", c.eps);
   TS_REQUIRE(c.new_weight_warmup >= 0 && c.new_weight_warmup < 65535,
-             "[optimizer] new_weight_warmup must be in [0, 65535), got ", c.new_weight_warmup);
+             "[", op, "] new_weight_warmup must be in [0, 65535), got ", c.new_weight_warmup);
   validate(c.schedule);
 }
 

@@ -134,8 +134,7 @@ std::vector<std::int64_t> random_grow(const sparse_linear<T>& L, const std::vect
   const csr_pattern& p = L.pattern;
   const std::int64_t total = static_cast<std::int64_t>(p.rows) * p.cols;
   const std::int64_t empty = total - (p.nnz() - static_cast<size_type>(drop.size()));
-  TS_REQUIRE(count <= empty, "[grow] cannot grow ", count, " connections in ", empty,
-             " empty positions");
+  TS_ASSERT(count <= empty && "grow more connections than there are empty positions");
   std::vector<std::int64_t> chosen;
   chosen.reserve(static_cast<std::size_t>(count));
   if (4 * empty >= total) {
@@ -169,7 +168,7 @@ std::vector<std::int64_t> gradient_grow(const sparse_linear<T>& L, const std::ve
                                         size_type panel_elements = size_type(1) << 20) {
   const csr_pattern& p = L.pattern;
   const size_type K = p.rows, D = p.cols, N = X.cols;
-  TS_REQUIRE(DZ.rows == K && X.rows == D && DZ.cols == N, "[RigL.grow] gradient blocks do not match the layer");
+  TS_ASSERT(DZ.rows == K && X.rows == D && DZ.cols == N && "gradient blocks do not match the layer");
   using entry = std::pair<T, std::int64_t>;  // (|g|, position)
   // "better" = larger magnitude, then smaller position; the heap top is the worst kept.
   auto better = [](const entry& a, const entry& b) {

@@ -9,7 +9,7 @@
 #include <optional>
 
 #include "truesparse/denormals.h"
-#include "truesparse/mlp.h"
+#include "truesparse/network.h"
 #include "truesparse/topology.h"
 
 namespace truesparse {
@@ -33,7 +33,7 @@ struct epoch_result {
 };
 
 template <class T>
-void check_dataset(const mlp<T>& m, const dataset<T>& d, const char* op) {
+void check_dataset(const network<T>& m, const dataset<T>& d, const char* op) {
   TS_REQUIRE(d.M > 0, "[", op, "] the data set is empty");
   TS_REQUIRE(d.D == m.inputs(), "[", op, "] X has ", d.D, " features but the model has ",
              m.inputs(), " inputs");
@@ -69,6 +69,18 @@ struct batch_buffers {
   }
 };
 
+// Forward (training mode), loss and backward of the whole data set d as one batch, in its
+// order: every layer's gradients are those of the batch-mean loss afterwards. Returns that
+// loss; buf keeps the feature-major batch (buf.X) for RigL's growth step.
+template <class T>
+double batch_gradients(network<T>& m, const dataset<T>& d, batch_buffers<T>& buf, const char* op) {
+  check_dataset(m, d, op);
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(d.M));
+  std::iota(idx.begin(), idx.end(), 0);
+  const targets<T> t = buf.gather(d, idx.data(), d.M);
+  return m.forward_backward(buf.X, t).loss_sum / static_cast<double>(d.M);
+}
+
 struct set_options {
   double zeta = 0.3;
   regrow_init init = regrow_init::layer;
@@ -96,7 +108,7 @@ struct evolution_plan {
 // One SET update of every sparse layer; layer l's random stream is derived from the model's
 // seed, l and the model's count of topology updates, so it is thread-count independent.
 template <class T>
-std::vector<topology_record> set_update_model(mlp<T>& m, const set_options& o) {
+std::vector<topology_record> set_update_model(network<T>& m, const set_options& o) {
   std::vector<topology_record> records;
   for (std::size_t l = 0; l < m.layers.size(); ++l)
     if (auto* L = m.sparse_layer(l)) {
@@ -112,7 +124,7 @@ std::vector<topology_record> set_update_model(mlp<T>& m, const set_options& o) {
 // One RigL update of every sparse layer with drop fraction f, from the batch X whose
 // forward_backward has just run.
 template <class T>
-std::vector<topology_record> rigl_update_model(mlp<T>& m, const matrix<T>& X, double f) {
+std::vector<topology_record> rigl_update_model(network<T>& m, const matrix<T>& X, double f) {
   std::vector<topology_record> records;
   for (std::size_t l = 0; l < m.layers.size(); ++l)
     if (auto* L = m.sparse_layer(l)) {
@@ -124,11 +136,20 @@ std::vector<topology_record> rigl_update_model(mlp<T>& m, const matrix<T>& X, do
   return records;
 }
 
+// The gradient of the batch d, then one RigL update of every sparse layer with fraction f.
+template <class T>
+std::vector<topology_record> rigl_update_on_batch(network<T>& m, const dataset<T>& d, double f) {
+  TS_REQUIRE(f >= 0 && f <= 1, "[RigL] drop fraction must be in [0, 1], got ", f);
+  batch_buffers<T> buf;
+  batch_gradients(m, d, buf, "RigL");
+  return rigl_update_model(m, buf.X, f);
+}
+
 // One epoch of mini-batch SGD. The example order is a Fisher–Yates shuffle drawn from
 // derive_seed(seed, 2, epoch) (identity order when shuffle is false). should_stop is polled
 // every check_every batches between batches, never inside a kernel.
 template <class T>
-epoch_result train_epoch(mlp<T>& m, const dataset<T>& d, size_type batch_size,
+epoch_result train_epoch(network<T>& m, const dataset<T>& d, size_type batch_size,
                          const optimizer_config& c, std::uint64_t seed, std::uint64_t epoch,
                          bool shuffle, const std::function<bool()>& should_stop = {},
                          evolution_plan* evolution = nullptr, size_type check_every = 1) {
@@ -186,7 +207,7 @@ epoch_result train_epoch(mlp<T>& m, const dataset<T>& d, size_type batch_size,
 
 // Loss and accuracy over a whole data set, in batches, without touching the weights.
 template <class T>
-epoch_result evaluate(mlp<T>& m, const dataset<T>& d, size_type batch_size = 1000) {
+epoch_result evaluate(network<T>& m, const dataset<T>& d, size_type batch_size = 1000) {
   check_dataset(m, d, "evaluate");
   batch_buffers<T> buf;
   std::vector<std::int64_t> idx;
@@ -210,7 +231,7 @@ epoch_result evaluate(mlp<T>& m, const dataset<T>& d, size_type batch_size = 100
 
 // Logits out (M,K) row-major for X (M,D) row-major, in batches.
 template <class T>
-void predict_logits(mlp<T>& m, const T* X, size_type M, size_type D, T* out, bool train = false,
+void predict_logits(network<T>& m, const T* X, size_type M, size_type D, T* out, bool train = false,
                     size_type batch_size = 1000) {
   TS_REQUIRE(D == m.inputs(), "[predict] X has ", D, " features but the model has ", m.inputs(),
              " inputs");

@@ -1,12 +1,15 @@
-// A feed-forward network of layers ending in outputs that the loss turns into a gradient.
-// The standard MLP is linear layers (sparse or dense) joined by activation layers; any
-// sequence of layer specs can be given instead (batch norm, dropout, softmax, SReLU, ...).
+// A feed-forward network: a sequence of layers (linear ones, sparse or dense, and activation,
+// batch norm, dropout, softmax, SReLU, ... layers), built here from a list of layer specs, and
+// ending in outputs that the loss turns into a gradient. (The standard MLP is one such list:
+// Linear, activation, ..., Linear; Python's truesparse.MLP builds it.)
 // Buffers are owned here, one per layer, feature-major (features, N):
 //   X -> [layer 0] -> Y[0] -> [layer 1] -> Y[1] -> ... -> Y[M-1] (network output)
 //   D[m] = ∂L/∂Y[m]; layer m's backward turns D[m] into D[m-1].
 #pragma once
 
 #include <memory>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "truesparse/density.h"
@@ -32,16 +35,10 @@ struct layer_spec {
   double srelu[4] = {0.0, 0.01, 1.0, 1.0};  // srelu: initial tl, al, tr, ar
 };
 
-struct mlp_options {
-  // Either the standard MLP: sizes D_0..D_L, L densities, one hidden activation ...
-  std::vector<index_t> sizes;
-  std::vector<double> densities;
-  activation_kind activation = activation_kind::relu;
-  double alpha = 0.01;
-  // ... or the input size and an explicit sequence of layers.
+// A network: the input size and its sequence of layers, with what is shared by all layers.
+struct network_options {
   index_t inputs = 0;
   std::vector<layer_spec> layers;
-
   loss_kind loss = loss_kind::softmax_cross_entropy;
   double label_smoothing = 0.0;
   init_kind init = init_kind::he_normal;
@@ -50,30 +47,8 @@ struct mlp_options {
   sparse_backend backend = sparse_backend::mkl;
 };
 
-// The layer specs of the standard MLP of o.sizes / o.densities / o.activation.
-inline std::vector<layer_spec> standard_layers(const mlp_options& o) {
-  check_sizes(o.sizes, "MLP");
-  const std::size_t L = o.sizes.size() - 1;
-  TS_REQUIRE(o.densities.size() == L, "[MLP] ", o.densities.size(), " densities given for ", L, " layers");
-  std::vector<layer_spec> specs;
-  for (std::size_t l = 0; l < L; ++l) {
-    layer_spec s;
-    s.size = o.sizes[l + 1];
-    s.density = o.densities[l];
-    specs.push_back(s);
-    if (l + 1 < L) {
-      layer_spec a;
-      a.kind = layer_kind::activation;
-      a.activation = o.activation;
-      a.alpha = o.alpha;
-      specs.push_back(a);
-    }
-  }
-  return specs;
-}
-
 template <class T>
-class mlp {
+class network {
  public:
   std::vector<std::unique_ptr<layer<T>>> modules;  // every layer, in order
   std::vector<linear_layer<T>*> layers;            // the linear ones, in order (not owning)
@@ -87,23 +62,21 @@ class mlp {
   std::int64_t steps = 0;              // optimizer steps (batches) trained so far
   std::uint64_t topology_updates = 0;  // SET/RigL updates applied so far (seeds their streams)
 
-  explicit mlp(const mlp_options& o)
+  explicit network(const network_options& o)
       : loss(o.loss), label_smoothing(o.label_smoothing), backend(o.backend), seed(o.seed), init(o.init), fan(o.fan) {
     TS_REQUIRE(o.label_smoothing >= 0 && o.label_smoothing <= 1,
-               "[MLP] label_smoothing must be in [0, 1], got ", o.label_smoothing);
-    const bool standard = o.layers.empty();
-    const std::vector<layer_spec> specs = standard ? standard_layers(o) : o.layers;
-    size_type width = standard ? o.sizes.front() : o.inputs;
-    TS_REQUIRE(width >= 1, "[MLP] the number of inputs must be >= 1, got ", width);
+               "[Sequential] label_smoothing must be in [0, 1], got ", o.label_smoothing);
+    TS_REQUIRE(o.inputs >= 1, "[Sequential] the number of inputs must be >= 1, got ", o.inputs);
+    size_type width = o.inputs;
     int hidden_activations = 0;
     std::uint64_t dropouts = 0;
-    for (std::size_t m = 0; m < specs.size(); ++m) {
-      const layer_spec& s = specs[m];
+    for (std::size_t m = 0; m < o.layers.size(); ++m) {
+      const layer_spec& s = o.layers[m];
       switch (s.kind) {
         case layer_kind::linear: {
           const std::size_t l = layers.size();
-          TS_REQUIRE(s.size >= 1, "[MLP] linear layer ", l, " has ", s.size, " outputs, it needs >= 1");
-          TS_REQUIRE(s.density > 0 && s.density <= 1, "[MLP] density of layer ", l, " is ", s.density,
+          TS_REQUIRE(s.size >= 1, "[Linear] linear layer ", l, " has ", s.size, " outputs, it needs >= 1");
+          TS_REQUIRE(s.density > 0 && s.density <= 1, "[Linear] density of layer ", l, " is ", s.density,
                      ", it must be in (0, 1]");
           const auto D = static_cast<index_t>(width), K = s.size;
           rng g(derive_seed(o.seed, 1, l));
@@ -138,14 +111,14 @@ class mlp {
           modules.push_back(std::make_unique<dropout_layer<T>>(s.p, o.seed, dropouts++));
           break;
         case layer_kind::srelu:
-          TS_REQUIRE(s.srelu[0] < s.srelu[2], "[MLP] SReLU needs tl < tr, got ", s.srelu[0], " and ", s.srelu[2]);
+          TS_REQUIRE(s.srelu[0] < s.srelu[2], "[SReLU] needs tl < tr, got ", s.srelu[0], " and ", s.srelu[2]);
           modules.push_back(std::make_unique<srelu_layer<T>>(s.srelu[0], s.srelu[1], s.srelu[2], s.srelu[3]));
           break;
         case layer_kind::affine: modules.push_back(std::make_unique<affine_layer<T>>(width)); break;
       }
     }
-    TS_REQUIRE(!layers.empty(), "[MLP] the network has no linear layer");
-    n_inputs = standard ? o.sizes.front() : o.inputs;
+    TS_REQUIRE(!layers.empty(), "[Sequential] the network has no linear layer");
+    n_inputs = o.inputs;
     n_outputs = width;
     Y.resize(modules.size());
     D.resize(modules.size());
@@ -174,10 +147,33 @@ class mlp {
     layer->fan = fan;
     replace_linear(l, std::move(layer));
   }
+  // The same from CSR arrays indptr (K+1) and indices (nnz), as given (checked here).
+  void set_sparse_layer(std::size_t l, const index_t* indptr, const index_t* indices, size_type nnz,
+                        const T* values, const T* b) {
+    const auto& old = *layers.at(l);
+    csr_pattern p;
+    p.rows = old.out;
+    p.cols = old.in;
+    p.indptr.assign(indptr, indptr + old.out + 1);
+    p.indices.assign(indices, indices + nnz);
+    set_sparse_layer(l, std::move(p), values, b);
+  }
+
+  // Replaces the parameter `name` of module m (size values).
+  void set_parameter(std::size_t m, const std::string& name, const T* values, size_type size) {
+    layer<T>& module = *modules.at(m);
+    for (auto& p : module.parameters())
+      if (name == p.name) {
+        TS_REQUIRE(size == p.size, "[", module.kind(), ".set] ", name, " needs ", p.size, " values, got ", size);
+        std::copy(values, values + size, p.value);
+        return;
+      }
+    throw std::invalid_argument(msg("[", module.kind(), ".set] no parameter named ", name));
+  }
 
   // Network output (K,N) of a feature-major batch X (D_0, N).
   const matrix<T>& forward(const matrix<T>& X, bool train = false) {
-    TS_REQUIRE(X.rows == inputs(), "[MLP.forward] X has ", X.rows, " features but the model has ",
+    TS_REQUIRE(X.rows == inputs(), "[forward] X has ", X.rows, " features but the model has ",
                inputs(), " inputs");
     const matrix<T>* in = &X;
     for (std::size_t m = 0; m < modules.size(); ++m) {
@@ -214,7 +210,7 @@ class mlp {
   const matrix<T>& layer_output_gradient(std::size_t l) const { return D[module_of[l]]; }
 
   // The sparse layer l, or null for a dense one.
-  sparse_linear<T>* sparse_layer(std::size_t l) { return dynamic_cast<sparse_linear<T>*>(layers.at(l)); }
+  sparse_linear<T>* sparse_layer(std::size_t l) { return layers.at(l)->as_sparse(); }
 
  private:
   void replace_linear(std::size_t l, std::unique_ptr<linear_layer<T>> layer) {

@@ -1,0 +1,54 @@
+// Bindings for layer specifications: what kind of layer, and its settings (the Python specs
+// in truesparse.layers fill these in), with the activation, initialisation and backend enums.
+#include <pybind11/stl.h>
+
+#include "bindings.h"
+#include "truesparse/network.h"
+
+namespace truesparse::python {
+
+void init_layers(py::module_& m) {
+  py::enum_<activation_kind>(m, "Activation")
+      .value("relu", activation_kind::relu)
+      .value("leaky_relu", activation_kind::leaky_relu)
+      .value("all_relu", activation_kind::all_relu)
+      .value("sigmoid", activation_kind::sigmoid)
+      .value("tanh", activation_kind::tanh)
+      .value("identity", activation_kind::identity);
+  py::enum_<layer_kind>(m, "LayerKind")
+      .value("linear", layer_kind::linear)
+      .value("activation", layer_kind::activation)
+      .value("softmax", layer_kind::softmax)
+      .value("log_softmax", layer_kind::log_softmax)
+      .value("batch_norm", layer_kind::batch_norm)
+      .value("dropout", layer_kind::dropout)
+      .value("srelu", layer_kind::srelu)
+      .value("affine", layer_kind::affine);
+  py::class_<layer_spec>(m, "LayerSpec")
+      .def(py::init<>())
+      .def_readwrite("kind", &layer_spec::kind)
+      .def_readwrite("size", &layer_spec::size)
+      .def_readwrite("density", &layer_spec::density)
+      .def_readwrite("activation", &layer_spec::activation)
+      .def_readwrite("alpha", &layer_spec::alpha)
+      .def_readwrite("p", &layer_spec::p)
+      .def_readwrite("momentum", &layer_spec::momentum)
+      .def_readwrite("eps", &layer_spec::eps)
+      .def_property(
+          "srelu", [](const layer_spec& s) { return std::vector<double>(s.srelu, s.srelu + 4); },
+          [](layer_spec& s, const std::vector<double>& v) {
+            TS_REQUIRE(v.size() == 4, "[SReLU] needs 4 values (tl, al, tr, ar), got ", v.size());
+            std::copy(v.begin(), v.end(), s.srelu);
+          });
+  py::enum_<init_kind>(m, "Init")
+      .value("xavier_uniform", init_kind::xavier_uniform)
+      .value("xavier_normal", init_kind::xavier_normal)
+      .value("he_normal", init_kind::he_normal)
+      .value("he_uniform", init_kind::he_uniform);
+  py::enum_<fan_mode>(m, "FanIn").value("actual", fan_mode::actual).value("dense", fan_mode::dense);
+  py::enum_<sparse_backend>(m, "Backend")
+      .value("mkl", sparse_backend::mkl)
+      .value("native", sparse_backend::native);
+}
+
+}  // namespace truesparse::python
