@@ -64,39 +64,39 @@ void bind_network(py::module_& m, const char* name) {
            py::arg("seed") = 0, py::arg("backend") = sparse_backend::mkl)
       .def_property_readonly("num_modules", [](const model& s) { return s.modules.size(); })
       .def_property_readonly("outputs", [](const model& s) { return s.outputs(); })
-      .def("module_kind", [](const model& s, std::size_t m) { return std::string(s.modules.at(m)->kind()); })
-      .def("module_of_layer", [](const model& s, std::size_t l) { return s.module_of.at(l); })
+      .def("module_kind", [](const model& s, std::size_t m) { return std::string(s.modules.at(m)->kind()); }, py::arg("m"))
+      .def("module_of_layer", [](const model& s, std::size_t l) { return s.module_of.at(l); }, py::arg("l"))
       .def("module_parameters",  // {name: (value copy, gradient copy)} of a non-linear layer
            [](model& s, std::size_t m) {
              py::dict out;
              for (auto& p : s.modules.at(m)->parameters())
                out[p.name] = py::make_tuple(copy_out(p.value, {p.size}), copy_out(p.gradient, {p.size}));
              return out;
-           })
+           }, py::arg("m"))
       .def("set_module_parameter",
            [](model& s, std::size_t m, const std::string& name, const carray<T>& value) {
              s.set_parameter(m, name, value.data(), value.size());
-           })
+           }, py::arg("m"), py::arg("name"), py::arg("value"))
       .def("module_statistics",  // {name: copy} of a layer's running statistics (batch norm)
            [](model& s, std::size_t m) {
              py::dict out;
              for (auto& st : s.modules.at(m)->statistics()) out[st.name] = copy_out(st.value, {st.size});
              return out;
-           })
+           }, py::arg("m"))
       .def_property_readonly("num_layers", [](const model& s) { return s.layers.size(); })
       .def("layer_shape",
            [](const model& s, std::size_t l) {
              const auto& L = *s.layers.at(l);
              return py::make_tuple(L.out, L.in);
-           })
-      .def("layer_is_sparse", [](const model& s, std::size_t l) { return s.layers.at(l)->is_sparse(); })
-      .def("layer_nnz", [](const model& s, std::size_t l) { return s.layers.at(l)->nnz(); })
+           }, py::arg("l"))
+      .def("layer_is_sparse", [](const model& s, std::size_t l) { return s.layers.at(l)->is_sparse(); }, py::arg("l"))
+      .def("layer_nnz", [](const model& s, std::size_t l) { return s.layers.at(l)->nnz(); }, py::arg("l"))
       .def("layer_pattern",
            [](model& s, std::size_t l) {
              auto* L = s.sparse_layer(l);
              TS_REQUIRE(L, "[Linear] layer ", l, " is dense and has no pattern");
              return py::make_tuple(copy_out(L->pattern.indptr), copy_out(L->pattern.indices));
-           })
+           }, py::arg("l"))
       .def(
           "layer_values",  // W in storage order: (nnz) for sparse, (K,D) for dense
           [](model& s, std::size_t l, bool gradient) {
@@ -122,7 +122,7 @@ void bind_network(py::module_& m, const char* name) {
              TS_REQUIRE(b.ndim() == 1 && b.shape(0) == L.out, "[Linear.set_weights] b has ",
                         b.size(), " entries but layer ", l, " has ", L.out, " outputs");
              s.set_dense_layer(l, W.data(), b.data());
-           })
+           }, py::arg("l"), py::arg("W"), py::arg("b"))
       .def("set_sparse_layer",
            [](model& s, std::size_t l, const labels_array& indptr, const labels_array& indices,
               const carray<T>& values, const carray<T>& b) {
@@ -135,7 +135,7 @@ void bind_network(py::module_& m, const char* name) {
              TS_REQUIRE(b.ndim() == 1 && b.shape(0) == L.out, "[Linear.set_weights] b has ",
                         b.size(), " entries but layer ", l, " has ", L.out, " outputs");
              s.set_sparse_layer(l, indptr.data(), indices.data(), indices.size(), values.data(), b.data());
-           })
+           }, py::arg("l"), py::arg("indptr"), py::arg("indices"), py::arg("values"), py::arg("b"))
       .def(
           "forward",
           [](model& s, const carray<T>& X, bool train) {
@@ -211,12 +211,12 @@ void bind_network(py::module_& m, const char* name) {
              state["v"] = st.v.empty() ? py::object(py::none()) : py::object(copy_out(st.v));
              state["steps"] = st.steps;
              return state;
-           })
+           }, py::arg("l"))
       .def("layer_itop_rate",
            [](model& s, std::size_t l) {
              auto* L = s.sparse_layer(l);
              return L ? L->itop_rate() : 1.0;
-           })
+           }, py::arg("l"))
       .def_readwrite("steps", &model::steps)
       .def_readonly("topology_updates", &model::topology_updates)
       .def(
