@@ -60,7 +60,7 @@ class Simulation:
         for _ in range(epochs):
             value, _, _ = refnet.train_epoch(
                 self.layers,
-                R.SoftmaxCrossEntropy(),
+                R.LOSSES[LOSS](),
                 x,
                 y,
                 batch_size=batch_size,
