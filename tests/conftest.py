@@ -1,8 +1,9 @@
 """Shared test helpers: the one tolerance helper, CSR invariant checks and fixtures.
 
 Test modules import the helpers with ``from conftest import ...``; this file puts its own
-directory on ``sys.path`` so that works under every pytest import mode. The NumPy
-reference MLP the engine is compared against lives beside it in ``mlp_reference.py``.
+directory on ``sys.path`` so that works under every pytest import mode. The engine is
+compared with the NumPy reference ``truesparse.reference``; ``reference_network.py`` beside
+this file builds the reference twin of an engine network.
 """
 
 from __future__ import annotations

@@ -1,10 +1,16 @@
-"""Builds the truesparse.reference twin of an engine network and runs it, for
-test_engine_vs_reference.py (the last rung of the validation ladder, docs/index.md#validation-ladder).
+"""Builds the truesparse.reference twin of an engine network and runs it, for the tests that
+compare the engine with the reference (test_engine_vs_reference.py, the last rung of the
+validation ladder, docs/index.md#validation-ladder; test_layers.py, test_optim*.py, ...).
 
 The engine takes examples as rows, X (N, D); the reference takes them as columns, X (D, N).
 Everything here transposes at that boundary and computes in float64 from the values the
-engine holds (float32 values are widened exactly), so a float32 engine is compared with an
-accurate result for the same inputs.
+engine holds or the test chose (float32 values are widened exactly), so a float32 engine is
+compared with an accurate result for the same inputs.
+
+Two builders: ``reference_network(model, specs)`` for any layer stack, from the engine's
+current values, and ``reference_mlp(weights, masks, biases, activation)`` for ``ts.MLP``'s
+[Linear, activation, ..., Linear] from the test's own arrays. ``train_epoch`` is the
+reference twin of one epoch of ``fit(shuffle=False)``.
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ _LOSSES = {
     "squared_error": R.SquaredError,
     "logistic_cross_entropy": R.LogisticCrossEntropy,
 }
+
+
+_GRADIENT_OF = {"W": "DW", "b": "Db"}  # the gradient of a parameter in ``gradients``
 
 
 def _f64(a) -> np.ndarray:
@@ -79,6 +88,32 @@ def reference_network(model, specs) -> list:
     return layers
 
 
+def reference_mlp(weights, masks, biases, activation: str, alpha: float = 0.01) -> list:
+    """The reference layers of ``ts.MLP(..., activation=activation, alpha=alpha)`` with linear
+    layers of the given dense (K, D) weights, 0/1 masks (the pattern) and biases:
+    [Linear, act, Linear, act, ..., Linear], hidden activations counted from 1 (All-ReLU),
+    with ``alpha`` the negative slope of leaky_relu and all_relu. The MLP's losses that need
+    a last layer (cross_entropy, negative_log_likelihood) are not covered."""
+    cls = R.ACTIVATIONS[activation]
+    layers = []
+    for i, (W, mask, b) in enumerate(zip(weights, masks, biases)):
+        if i > 0:
+            if cls is R.AllReLU:
+                layers.append(R.AllReLU(alpha, layer=i))
+            elif cls is R.LeakyReLU:
+                layers.append(R.LeakyReLU(alpha))
+            else:
+                layers.append(cls())
+        layers.append(R.Linear(_f64(W), _f64(b), pattern=np.asarray(mask, dtype=bool)))
+    return layers
+
+
+def linear_layers(layers) -> list:
+    """The ``reference.Linear`` layers of a reference network, in order (``model.layers``'
+    twins)."""
+    return [layer for layer in layers if isinstance(layer, R.Linear)]
+
+
 def set_mode(layers, train: bool) -> None:
     """Training (batch statistics, dropout masks) or evaluation mode for every layer."""
     for layer in layers:
@@ -113,6 +148,18 @@ def forward(layers, X) -> np.ndarray:
     for layer in layers:
         A = layer.forward(A)
     return A.T
+
+
+def linear_outputs(layers, X) -> list:
+    """The output (N, K) of every linear layer for rows X (N, D): the hidden pre-activations,
+    and the logits last when the network ends with a linear layer."""
+    A = _f64(X).T  # (D, N)
+    outputs = []
+    for layer in layers:
+        A = layer.forward(A)
+        if isinstance(layer, R.Linear):
+            outputs.append(A.T)
+    return outputs
 
 
 def forward_backward(layers, loss, X, y) -> tuple[np.ndarray, float]:
@@ -156,3 +203,40 @@ def parameters(layer) -> dict:
 def set_srelu(layer, t) -> None:
     """Write SReLU's [tl, al, tr, ar] back after an optimizer updated the array."""
     layer.tl, layer.al, layer.tr, layer.ar = (float(v) for v in t)
+
+
+def train_epoch(layers, loss, X, y, *, batch_size, optimizers, make_optimizer, schedule=None, t=0):
+    """One epoch of the engine's ``fit(shuffle=False)`` on the reference network: for each
+    consecutive batch (the last may be shorter), a training pass, then one step of a
+    reference optimizer per parameter array, at rate ``schedule(t)`` for the t-th step
+    (``lr`` unchanged without a schedule).
+
+    ``optimizers`` maps (reference layer, parameter name) to the optimizer of that array;
+    missing ones are made by ``make_optimizer()``, so a dict kept across calls keeps the
+    optimizer state, as the engine does across epochs and fits.
+    Returns (mean loss over the examples, accuracy of the outputs' argmax against labels y
+    (nan for soft targets), t after the epoch); the accuracy and loss of a batch are those of
+    the training pass, before its step.
+    """
+    y = np.asarray(y)
+    total, correct = 0.0, 0
+    for start in range(0, X.shape[0], batch_size):
+        Xb, yb = X[start : start + batch_size], y[start : start + batch_size]
+        out, value = forward_backward(layers, loss, Xb, yb)
+        total += value * Xb.shape[0]
+        if y.ndim == 1:
+            correct += int(np.sum(np.argmax(out, axis=1) == yb))
+        for layer in layers:
+            grads = gradients(layer)
+            for name, w in parameters(layer).items():
+                opt = optimizers.get((layer, name))
+                if opt is None:
+                    opt = optimizers[(layer, name)] = make_optimizer()
+                if schedule is not None:
+                    opt.lr = schedule(t)
+                opt.step(w, grads[_GRADIENT_OF.get(name, name)])
+                if isinstance(layer, R.SReLU):
+                    set_srelu(layer, w)
+        t += 1
+    n = X.shape[0]
+    return total / n, (correct / n if y.ndim == 1 else float("nan")), t

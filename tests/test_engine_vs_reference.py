@@ -346,8 +346,6 @@ OPTIMIZERS = {
     ),
 }
 
-_GRADIENT_OF = {"W": "DW", "b": "Db"}
-
 
 def _engine_state(model) -> list[dict]:
     state = []
@@ -373,30 +371,27 @@ def _reference_state(layers) -> list[dict]:
 
 
 def _simulate(layers, loss, X, y, *, batch_size, epochs, make_optimizer, schedule=None):
-    """The fit of the engine (shuffle=False) as a NumPy loop: per batch a reference training
-    pass and one reference optimizer step per parameter array, with the rate of step t from
-    ``schedule`` (t = 0 at the first step). Returns the state and mean loss after each epoch."""
+    """The fit of the engine (shuffle=False) as a NumPy loop of ``refnet.train_epoch``: per
+    batch a reference training pass and one reference optimizer step per parameter array,
+    with the rate of step t from ``schedule`` (t = 0 at the first step). Returns the state
+    and mean loss after each epoch."""
     optimizers = {}
     states, losses = [], []
     t = 0
     for _ in range(epochs):
-        total = 0.0
-        for start in range(0, X.shape[0], batch_size):
-            Xb, yb = X[start : start + batch_size], y[start : start + batch_size]
-            _, value = refnet.forward_backward(layers, loss, Xb, yb)
-            total += value * Xb.shape[0]
-            for i, layer in enumerate(layers):
-                grads = refnet.gradients(layer)
-                for name, w in refnet.parameters(layer).items():
-                    opt = optimizers.setdefault((i, name), make_optimizer())
-                    if schedule is not None:
-                        opt.lr = schedule(t)
-                    opt.step(w, grads[_GRADIENT_OF.get(name, name)])
-                    if isinstance(layer, R.SReLU):
-                        refnet.set_srelu(layer, w)
-            t += 1
+        value, _, t = refnet.train_epoch(
+            layers,
+            loss,
+            X,
+            y,
+            batch_size=batch_size,
+            optimizers=optimizers,
+            make_optimizer=make_optimizer,
+            schedule=schedule,
+            t=t,
+        )
         states.append(_reference_state(layers))
-        losses.append(total / X.shape[0])
+        losses.append(value)
     return states, losses
 
 

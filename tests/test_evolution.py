@@ -3,7 +3,8 @@
 Every check recomputes the expected result in the test from what the engine exposes
 (layer.W, records, optimizer_state), on small float64 layers with random weights (no ties):
 - nnz and CSR invariants survive every update, and forward/backward after an update equal
-  mlp_reference on the new dense W (so the MKL handles and the Wᵀ copy follow the pattern);
+  the reference MLP (truesparse.reference) on the new dense W (so the MKL handles and the
+  Wᵀ copy follow the pattern);
 - SET drops exactly the sign-split selection and grows uniformly among the empty positions
   (chi-square over positions, with a check that the same statistic rejects biased samplers);
 - RigL drops the k smallest |w| and grows the top-k of the dense gradient DZᵀA among the
@@ -20,7 +21,7 @@ import pytest
 import scipy.sparse as sp
 from scipy.stats import chi2
 
-import mlp_reference as ref
+import reference_network as refnet
 import truesparse as ts
 from conftest import (
     assert_close,
@@ -31,6 +32,7 @@ from conftest import (
     read_params,
     set_random_weights,
 )
+from truesparse import reference as R
 
 ACT = "tanh"  # smooth: no zero gradients, so no ties in RigL's growth criterion
 LOSS = "softmax_cross_entropy"
@@ -78,19 +80,18 @@ def _evolve(model, evolution, x, y):
 
 
 def _check_products(model, x, y):
-    """Logits, loss, DW (on the pattern) and Db equal mlp_reference on the current W."""
-    ws, ms, bs = read_params(model)
-    zs, _ = ref.forward(ws, bs, x, ACT)
-    assert_close(model.forward(x), zs[-1])
-    value, dws, dbs, _ = ref.backward(ws, ms, bs, x, y, ACT, LOSS)
+    """Logits, loss, DW (on the pattern) and Db equal the reference MLP on the current W."""
+    layers = refnet.reference_mlp(*read_params(model), ACT)
+    assert_close(model.forward(x), refnet.forward(layers, x))
+    _, value = refnet.forward_backward(layers, R.LOSSES[LOSS](), x, y)
     assert_close(model.backward(x, y), value)
-    for li, layer in enumerate(model.layers):
+    for layer, reference in zip(model.layers, refnet.linear_layers(layers)):
         if layer.is_sparse:
             assert_same_pattern(layer.DW, layer.W)
-            assert_close(layer.DW.toarray(), dws[li])
+            assert_close(layer.DW.toarray(), reference.DW)
         else:
-            assert_close(layer.DW, dws[li])
-        assert_close(layer.Db, dbs[li])
+            assert_close(layer.DW, reference.DW)
+        assert_close(layer.Db, reference.Db)
 
 
 def _bits(a):
@@ -298,8 +299,10 @@ def test_rigl_drops_smallest_and_grows_top_k_of_dense_gradient(f, sizes, densiti
     x, y = _data(sizes, n=15, seed=8)
     ws, ms, bs = read_params(model)
     before = [layer.W for layer in model.layers]
-    # Dense gradient of the batch-mean loss (mask of ones): DW = DZᵀ A, (K, D) = (K, N) (N, D).
-    _, dense_grads, _, _ = ref.backward(ws, [np.ones_like(m) for m in ms], bs, x, y, ACT, LOSS)
+    # Dense gradient of the batch-mean loss (pattern of ones): DW = DY Aᵀ, (K, D) = (K, N) (N, D).
+    layers = refnet.reference_mlp(ws, [np.ones_like(m) for m in ms], bs, ACT)
+    refnet.forward_backward(layers, R.LOSSES[LOSS](), x, y)
+    dense_grads = [layer.DW for layer in refnet.linear_layers(layers)]
     records = model.evolve(ts.RigL(alpha=0.3), x, y, drop_fraction=f)
     assert [r["layer"] for r in records] == _sparse_layers(model)
     for r in records:

@@ -1,18 +1,19 @@
-"""Linear layers' forward and backward against the NumPy reference MLP (mlp_reference.py).
+"""Linear layers' forward and backward against the NumPy reference (truesparse.reference).
 
 Every test sets known weights with set_weights, then compares model.forward (logits),
 model.backward (loss, DW, Db of every layer; DX enters through the earlier layers' DW) with
-the reference: dense W with the pattern as a 0/1 mask, examples as rows,
-Z = X Wᵀ + b, DW = (DZᵀ X) ⊙ pattern, Db = DZ.sum(0), DX = DZ W. Grids cover densities,
-dtypes, every hidden activation, both losses and odd shapes (1x1 layers, N = 1, empty
-rows and columns, an empty layer).
+the reference MLP built from the same arrays (reference_network.reference_mlp): dense W times
+the 0/1 pattern P, examples as columns there, Y = (W ⊙ P) X + b 1ᵀ,
+DW = (DY Xᵀ) ⊙ P, Db = rows_sum(DY), DX = (W ⊙ P)ᵀ DY. Grids cover densities, dtypes, every
+hidden activation of ts.MLP, two losses and odd shapes (1x1 layers, N = 1, empty rows and
+columns, an empty layer).
 """
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-import mlp_reference as ref
+import reference_network as refnet
 import truesparse as ts
 from conftest import (
     assert_close,
@@ -24,8 +25,11 @@ from conftest import (
     read_params,
     set_random_weights,
 )
+from truesparse import layers as L
 
 DTYPES = [np.float32, np.float64]
+ACTIVATIONS = list(L.ACTIVATIONS)  # every hidden activation of ts.MLP
+LOSSES = ("softmax_cross_entropy", "squared_error")
 DENSITIES = [1.0, 0.5, 0.1, 0.01]
 ALPHA = 0.1
 
@@ -34,21 +38,22 @@ def _labels(rng, n, classes):
     return rng.integers(0, classes, size=n).astype(np.int64)
 
 
-def check_against_reference(model, x, y, weights, masks, biases, act, loss, alpha=ALPHA):
-    """Compare forward, backward loss, DW and Db of every layer with the reference."""
+def check_against_reference(model, x, y, weights, masks, biases, act, alpha=ALPHA):
+    """Compare forward, backward loss, DW and Db of every layer with the reference MLP of the
+    given arrays (the model's loss)."""
     dtype = np.dtype(model.dtype)
-    zs, _ = ref.forward(weights, biases, x, act, alpha)
+    layers = refnet.reference_mlp(weights, masks, biases, act, alpha)
     logits = model.forward(x)
-    assert_close(logits, zs[-1].astype(dtype), dtype=dtype)
+    assert_close(logits, refnet.forward(layers, x).astype(dtype), dtype=dtype)
 
-    value, dws, dbs, _ = ref.backward(weights, masks, biases, x, y, act, loss, alpha)
+    _, value = refnet.forward_backward(layers, refnet.reference_loss(model), x, y)
     got = model.backward(x, y)
     assert isinstance(got, float)
     f32 = dtype == np.float32
     assert_close(
         np.float64(got), np.float64(value), rtol=1e-4 if f32 else 1e-10, atol=1e-6 if f32 else 1e-12
     )
-    for li, layer in enumerate(model.layers):
+    for li, (layer, reference) in enumerate(zip(model.layers, refnet.linear_layers(layers))):
         dw, db = layer.DW, layer.Db
         if layer.is_sparse:
             assert sp.issparse(dw), f"layer {li}: DW of a sparse layer is {type(dw).__name__}"
@@ -57,8 +62,8 @@ def check_against_reference(model, x, y, weights, masks, biases, act, loss, alph
             assert dw.dtype == dtype
         else:
             assert isinstance(dw, np.ndarray)
-        assert_close(dense_of(dw), dws[li].astype(dtype), dtype=dtype)
-        assert_close(db, dbs[li].astype(dtype), dtype=dtype)
+        assert_close(dense_of(dw), reference.DW.astype(dtype), dtype=dtype)
+        assert_close(db, reference.Db.astype(dtype), dtype=dtype)
 
 
 def check_weights_are(model, weights, masks, biases):
@@ -80,8 +85,8 @@ def check_weights_are(model, weights, masks, biases):
         assert layer.b.dtype == biases[li].dtype
 
 
-@pytest.mark.parametrize("loss", ref.LOSSES)
-@pytest.mark.parametrize("act", ref.ACTIVATIONS)
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("act", ACTIVATIONS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("density", DENSITIES)
 def test_mlp_forward_backward_matches_reference(density, dtype, act, loss):
@@ -97,7 +102,7 @@ def test_mlp_forward_backward_matches_reference(density, dtype, act, loss):
     check_weights_are(model, weights, masks, biases)
     x = rng.standard_normal((n, sizes[0])).astype(dtype)
     y = _labels(rng, n, sizes[-1])
-    check_against_reference(model, x, y, weights, masks, biases, act, loss)
+    check_against_reference(model, x, y, weights, masks, biases, act)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -114,7 +119,7 @@ def test_mlp_forward_backward_matches_reference(density, dtype, act, loss):
         ([50, 2, 40, 3], 7, [0.2, 0.5, 0.1]),
     ],
 )
-@pytest.mark.parametrize("loss", ref.LOSSES)
+@pytest.mark.parametrize("loss", LOSSES)
 def test_odd_shapes(sizes, n, densities, dtype, loss):
     rng = np.random.default_rng(2)
     model = ts.MLP(sizes, densities=densities, activation="tanh", loss=loss, dtype=dtype, seed=4)
@@ -130,7 +135,7 @@ def test_odd_shapes(sizes, n, densities, dtype, loss):
     check_weights_are(model, weights, masks, biases)
     x = rng.standard_normal((n, sizes[0])).astype(dtype)
     y = _labels(rng, n, sizes[-1])
-    check_against_reference(model, x, y, weights, masks, biases, "tanh", loss)
+    check_against_reference(model, x, y, weights, masks, biases, "tanh")
 
 
 @pytest.mark.parametrize("act", ["relu", "all_relu", "sigmoid"])
@@ -156,7 +161,7 @@ def test_empty_rows_and_columns(dtype, act):
         assert not np.isin(layer.W.indices, cols).any()
     x = rng.standard_normal((6, sizes[0])).astype(dtype)
     y = _labels(rng, 6, sizes[-1])
-    check_against_reference(model, x, y, weights, masks, biases, act, "softmax_cross_entropy")
+    check_against_reference(model, x, y, weights, masks, biases, act)
 
 
 @pytest.mark.parametrize("which", [0, 1, 2])
@@ -179,7 +184,7 @@ def test_layer_without_stored_weights(dtype, which):
     assert model.layers[which].nnz == 0
     x = rng.standard_normal((4, sizes[0])).astype(dtype)
     y = _labels(rng, 4, sizes[-1])
-    check_against_reference(model, x, y, weights, masks, biases, "tanh", "squared_error")
+    check_against_reference(model, x, y, weights, masks, biases, "tanh")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -191,9 +196,7 @@ def test_sparse_layer_with_full_pattern(dtype):
     assert all(layer.is_sparse for layer in model.layers)
     assert [layer.nnz for layer in model.layers] == [42, 24]
     x = rng.standard_normal((5, 7)).astype(dtype)
-    check_against_reference(
-        model, x, _labels(rng, 5, 4), weights, masks, biases, "relu", "softmax_cross_entropy"
-    )
+    check_against_reference(model, x, _labels(rng, 5, 4), weights, masks, biases, "relu")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -205,9 +208,7 @@ def test_default_alpha_is_001(dtype):
     weights, masks, biases = set_random_weights(model, rng)
     x = rng.standard_normal((9, 5)).astype(dtype)
     y = _labels(rng, 9, 3)
-    check_against_reference(
-        model, x, y, weights, masks, biases, "all_relu", "softmax_cross_entropy", alpha=0.01
-    )
+    check_against_reference(model, x, y, weights, masks, biases, "all_relu", alpha=0.01)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -224,7 +225,7 @@ def test_squared_error_with_float_targets(dtype):
     weights, masks, biases = set_random_weights(model, rng)
     x = rng.standard_normal((5, 6)).astype(dtype)
     t = rng.standard_normal((5, 4)).astype(dtype)
-    check_against_reference(model, x, t, weights, masks, biases, "sigmoid", "squared_error")
+    check_against_reference(model, x, t, weights, masks, biases, "sigmoid")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -377,7 +378,8 @@ def test_backward_accepts_integer_label_dtypes(label_dtype):
     weights, masks, biases = set_random_weights(model, rng)
     x = rng.standard_normal((7, 6))
     y = _labels(rng, 7, 3)
-    expected = ref.backward(weights, masks, biases, x, y, "relu", "softmax_cross_entropy")[0]
+    layers = refnet.reference_mlp(weights, masks, biases, "relu")
+    _, expected = refnet.forward_backward(layers, refnet.reference_loss(model), x, y)
     assert model.backward(x, y.astype(label_dtype)) == pytest.approx(expected, rel=1e-12)
 
 
@@ -407,23 +409,23 @@ def test_gradients_are_overwritten_not_accumulated(dtype):
         assert np.array_equal(layer.Db, db)
 
 
-@pytest.mark.parametrize("loss", ref.LOSSES)
+@pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_predict_and_evaluate_match_reference(dtype, loss):
     rng = np.random.default_rng(15)
     model = ts.MLP([10, 12, 4], densities=[0.4, 0.6], loss=loss, dtype=dtype, seed=5)
-    weights, _, biases = set_random_weights(model, rng)
+    weights, masks, biases = set_random_weights(model, rng)
     x = rng.standard_normal((40, 10)).astype(dtype)
     y = _labels(rng, 40, 4)
-    zs, _ = ref.forward(weights, biases, x, "relu", ALPHA)
+    logits = refnet.forward(refnet.reference_mlp(weights, masks, biases, "relu"), x)
     pred = model.predict(x)
     assert pred.shape == (40,) and pred.dtype == np.int64
-    top2 = np.sort(zs[-1], axis=1)[:, -2:]
+    top2 = np.sort(logits, axis=1)[:, -2:]
     clear = top2[:, 1] - top2[:, 0] > 1e-3  # ignore near ties
-    assert np.array_equal(pred[clear], np.argmax(zs[-1], axis=1)[clear])
+    assert np.array_equal(pred[clear], np.argmax(logits, axis=1)[clear])
     result = model.evaluate(x, y)
     assert set(result) >= {"loss", "accuracy"}
-    expected_loss = ref.loss_and_gradient(loss, zs[-1], y)[0]
+    expected_loss = refnet.reference_loss(model).value(logits.T, refnet.target_matrix(y, 4))
     assert result["loss"] == pytest.approx(
         expected_loss, rel=1e-4 if dtype == np.float32 else 1e-10
     )
@@ -435,7 +437,6 @@ def test_read_params_roundtrip():
     model = ts.MLP([9, 7, 3], density=0.5, dtype=np.float64, seed=5)
     ws, ms, bs = read_params(model)
     x = rng.standard_normal((5, 9))
-    zs, _ = ref.forward(ws, bs, x, "relu")
-    assert_close(model.forward(x), zs[-1])
+    assert_close(model.forward(x), refnet.forward(refnet.reference_mlp(ws, ms, bs, "relu"), x))
     for w, m in zip(ws, ms):
         assert not np.any(w[~m])

@@ -1,17 +1,19 @@
 """SGD (plain, momentum, Nesterov, weight decay) inside fit against a NumPy simulation.
 
 Starting from known weights, fit(shuffle=False) runs a few steps on consecutive batches;
-the simulation runs the reference backward and PyTorch-semantics SGD on the same batches:
-g = dW + wd*W ; v = mu*v + g ; step = g + mu*v (Nesterov) or v (mu == 0: step = g) ;
-W -= lr*step, the same for b. Sparse layers are simulated as dense W with a 0/1 mask, so
-positions off the pattern stay zero. The pattern must not change during fit.
+the simulation (reference_network.train_epoch) runs the reference MLP's training pass and
+the PyTorch-semantics reference optimizers (truesparse.reference: SGD, Momentum, Nesterov)
+on the same batches, one optimizer per array (W and b of every layer):
+g = DW + wd W ; v = mu v + g ; step = g + mu v (Nesterov) or v (mu == 0: step = g) ;
+W -= lr step. Sparse layers are simulated as dense W with a 0/1 pattern, so positions off
+the pattern stay zero. The pattern must not change during fit.
 """
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-import mlp_reference as ref
+import reference_network as refnet
 import truesparse as ts
 from conftest import (
     assert_close,
@@ -21,40 +23,50 @@ from conftest import (
     read_params,
     set_random_weights,
 )
+from truesparse import reference as R
 
+# name: (the engine's optimizer, a maker of the reference optimizer of one array)
 OPTIMIZERS = {
-    "sgd": {"lr": 0.1, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0},
-    "momentum": {"lr": 0.05, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0},
-    "nesterov": {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.0},
-    "weight_decay": {"lr": 0.1, "momentum": 0.0, "nesterov": False, "weight_decay": 0.05},
-    "all": {"lr": 0.05, "momentum": 0.8, "nesterov": True, "weight_decay": 0.01},
-    "momentum_wd": {"lr": 0.05, "momentum": 0.5, "nesterov": False, "weight_decay": 0.02},
+    "sgd": (ts.SGD(lr=0.1), lambda: R.SGD(0.1)),
+    "momentum": (ts.SGD(lr=0.05, momentum=0.9), lambda: R.Momentum(0.05, 0.9)),
+    "nesterov": (
+        ts.SGD(lr=0.05, momentum=0.9, nesterov=True),
+        lambda: R.Nesterov(0.05, 0.9),
+    ),
+    "weight_decay": (ts.SGD(lr=0.1, weight_decay=0.05), lambda: R.SGD(0.1, weight_decay=0.05)),
+    "all": (
+        ts.SGD(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.01),
+        lambda: R.Nesterov(0.05, 0.8, weight_decay=0.01),
+    ),
+    "momentum_wd": (
+        ts.SGD(lr=0.05, momentum=0.5, weight_decay=0.02),
+        lambda: R.Momentum(0.05, 0.5, weight_decay=0.02),
+    ),
 }
 
 
-def simulate(weights, masks, biases, x, y, act, loss, epochs, batch_size, opt):
-    """Run the NumPy SGD simulation; returns final (weights, biases) and per-epoch stats."""
-    ws = [w.astype(np.float64) for w in weights]
-    bs = [b.astype(np.float64) for b in biases]
-    vel_w = [np.zeros_like(w) for w in ws]
-    vel_b = [np.zeros_like(b) for b in bs]
-    n = x.shape[0]
-    stats = []
+def simulate(weights, masks, biases, x, y, act, loss, epochs, batch_size, make_optimizer):
+    """Run the reference simulation of fit(shuffle=False) from the given arrays; returns the
+    final (weights, biases) and per-epoch (mean loss, accuracy)."""
+    layers = refnet.reference_mlp(weights, masks, biases, act)
+    reference_loss = R.LOSSES[loss]()
+    optimizers, stats, t = {}, [], 0
     for _ in range(epochs):
-        losses, correct, counts = [], 0, []
-        for start in range(0, n, batch_size):
-            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-            value, dws, dbs, _ = ref.backward(ws, masks, bs, xb, yb, act, loss)
-            zs, _ = ref.forward(ws, bs, xb, act)
-            correct += int(np.sum(np.argmax(zs[-1], axis=1) == yb))
-            losses.append(value)
-            counts.append(len(yb))
-            ref.sgd_step(ws, dws, vel_w, **opt)
-            ref.sgd_step(bs, dbs, vel_b, **opt)
-        stats.append((float(np.average(losses, weights=counts)), correct / n))
-    for w, m in zip(ws, masks):
-        assert not np.any(w[~m])
-    return ws, bs, stats
+        value, accuracy, t = refnet.train_epoch(
+            layers,
+            reference_loss,
+            x,
+            y,
+            batch_size=batch_size,
+            optimizers=optimizers,
+            make_optimizer=make_optimizer,
+            t=t,
+        )
+        stats.append((value, accuracy))
+    linear = refnet.linear_layers(layers)
+    for layer, m in zip(linear, masks):
+        assert not np.any(layer.W[~m])
+    return [layer.W for layer in linear], [layer.b for layer in linear], stats
 
 
 def _setup(dtype, sizes, densities, n, seed, loss="softmax_cross_entropy", act="tanh"):
@@ -83,7 +95,7 @@ def _patterns(model):
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 @pytest.mark.parametrize(("epochs", "n", "batch_size"), [(1, 16, 16), (3, 16, 16), (2, 12, 4)])
 def test_sgd_matches_numpy_simulation(name, dtype, epochs, n, batch_size):
-    opt = OPTIMIZERS[name]
+    opt, make_opt = OPTIMIZERS[name]
     model, weights, masks, biases, x, y = _setup(dtype, [9, 11, 7, 4], [0.4, 1.0, 0.5], n, seed=31)
     patterns = _patterns(model)
     history = model.fit(
@@ -91,12 +103,12 @@ def test_sgd_matches_numpy_simulation(name, dtype, epochs, n, batch_size):
         y,
         epochs=epochs,
         batch_size=batch_size,
-        optimizer=ts.SGD(**opt),
+        optimizer=opt,
         shuffle=False,
         verbose=0,
     )
     ws, bs, stats = simulate(
-        weights, masks, biases, x, y, "tanh", "softmax_cross_entropy", epochs, batch_size, opt
+        weights, masks, biases, x, y, "tanh", "softmax_cross_entropy", epochs, batch_size, make_opt
     )
     rtol = 1e-9 if dtype == np.float64 else 1e-4
     _check_model(model, ws, bs, patterns, dtype, rtol)
@@ -117,32 +129,38 @@ def test_sgd_matches_numpy_simulation(name, dtype, epochs, n, batch_size):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_squared_error_relu_momentum(dtype):
-    opt = OPTIMIZERS["nesterov"]
+    opt, make_opt = OPTIMIZERS["nesterov"]
     model, weights, masks, biases, x, y = _setup(
         dtype, [6, 10, 3], [0.5, 0.7], 8, seed=32, loss="squared_error", act="leaky_relu"
     )
     patterns = _patterns(model)
-    model.fit(x, y, epochs=2, batch_size=4, optimizer=ts.SGD(**opt), shuffle=False, verbose=0)
+    model.fit(x, y, epochs=2, batch_size=4, optimizer=opt, shuffle=False, verbose=0)
     # the simulation uses leaky_relu with the default alpha 0.01
-    ws, bs, _ = simulate(weights, masks, biases, x, y, "leaky_relu", "squared_error", 2, 4, opt)
+    ws, bs, _ = simulate(
+        weights, masks, biases, x, y, "leaky_relu", "squared_error", 2, 4, make_opt
+    )
     _check_model(model, ws, bs, patterns, dtype, 1e-9 if dtype == np.float64 else 1e-4)
 
 
 def test_last_partial_batch_is_used():
-    opt = OPTIMIZERS["momentum"]
+    opt, make_opt = OPTIMIZERS["momentum"]
     model, weights, masks, biases, x, y = _setup(np.float64, [5, 6, 3], [0.5, 0.5], 10, seed=33)
     patterns = _patterns(model)
-    model.fit(x, y, epochs=1, batch_size=4, optimizer=ts.SGD(**opt), shuffle=False, verbose=0)
-    ws, bs, _ = simulate(weights, masks, biases, x, y, "tanh", "softmax_cross_entropy", 1, 4, opt)
+    model.fit(x, y, epochs=1, batch_size=4, optimizer=opt, shuffle=False, verbose=0)
+    ws, bs, _ = simulate(
+        weights, masks, biases, x, y, "tanh", "softmax_cross_entropy", 1, 4, make_opt
+    )
     _check_model(model, ws, bs, patterns, np.float64, 1e-9)
 
 
 def test_batch_size_larger_than_data_is_one_batch():
-    opt = OPTIMIZERS["sgd"]
+    opt, make_opt = OPTIMIZERS["sgd"]
     model, weights, masks, biases, x, y = _setup(np.float64, [5, 6, 3], [0.5, 0.5], 7, seed=34)
     patterns = _patterns(model)
-    model.fit(x, y, epochs=1, batch_size=100, optimizer=ts.SGD(**opt), shuffle=False, verbose=0)
-    ws, bs, _ = simulate(weights, masks, biases, x, y, "tanh", "softmax_cross_entropy", 1, 7, opt)
+    model.fit(x, y, epochs=1, batch_size=100, optimizer=opt, shuffle=False, verbose=0)
+    ws, bs, _ = simulate(
+        weights, masks, biases, x, y, "tanh", "softmax_cross_entropy", 1, 7, make_opt
+    )
     _check_model(model, ws, bs, patterns, np.float64, 1e-9)
 
 
@@ -179,16 +197,14 @@ def test_optimizer_state_persists_across_fit_calls_or_restarts_consistently():
     """Two fit calls of one epoch each equal either one 2-epoch fit (state kept) or two
     independent 1-epoch fits (state reset); both are defensible, but the result must be one
     of them."""
-    opt = OPTIMIZERS["momentum"]
+    optimizer, make_opt = OPTIMIZERS["momentum"]
     model, weights, masks, biases, x, y = _setup(np.float64, [5, 6, 3], [0.5, 0.5], 8, seed=37)
-    optimizer = ts.SGD(**opt)
     model.fit(x, y, epochs=1, batch_size=8, optimizer=optimizer, shuffle=False, verbose=0)
     model.fit(x, y, epochs=1, batch_size=8, optimizer=optimizer, shuffle=False, verbose=0)
-    kept_w, _, _ = simulate(
-        weights, masks, biases, x, y, "tanh", "softmax_cross_entropy", 2, 8, opt
-    )
-    w1, b1, _ = simulate(weights, masks, biases, x, y, "tanh", "softmax_cross_entropy", 1, 8, opt)
-    reset_w, _, _ = simulate(w1, masks, b1, x, y, "tanh", "softmax_cross_entropy", 1, 8, opt)
+    loss = "softmax_cross_entropy"
+    kept_w, _, _ = simulate(weights, masks, biases, x, y, "tanh", loss, 2, 8, make_opt)
+    w1, b1, _ = simulate(weights, masks, biases, x, y, "tanh", loss, 1, 8, make_opt)
+    reset_w, _, _ = simulate(w1, masks, b1, x, y, "tanh", loss, 1, 8, make_opt)
     got = [dense_of(layer.W) for layer in model.layers]
     match_kept = all(np.allclose(g, e, rtol=1e-9, atol=1e-12) for g, e in zip(got, kept_w))
     match_reset = all(np.allclose(g, e, rtol=1e-9, atol=1e-12) for g, e in zip(got, reset_w))
@@ -249,9 +265,11 @@ def test_fit_after_set_weights_with_new_pattern(dtype):
     patterns = _patterns(model)
     x = rng.standard_normal((12, 9)).astype(dtype)
     y = rng.integers(0, 4, size=12)
-    opt = OPTIMIZERS["all"]
-    model.fit(x, y, epochs=2, batch_size=6, optimizer=ts.SGD(**opt), shuffle=False, verbose=0)
-    ws, bs, _ = simulate(weights, masks, biases, x, y, "tanh", "softmax_cross_entropy", 2, 6, opt)
+    opt, make_opt = OPTIMIZERS["all"]
+    model.fit(x, y, epochs=2, batch_size=6, optimizer=opt, shuffle=False, verbose=0)
+    ws, bs, _ = simulate(
+        weights, masks, biases, x, y, "tanh", "softmax_cross_entropy", 2, 6, make_opt
+    )
     _check_model(model, ws, bs, patterns, dtype, 1e-9 if dtype == np.float64 else 1e-4)
 
 
@@ -260,12 +278,11 @@ def test_backward_after_fit_uses_updated_weights(dtype):
     """After optimizer steps, forward and backward (including DX through Wᵀ) see the new values."""
     model, _, _, _, x, y = _setup(dtype, [9, 11, 7, 4], [0.4, 0.5, 0.5], 16, seed=40)
     model.fit(x, y, epochs=2, batch_size=4, optimizer=ts.SGD(lr=0.1, momentum=0.9), verbose=0)
-    ws, ms, bs = read_params(model)
-    zs, _ = ref.forward(ws, bs, x, "tanh")
-    assert_close(model.forward(x), zs[-1].astype(dtype), dtype=dtype)
-    value, dws, dbs, _ = ref.backward(ws, ms, bs, x, y, "tanh", "softmax_cross_entropy")
+    layers = refnet.reference_mlp(*read_params(model), "tanh")
+    assert_close(model.forward(x), refnet.forward(layers, x).astype(dtype), dtype=dtype)
+    _, value = refnet.forward_backward(layers, R.SoftmaxCrossEntropy(), x, y)
     f32 = dtype == np.float32
     assert model.backward(x, y) == pytest.approx(value, rel=1e-4 if f32 else 1e-10)
-    for li, layer in enumerate(model.layers):
-        assert_close(dense_of(layer.DW), dws[li].astype(dtype), dtype=dtype)
-        assert_close(layer.Db, dbs[li].astype(dtype), dtype=dtype)
+    for layer, reference in zip(model.layers, refnet.linear_layers(layers)):
+        assert_close(dense_of(layer.DW), reference.DW.astype(dtype), dtype=dtype)
+        assert_close(layer.Db, reference.Db.astype(dtype), dtype=dtype)

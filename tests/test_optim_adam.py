@@ -2,19 +2,21 @@
 of new weights after a topology update.
 
 From known weights (set_weights), fit(shuffle=False) takes one step per consecutive batch; the
-simulation runs mlp_reference's backward on the same batches and, for every array (W and b):
-    Adam   g = dW + wd W;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g²
+simulation (reference_network.train_epoch) runs the reference MLP's training pass on the same
+batches and the reference optimizers truesparse.reference.Adam / AdamW, one per array (W and b):
+    Adam   g = DW + wd W;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g²
            W -= rate (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
-    AdamW  W -= rate wd W, then the Adam step with g = dW
+    AdamW  W -= rate wd W, then the Adam step with g = DW
 with rate = lr, or lr (age + 1)/(warmup + 1) for a weight created by a topology update during
-its first `warmup` steps. Sparse layers are simulated as dense arrays with a 0/1 mask: off the
-pattern the gradient, moments and weights stay zero.
+its first `warmup` steps (new_weight_warmup; the reference's update_topology marks them).
+Sparse layers are simulated as dense arrays with a 0/1 pattern: off the pattern the gradient,
+moments and weights stay zero.
 """
 
 import numpy as np
 import pytest
 
-import mlp_reference as ref
+import reference_network as refnet
 import truesparse as ts
 from conftest import (
     assert_close,
@@ -23,40 +25,12 @@ from conftest import (
     read_params,
     set_random_weights,
 )
+from truesparse import reference as R
 
 ACT = "tanh"
 LOSS = "softmax_cross_entropy"
 SIZES = [5, 7, 6, 3]
 DENSITIES = [0.5, 1.0, 0.6]  # sparse, dense, sparse
-
-
-class AdamSim:
-    """PyTorch-semantics Adam/AdamW on a list of dense arrays, with per-entry warm-up ages."""
-
-    def __init__(self, params, lr, betas, eps, weight_decay, decoupled, warmup=0):
-        self.params = [np.array(p, dtype=np.float64) for p in params]
-        self.m = [np.zeros_like(p) for p in self.params]
-        self.v = [np.zeros_like(p) for p in self.params]
-        self.age = [np.full(p.shape, warmup) for p in self.params]  # warmup = mature
-        self.t = 0
-        self.lr, (self.b1, self.b2), self.eps = lr, betas, eps
-        self.wd, self.decoupled, self.warmup = weight_decay, decoupled, warmup
-
-    def step(self, grads):
-        self.t += 1
-        for p, g, m, v, age in zip(self.params, grads, self.m, self.v, self.age):
-            young = age < self.warmup
-            rate = np.where(young, self.lr * (age + 1) / (self.warmup + 1), self.lr)
-            age[young] += 1
-            if self.decoupled:
-                p -= rate * self.wd * p
-            else:
-                g = g + self.wd * p
-            m[...] = self.b1 * m + (1 - self.b1) * g
-            v[...] = self.b2 * v + (1 - self.b2) * g * g
-            m_hat = m / (1 - self.b1**self.t)
-            v_hat = v / (1 - self.b2**self.t)
-            p -= rate * m_hat / (np.sqrt(v_hat) + self.eps)
 
 
 def _setup(seed, n):
@@ -70,71 +44,86 @@ def _setup(seed, n):
     return model, weights, masks, biases, x, y
 
 
-def _sim(opt, weights, biases, warmup=0):
-    kw = {
-        "lr": opt.lr,
-        "betas": opt.betas,
-        "eps": opt.eps,
-        "weight_decay": opt.weight_decay,
-        "decoupled": isinstance(opt, ts.AdamW),
-        "warmup": warmup,
-    }
-    return AdamSim(weights, **kw), AdamSim(biases, **kw)
+class Simulation:
+    """The reference MLP and its optimizers (one per array, kept across ``run`` calls as the
+    engine keeps its optimizer state across fits)."""
+
+    def __init__(self, weights, masks, biases, make_optimizer):
+        self.layers = refnet.reference_mlp(weights, masks, biases, ACT)
+        self.linear = refnet.linear_layers(self.layers)
+        self.make_optimizer = make_optimizer
+        self.optimizers = {}
+
+    def run(self, x, y, epochs, batch_size):
+        """Simulated fit(shuffle=False); returns the per-epoch mean losses."""
+        losses = []
+        for _ in range(epochs):
+            value, _, _ = refnet.train_epoch(
+                self.layers,
+                R.LOSSES[LOSS](),
+                x,
+                y,
+                batch_size=batch_size,
+                optimizers=self.optimizers,
+                make_optimizer=self.make_optimizer,
+            )
+            losses.append(value)
+        for layer in self.linear:
+            assert not np.any(layer.W[layer.pattern == 0])
+        return losses
+
+    def optimizer(self, li):
+        """The reference optimizer of linear layer li's W."""
+        return self.optimizers[(self.linear[li], "W")]
 
 
-def _run(sim_w, sim_b, masks, x, y, epochs, batch_size):
-    """Simulated fit(shuffle=False); returns the per-epoch mean losses."""
-    losses = []
-    for _ in range(epochs):
-        values, counts = [], []
-        for start in range(0, x.shape[0], batch_size):
-            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-            value, dws, dbs, _ = ref.backward(sim_w.params, masks, sim_b.params, xb, yb, ACT, LOSS)
-            values.append(value)
-            counts.append(len(yb))
-            sim_w.step(dws)
-            sim_b.step(dbs)
-        losses.append(float(np.average(values, weights=counts)))
-    for w, m in zip(sim_w.params, masks):
-        assert not np.any(w[~m])
-    return losses
-
-
-def _check(model, sim_w, sim_b, masks):
+def _check(model, sim):
     for li, layer in enumerate(model.layers):
+        reference = sim.linear[li]
         W = layer.W
         dense = W.toarray() if layer.is_sparse else W
         if layer.is_sparse:
             assert_csr_valid(W, layer.shape)
-        assert_close(dense, sim_w.params[li])
-        assert_close(layer.b, sim_b.params[li])
-        state = layer.optimizer_state
-        assert state["steps"] == sim_w.t
+        assert_close(dense, reference.W)
+        assert_close(layer.b, reference.b)
+        state, opt = layer.optimizer_state, sim.optimizer(li)
+        assert state["steps"] == opt.t
         # The state is aligned with W.data (row-major over the pattern) or W.ravel().
-        assert_close(state["m"], sim_w.m[li][masks[li]])
-        assert_close(state["v"], sim_w.v[li][masks[li]])
+        on_pattern = reference.pattern == 1
+        assert_close(state["m"], opt.m[on_pattern])
+        assert_close(state["v"], opt.v[on_pattern])
 
 
+# name: (the engine's optimizer, a maker of the reference optimizer of one array)
 OPTIMIZERS = {
-    "adam": ts.Adam(lr=0.01),
-    "adam_betas_eps": ts.Adam(lr=0.02, betas=(0.8, 0.99), eps=1e-6),
-    "adam_weight_decay": ts.Adam(lr=0.01, weight_decay=0.05),
-    "adamw": ts.AdamW(lr=0.01),
-    "adamw_strong_decay": ts.AdamW(lr=0.03, betas=(0.85, 0.95), weight_decay=0.3),
+    "adam": (ts.Adam(lr=0.01), lambda: R.Adam(0.01)),
+    "adam_betas_eps": (
+        ts.Adam(lr=0.02, betas=(0.8, 0.99), eps=1e-6),
+        lambda: R.Adam(0.02, 0.8, 0.99, eps=1e-6),
+    ),
+    "adam_weight_decay": (
+        ts.Adam(lr=0.01, weight_decay=0.05),
+        lambda: R.Adam(0.01, weight_decay=0.05),
+    ),
+    "adamw": (ts.AdamW(lr=0.01), lambda: R.AdamW(0.01)),  # weight_decay 0.01 in both
+    "adamw_strong_decay": (
+        ts.AdamW(lr=0.03, betas=(0.85, 0.95), weight_decay=0.3),
+        lambda: R.AdamW(0.03, 0.85, 0.95, weight_decay=0.3),
+    ),
 }
 
 
 @pytest.mark.parametrize("epochs,batch_size", [(1, 12), (3, 5), (2, 4)])
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_adam_fit_matches_numpy(name, epochs, batch_size):
-    opt = OPTIMIZERS[name]
+    opt, make_opt = OPTIMIZERS[name]
     model, weights, masks, biases, x, y = _setup(seed=31, n=12)
     patterns = [layer.W for layer in model.layers]
     history = model.fit(x, y, epochs=epochs, batch_size=batch_size, optimizer=opt, shuffle=False)
-    sim_w, sim_b = _sim(opt, weights, biases)
-    losses = _run(sim_w, sim_b, masks, x, y, epochs, batch_size)
+    sim = Simulation(weights, masks, biases, make_opt)
+    losses = sim.run(x, y, epochs, batch_size)
     assert_close(np.array(history["loss"]), np.array(losses))
-    _check(model, sim_w, sim_b, masks)
+    _check(model, sim)
     for layer, pattern in zip(model.layers, patterns):
         if layer.is_sparse:
             assert_same_pattern(layer.W, pattern)
@@ -159,46 +148,44 @@ def test_adam_and_adamw_differ_only_with_weight_decay():
 @pytest.mark.parametrize("kind", ["adam", "adamw"])
 def test_new_weight_warmup_after_set_update(kind, warmup):
     """Train, SET update, train: new weights step with lr (age+1)/(warmup+1) at first."""
-    opt_class = ts.Adam if kind == "adam" else ts.AdamW
+    opt_class, ref_class = (ts.Adam, R.Adam) if kind == "adam" else (ts.AdamW, R.AdamW)
     opt = opt_class(lr=0.02, weight_decay=0.05, new_weight_warmup=warmup)
     model, weights, masks, biases, x, y = _setup(seed=33, n=12)
     n = x.shape[0]
     model.fit(x, y, epochs=2, batch_size=n, optimizer=opt, shuffle=False)
-    sim_w, sim_b = _sim(opt, weights, biases, warmup)
-    _run(sim_w, sim_b, masks, x, y, 2, n)  # the existing weights are mature: full steps
-    _check(model, sim_w, sim_b, masks)
+    sim = Simulation(
+        weights,
+        masks,
+        biases,
+        lambda: ref_class(0.02, weight_decay=0.05, new_weight_warmup=warmup),
+    )
+    sim.run(x, y, 2, n)  # the existing weights are mature: full steps
+    _check(model, sim)
 
     records = model.evolve(ts.SET(zeta=0.3, regrow="normal"))
-    new_masks = []
     for li, layer in enumerate(model.layers):
         if not layer.is_sparse:
-            new_masks.append(masks[li])
             continue
         r = next(r for r in records if r["layer"] == li)
         assert r["grown"] > 0
-        W = layer.W
-        new_mask = W.toarray() != 0
-        shape = layer.shape
-        for key, positions in (
-            ("dropped", r["dropped_positions"]),
-            ("grown", r["grown_positions"]),
-        ):
-            at = np.unravel_index(positions, shape)
-            # dropped or new: zero moments; new: age 0 and the engine's initial value
-            sim_w.m[li][at] = 0.0
-            sim_w.v[li][at] = 0.0
-            sim_w.params[li][at] = 0.0
-            if key == "grown":
-                sim_w.age[li][at] = 0
-                sim_w.params[li][at] = W.toarray()[at]
-        assert np.array_equal(sim_w.params[li] != 0, new_mask)
-        new_masks.append(new_mask)
-    _check(model, sim_w, sim_b, new_masks)  # survivors and state unchanged by the update
+        W = layer.W.toarray()
+        reference = sim.linear[li]
+        dropped = np.unravel_index(r["dropped_positions"], layer.shape)
+        grown = np.unravel_index(r["grown_positions"], layer.shape)
+        # dropped: off the pattern, zero; new: the engine's initial value, zero moments, age 0
+        reference.W[dropped] = 0.0
+        reference.W[grown] = W[grown]
+        reference.pattern[dropped] = 0.0
+        reference.pattern[grown] = 1.0
+        sim.optimizer(li).update_topology(dropped=dropped, grown=grown)
+        assert np.array_equal(reference.W != 0, W != 0)
+        assert np.array_equal(reference.pattern == 1, W != 0)
+    _check(model, sim)  # survivors and state unchanged by the update
 
     steps = warmup + 2
     model.fit(x, y, epochs=steps, batch_size=n, optimizer=opt, shuffle=False)
-    _run(sim_w, sim_b, new_masks, x, y, steps, n)
-    _check(model, sim_w, sim_b, new_masks)
+    sim.run(x, y, steps, n)
+    _check(model, sim)
 
 
 def test_warmup_makes_new_weights_move_less():

@@ -3,9 +3,10 @@
 Each proof file writes its layer's forward equation and hand-written backward equations
 with the vocabulary of ``sympy_matrix_operations``; this module supplies what is not
 mathematics: symbolic matrices, the symbolic gradient of a scalar, the check that two
-matrices are symbolically equal, region substitutions for piecewise functions, and the
-numeric evaluation that ties a proven equation to the NumPy reference
-(``truesparse.reference``, imported here, by path if the compiled core is missing).
+matrices are symbolically equal, region substitutions for piecewise functions, and
+``tie_to_reference``, which evaluates a proven derivation at a numeric point and compares
+it with the NumPy reference (``truesparse.reference``, imported here, by path if the
+compiled core is missing) through the reference's own ``testing.assert_close``.
 """
 
 from __future__ import annotations
@@ -136,22 +137,6 @@ def evaluate(expr, values: dict) -> np.ndarray:
     return np.float64(sp.sympify(expr).xreplace(values).evalf())
 
 
-def assert_close(
-    actual, expected, rtol: float = 1e-10, atol: float = 1e-12, name: str = ""
-) -> None:
-    """NumPy result against a symbolic value evaluated in float64.
-
-    A 1-D NumPy vector is compared with an (m,1) or (1,n) SymPy vector."""
-    actual = np.asarray(actual, dtype=np.float64)
-    expected = np.asarray(expected, dtype=np.float64)
-    if actual.ndim == 1 and expected.ndim == 2 and 1 in expected.shape:
-        expected = expected.ravel()
-    assert actual.shape == expected.shape, (
-        f"{name}: shape {actual.shape}, expected {expected.shape}"
-    )
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=name)
-
-
 def assert_equal_on_sign_regions(hand: sp.Matrix, derived: sp.Matrix, X: sp.Matrix, name: str = ""):
     """Prove hand == derived on every region of ``sign_patterns``: each entry of X replaced
     by a positive or a negative symbol, after which no Piecewise may remain (every branch is
@@ -162,3 +147,74 @@ def assert_equal_on_sign_regions(hand: sp.Matrix, derived: sp.Matrix, X: sp.Matr
         g = derived.xreplace(sub)
         assert not h.has(sp.Piecewise) and not g.has(sp.Piecewise), f"{name}: {region} undecided"
         assert_equal_matrices(h, g, f"{name} ({region} region)")
+
+
+# The proofs compare in float64: the reference computes in float64 and SymPy evaluates the
+# derivation to float64 precision (reference.testing.assert_close scales ATOL by
+# max(1, max|expected|)).
+RTOL, ATOL = 1e-10, 1e-12
+
+
+def _reference_shape(expected: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """The symbolic value in the reference's layout: SymPy has no 1-D arrays, so a vector the
+    reference returns as (m,) is an (m,1) or (1,n) matrix in the derivation."""
+    if actual.ndim == 1 and expected.ndim == 2 and 1 in expected.shape:
+        return expected.ravel()
+    return expected
+
+
+def _run(component, values: dict) -> dict:
+    """The reference's results at the point: a Layer's forward, backward and parameter
+    gradients, or a Loss's value and gradient, by the names of the derivations."""
+    if isinstance(component, reference.Layer):
+        return {
+            "Y": component.forward(values["X"]),
+            "DX": component.backward(values["DY"]),
+            **component.gradients(),
+        }
+    if isinstance(component, reference.Loss):
+        return {
+            "L": component.value(values["Y"], values["T"]),
+            "DY": component.gradient(values["Y"], values["T"]),
+        }
+    raise TypeError(f"{component!r} is neither a reference.Layer nor a reference.Loss")
+
+
+def tie_to_reference(derivation, component, /, *, outputs: dict, **values) -> dict:
+    """Tie a proven derivation to the NumPy reference at one numeric point.
+
+    ``values`` is the point: each keyword names a symbol (or symbolic matrix) of the
+    ``derivation`` namespace and gives its NumPy value (``X=X`` binds ``derivation.X``).
+    Every free symbol of the compared expressions must be bound. The reference
+    ``component`` runs at that point:
+
+    - a ``reference.Layer``: ``Y = forward(X)``, ``DX = backward(DY)`` and its parameter
+      gradients ``gradients()`` (``DW``, ``Dgamma``, ...);
+    - a ``reference.Loss``: ``L = value(Y, T)`` and ``DY = gradient(Y, T)``.
+
+    ``outputs`` maps every one of these names to the symbolic expression it must equal
+    (nothing the reference computes goes unchecked). Each expression is evaluated at the
+    point and compared in float64 by ``reference.testing.assert_close`` at ``RTOL`` and
+    ``ATOL``. Returns the reference's results, for checks beyond the tie.
+    """
+    point = {}
+    for name, value in values.items():
+        assert hasattr(derivation, name), f"the derivation has no symbol {name!r}"
+        point.update(bind(getattr(derivation, name), value))
+    results = _run(component, values)
+    assert set(outputs) == set(results), (
+        f"{type(component).__name__} computes {sorted(results)}; outputs names {sorted(outputs)}"
+    )
+    for name, expr in outputs.items():
+        assert isinstance(expr, (sp.Basic, sp.MatrixBase)), f"{name}: not a symbolic expression"
+        unbound = expr.free_symbols - set(point)
+        assert not unbound, f"{name}: symbols without a value {sorted(map(str, unbound))}"
+        actual = np.asarray(results[name])
+        expected = _reference_shape(evaluate(expr, point), actual)
+        try:
+            reference.testing.assert_close(actual, expected, dtype=np.float64, rtol=RTOL, atol=ATOL)
+        except AssertionError as error:
+            raise AssertionError(
+                f"{type(component).__name__} {name} differs from the derivation: {error}"
+            ) from None
+    return results

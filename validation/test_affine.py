@@ -15,13 +15,11 @@ from types import SimpleNamespace
 import numpy as np
 
 from proof_helpers import (
-    assert_close,
     assert_equal_matrices,
-    bind,
-    evaluate,
     gradient,
     matrix,
     reference,
+    tie_to_reference,
 )
 from sympy_matrix_operations import column_repeat, elements_sum, hadamard, rows_sum
 
@@ -56,9 +54,12 @@ def test_reference_affine_matches_the_derivation():
     rng = np.random.default_rng(14)
     X, DY = rng.standard_normal((D, N)), rng.standard_normal((D, N))
     gamma, beta = rng.standard_normal(D), rng.standard_normal(D)
-    point = {**bind(d.X, X), **bind(d.DY, DY), **bind(d.gamma, gamma), **bind(d.beta, beta)}
-    layer = reference.Affine(gamma, beta)
-    assert_close(layer.forward(X), evaluate(d.Y, point), name="Y")
-    assert_close(layer.backward(DY), evaluate(d.derived.DX, point), name="DX")
-    assert_close(layer.Dgamma, evaluate(d.derived.Dgamma, point), name="Dgamma")
-    assert_close(layer.Dbeta, evaluate(d.derived.Dbeta, point), name="Dbeta")
+    tie_to_reference(
+        d,
+        reference.Affine(gamma, beta),
+        X=X,
+        DY=DY,
+        gamma=gamma,
+        beta=beta,
+        outputs={"Y": d.Y, **vars(d.derived)},
+    )

@@ -20,14 +20,12 @@ import pytest
 import sympy as sp
 
 from proof_helpers import (
-    assert_close,
     assert_equal_on_sign_regions,
-    bind,
-    evaluate,
     gradient,
     matrix,
     reference,
     scalar,
+    tie_to_reference,
 )
 from sympy_matrix_operations import Relu, Step, elements_sum, hadamard, ones
 
@@ -71,7 +69,11 @@ def test_reference_all_relu_matches_the_derivation(layer):
     X[np.abs(X) < 0.1] = -0.5  # away from the kink
     DY = rng.standard_normal((D, N))
     alpha = 0.3
-    point = {**bind(d.X, X), **bind(d.DY, DY), **bind(d.alpha, alpha)}
-    layer_ = reference.AllReLU(alpha, layer)
-    assert_close(layer_.forward(X), evaluate(d.Y, point), name="Y")
-    assert_close(layer_.backward(DY), evaluate(d.derived_DX, point), name="DX")
+    tie_to_reference(
+        d,
+        reference.AllReLU(alpha, layer),
+        X=X,
+        DY=DY,
+        alpha=alpha,
+        outputs={"Y": d.Y, "DX": d.derived_DX},
+    )

@@ -25,14 +25,12 @@ from types import SimpleNamespace
 import numpy as np
 
 from proof_helpers import (
-    assert_close,
     assert_equal_matrices,
-    bind,
-    evaluate,
     gradient,
     matrix,
     reference,
     scalar,
+    tie_to_reference,
 )
 from sympy_matrix_operations import column_repeat, elements_sum, hadamard, inv_sqrt, ones, rows_sum
 
@@ -117,19 +115,16 @@ def test_reference_batch_norm_matches_the_derivation():
     eps = 1e-3
     layer = reference.BatchNorm(D, eps=eps)
     layer.gamma[:], layer.beta[:] = gamma, beta
-    point = {
-        **bind(d.X, X),
-        **bind(d.DY, DY),
-        **bind(d.gamma, gamma),
-        **bind(d.beta, beta),
-        **bind(d.eps, eps),
-    }
-    assert_close(layer.forward(X), evaluate(d.Y, point), name="Y")
-    assert_close(
-        layer.backward(DY), evaluate(d.derived.DX, point), rtol=1e-9, atol=1e-11, name="DX"
+    tie_to_reference(
+        d,
+        layer,
+        X=X,
+        DY=DY,
+        gamma=gamma,
+        beta=beta,
+        eps=eps,
+        outputs={"Y": d.Y, **vars(d.derived)},
     )
-    assert_close(layer.Dgamma, evaluate(d.derived.Dgamma, point), name="Dgamma")
-    assert_close(layer.Dbeta, evaluate(d.derived.Dbeta, point), name="Dbeta")
 
 
 def test_reference_batch_norm_eval_mode_matches_the_derivation():
@@ -143,16 +138,15 @@ def test_reference_batch_norm_eval_mode_matches_the_derivation():
     layer = reference.BatchNorm(D, eps=eps).eval()
     layer.gamma[:], layer.beta[:] = gamma, beta
     layer.running_mean[:], layer.running_var[:] = m, v
-    point = {
-        **bind(d.X, X),
-        **bind(d.DY, DY),
-        **bind(d.gamma, gamma),
-        **bind(d.beta, beta),
-        **bind(d.m, m),
-        **bind(d.v, v),
-        **bind(d.eps, eps),
-    }
-    assert_close(layer.forward(X), evaluate(d.Y, point), name="Y")
-    assert_close(layer.backward(DY), evaluate(d.derived.DX, point), name="DX")
-    assert_close(layer.Dgamma, evaluate(d.derived.Dgamma, point), name="Dgamma")
-    assert_close(layer.Dbeta, evaluate(d.derived.Dbeta, point), name="Dbeta")
+    tie_to_reference(
+        d,
+        layer,
+        X=X,
+        DY=DY,
+        gamma=gamma,
+        beta=beta,
+        m=m,
+        v=v,
+        eps=eps,
+        outputs={"Y": d.Y, **vars(d.derived)},
+    )

@@ -18,14 +18,12 @@ import numpy as np
 import sympy as sp
 
 from proof_helpers import (
-    assert_close,
     assert_equal_on_sign_regions,
-    bind,
-    evaluate,
     gradient,
     matrix,
     reference,
     scalar,
+    tie_to_reference,
 )
 from sympy_matrix_operations import Relu, Step, elements_sum, hadamard, ones
 
@@ -63,7 +61,11 @@ def test_reference_leaky_relu_matches_the_derivation():
     X[np.abs(X) < 0.1] = -0.5  # away from the kink
     DY = rng.standard_normal((D, N))
     alpha = 0.07
-    point = {**bind(d.X, X), **bind(d.DY, DY), **bind(d.alpha, alpha)}
-    layer = reference.LeakyReLU(alpha)
-    assert_close(layer.forward(X), evaluate(d.Y, point), name="Y")
-    assert_close(layer.backward(DY), evaluate(d.derived_DX, point), name="DX")
+    tie_to_reference(
+        d,
+        reference.LeakyReLU(alpha),
+        X=X,
+        DY=DY,
+        alpha=alpha,
+        outputs={"Y": d.Y, "DX": d.derived_DX},
+    )

@@ -17,13 +17,11 @@ from types import SimpleNamespace
 import numpy as np
 
 from proof_helpers import (
-    assert_close,
     assert_equal_matrices,
-    bind,
-    evaluate,
     gradient,
     matrix,
     reference,
+    tie_to_reference,
 )
 from sympy_matrix_operations import column_repeat, elements_sum, hadamard, rows_sum
 
@@ -62,9 +60,13 @@ def test_reference_linear_matches_the_derivation():
     X, W, b, DY = (rng.standard_normal(s) for s in ((D, N), (K, D), (K,), (K, N)))
     for pattern in (None, np.array([[1, 0, 1], [0, 1, 1]])):
         P = np.ones((K, D)) if pattern is None else pattern
-        point = {**bind(d.X, X), **bind(d.W, W), **bind(d.P, P), **bind(d.b, b), **bind(d.DY, DY)}
-        layer = reference.Linear(W, b, pattern=pattern)
-        assert_close(layer.forward(X), evaluate(d.Y, point), name="Y")
-        assert_close(layer.backward(DY), evaluate(d.derived.DX, point), name="DX")
-        assert_close(layer.DW, evaluate(d.derived.DW, point), name="DW")
-        assert_close(layer.Db, evaluate(d.derived.Db, point), name="Db")
+        tie_to_reference(
+            d,
+            reference.Linear(W, b, pattern=pattern),
+            X=X,
+            W=W,
+            P=P,
+            b=b,
+            DY=DY,
+            outputs={"Y": d.Y, **vars(d.derived)},
+        )

@@ -19,15 +19,13 @@ import numpy as np
 import pytest
 
 from proof_helpers import (
-    assert_close,
     assert_equal_matrices,
     assert_equal_scalars,
-    bind,
-    evaluate,
     gradient,
     matrix,
     reference,
     scalar,
+    tie_to_reference,
 )
 from sympy_matrix_operations import (
     columns_sum,
@@ -79,7 +77,11 @@ def test_reference_negative_log_likelihood_matches_the_derivation(eps):
     rng = np.random.default_rng(22)
     Y = reference.matrix_operations.log_softmax(rng.standard_normal((K, N)))
     T = reference.one_hot([1, 2], K)
-    point = {**bind(d.Y, Y), **bind(d.T, T), **bind(d.eps, eps)}
-    loss = reference.NegativeLogLikelihood(label_smoothing=eps)
-    assert_close(np.array(loss.value(Y, T)), np.array(evaluate(d.L, point)), name="L")
-    assert_close(loss.gradient(Y, T), evaluate(d.derived_DY, point), name="DY")
+    tie_to_reference(
+        d,
+        reference.NegativeLogLikelihood(label_smoothing=eps),
+        Y=Y,
+        T=T,
+        eps=eps,
+        outputs={"L": d.L, "DY": d.derived_DY},
+    )

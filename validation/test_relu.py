@@ -15,13 +15,11 @@ from types import SimpleNamespace
 import numpy as np
 
 from proof_helpers import (
-    assert_close,
     assert_equal_on_sign_regions,
-    bind,
-    evaluate,
     gradient,
     matrix,
     reference,
+    tie_to_reference,
 )
 from sympy_matrix_operations import Relu, Step, elements_sum, hadamard
 
@@ -49,10 +47,7 @@ def test_reference_relu_matches_the_derivation():
     X = rng.standard_normal((D, N))
     X[np.abs(X) < 0.1] = 0.5  # away from the kink
     DY = rng.standard_normal((D, N))
-    point = {**bind(d.X, X), **bind(d.DY, DY)}
-    layer = reference.ReLU()
-    assert_close(layer.forward(X), evaluate(d.Y, point), name="Y")
-    assert_close(layer.backward(DY), evaluate(d.derived_DX, point), name="DX")
+    tie_to_reference(d, reference.ReLU(), X=X, DY=DY, outputs={"Y": d.Y, "DX": d.derived_DX})
 
 
 def test_reference_relu_uses_the_negative_side_at_the_kink():

@@ -31,15 +31,13 @@ import pytest
 import sympy as sp
 
 from proof_helpers import (
-    assert_close,
     assert_equal_matrices,
     assert_equal_scalars,
-    bind,
-    evaluate,
     gradient,
     matrix,
     reference,
     scalar,
+    tie_to_reference,
 )
 from sympy_matrix_operations import Step, elements_sum, hadamard, ones
 
@@ -141,15 +139,14 @@ def test_reference_srelu_matches_the_derivation():
     tl, al, tr, ar = -0.5, 0.2, 0.8, 0.3
     X = np.array([[-1.5, 0.1, 1.7], [2.2, -0.9, 0.4]])  # all three regions, away from tl, tr
     DY = rng.standard_normal((D, N))
-    point = {**bind(d.X, X), **bind(d.DY, DY)}
-    for name, value in zip(PARAMETERS, (tl, al, tr, ar)):
-        point.update(bind(getattr(d, name), value))
-    layer = reference.SReLU(tl, al, tr, ar)
-    assert_close(layer.forward(X), evaluate(d.Y, point), name="Y")
-    assert_close(layer.backward(DY), evaluate(d.derived.DX, point), name="DX")
-    for name in ("Dtl", "Dal", "Dtr", "Dar"):
-        assert_close(
-            np.array([getattr(layer, name)]),
-            np.array([evaluate(getattr(d.derived, name), point)]),
-            name=name,
-        )
+    tie_to_reference(
+        d,
+        reference.SReLU(tl, al, tr, ar),
+        X=X,
+        DY=DY,
+        tl=tl,
+        al=al,
+        tr=tr,
+        ar=ar,
+        outputs={"Y": d.Y, **vars(d.derived)},
+    )
