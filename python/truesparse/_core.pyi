@@ -1,4 +1,6 @@
-# Type stubs of the private extension module truesparse._core (see python/src/).
+# Type stubs of the private extension module truesparse._core (see python/src/bindings.h).
+# tests/test_core_stub.py checks them against the compiled module: names, enum members,
+# attributes and every parameter list.
 from enum import Enum
 from typing import Optional
 
@@ -143,22 +145,19 @@ def drop_fraction(
     schedule: DropSchedule, alpha: float, t: float, t_end: float, exponent: float = 2.0
 ) -> float: ...
 
-class _MLP:
+class _Network:
     steps: int
     def __init__(
         self,
-        sizes: list[int],
-        densities: list[float],
-        activation: Activation,
-        alpha: float,
+        *,
         inputs: int,
         layers: list[LayerSpec],
-        loss: Loss,
-        label_smoothing: float,
-        init: Init,
-        fan: FanIn,
-        seed: int,
-        backend: Backend,
+        loss: Loss = ...,
+        label_smoothing: float = 0.0,
+        init: Init = ...,
+        fan: FanIn = ...,
+        seed: int = 0,
+        backend: Backend = ...,
     ) -> None: ...
     @property
     def num_layers(self) -> int: ...
@@ -172,7 +171,7 @@ class _MLP:
     def module_of_layer(self, l: int) -> int: ...
     def module_parameters(self, m: int) -> dict[str, tuple[np.ndarray, np.ndarray]]: ...
     def set_module_parameter(self, m: int, name: str, value: np.ndarray) -> None: ...
-    def module_statistics(self, m: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def module_statistics(self, m: int) -> dict[str, np.ndarray]: ...
     def layer_shape(self, l: int) -> tuple[int, int]: ...
     def layer_is_sparse(self, l: int) -> bool: ...
     def layer_nnz(self, l: int) -> int: ...
@@ -213,5 +212,5 @@ class _MLP:
         self, X: np.ndarray, y: Optional[np.ndarray], targets: Optional[np.ndarray]
     ) -> tuple[float, float]: ...
 
-class MLP_f32(_MLP): ...
-class MLP_f64(_MLP): ...
+class Network_f32(_Network): ...
+class Network_f64(_Network): ...
