@@ -40,8 +40,8 @@ double time_ms(F&& f) {
   f();
   std::vector<double> t;
   const auto start = clock_type::now();
-  while (t.size() < 5 || (std::chrono::duration<double>(clock_type::now() - start).count() < 0.3 &&
-                          t.size() < 200)) {
+  while (t.size() < 5 ||
+         (std::chrono::duration<double>(clock_type::now() - start).count() < 0.3 && t.size() < 200)) {
     const auto a = clock_type::now();
     f();
     t.push_back(std::chrono::duration<double, std::milli>(clock_type::now() - a).count());
@@ -73,18 +73,26 @@ int main(int argc, char** argv) {
   std::vector<double> batches{100, 1000};
   std::vector<double> densities{1, 0.5, 0.1, 0.05, 0.01, 0.005, 0.001};
   for (int a = 1; a + 1 < argc; a += 2) {
-    if (!std::strcmp(argv[a], "--rows")) K = std::atoi(argv[a + 1]);
-    else if (!std::strcmp(argv[a], "--cols")) D = std::atoi(argv[a + 1]);
-    else if (!std::strcmp(argv[a], "--threads")) threads = std::atoi(argv[a + 1]);
-    else if (!std::strcmp(argv[a], "--batches")) batches = parse_list(argv[a + 1]);
-    else if (!std::strcmp(argv[a], "--densities")) densities = parse_list(argv[a + 1]);
-    else { std::fprintf(stderr, "unknown option %s\n", argv[a]); return 2; }
+    if (!std::strcmp(argv[a], "--rows"))
+      K = std::atoi(argv[a + 1]);
+    else if (!std::strcmp(argv[a], "--cols"))
+      D = std::atoi(argv[a + 1]);
+    else if (!std::strcmp(argv[a], "--threads"))
+      threads = std::atoi(argv[a + 1]);
+    else if (!std::strcmp(argv[a], "--batches"))
+      batches = parse_list(argv[a + 1]);
+    else if (!std::strcmp(argv[a], "--densities"))
+      densities = parse_list(argv[a + 1]);
+    else {
+      std::fprintf(stderr, "unknown option %s\n", argv[a]);
+      return 2;
+    }
   }
   set_num_threads(threads);
-  std::printf("# bench_kernels: layer %d x %d (out x in), float32, %d thread(s), MKL %s\n", K, D,
-              threads, mkl_version().c_str());
-  std::printf("%-8s %6s %9s  %-22s %10s %9s %9s\n", "density", "N", "nnz", "operation", "ms",
-              "GFLOP/s", "vs sgemm");
+  std::printf("# bench_kernels: layer %d x %d (out x in), float32, %d thread(s), MKL %s\n", K, D, threads,
+              mkl_version().c_str());
+  std::printf("%-8s %6s %9s  %-22s %10s %9s %9s\n", "density", "N", "nnz", "operation", "ms", "GFLOP/s",
+              "vs sgemm");
   bool all_ok = true;
   for (double Nd : batches) {
     const auto N = static_cast<size_type>(Nd);
@@ -95,12 +103,11 @@ int main(int argc, char** argv) {
     // Dense baseline: the same product with a dense (K,D) W.
     avector<float> Wd(static_cast<std::size_t>(K) * D);
     for (auto& w : Wd) w = static_cast<float>(g.normal());
-    const double dense_ms = time_ms([&] {
-      gemm<float>(trans::N, trans::N, K, N, D, 1.f, Wd.data(), D, X.ptr(), N, 0.f, Z.ptr(), N);
-    });
+    const double dense_ms = time_ms(
+        [&] { gemm<float>(trans::N, trans::N, K, N, D, 1.f, Wd.data(), D, X.ptr(), N, 0.f, Z.ptr(), N); });
     const double dense_flops = 2.0 * K * D * N;
-    std::printf("%-8s %6ld %9ld  %-22s %10.3f %9.1f %9.2f\n", "dense", long(N), long(K) * D,
-                "sgemm W X", dense_ms, dense_flops / dense_ms / 1e6, 1.0);
+    std::printf("%-8s %6ld %9ld  %-22s %10.3f %9.1f %9.2f\n", "dense", long(N), long(K) * D, "sgemm W X",
+                dense_ms, dense_flops / dense_ms / 1e6, 1.0);
     for (double density : densities) {
       const auto nnz = std::max<size_type>(1, static_cast<size_type>(density * K * D));
       const auto pattern = random_pattern(K, D, nnz, g);
@@ -129,11 +136,11 @@ int main(int argc, char** argv) {
       const double flops = 2.0 * nnz * N;
       auto report = [&](const char* op, double ms, bool is_product = true) {
         if (is_product)
-          std::printf("%-8g %6ld %9ld  %-22s %10.3f %9.1f %9.2f\n", density, long(N), long(nnz),
-                      op, ms, flops / ms / 1e6, dense_ms / ms);
+          std::printf("%-8g %6ld %9ld  %-22s %10.3f %9.1f %9.2f\n", density, long(N), long(nnz), op, ms,
+                      flops / ms / 1e6, dense_ms / ms);
         else  // not a product: no GFLOP/s
-          std::printf("%-8g %6ld %9ld  %-22s %10.3f %9s %9.2f\n", density, long(N), long(nnz), op,
-                      ms, "-", dense_ms / ms);
+          std::printf("%-8g %6ld %9ld  %-22s %10.3f %9s %9.2f\n", density, long(N), long(nnz), op, ms, "-",
+                      dense_ms / ms);
       };
       for (auto* layer : {&mkl_layer, &native_layer}) {
         const bool is_mkl = layer == &mkl_layer;
@@ -142,25 +149,24 @@ int main(int argc, char** argv) {
         layer->backward(X, DZ, &DX);
         all_ok &= verified("input gradient", max_rel_error(DX.ptr(), DXref.ptr(), DX.size()));
         all_ok &= verified("sddmm", max_rel_error(layer->DW.data(), DWref.data(), nnz));
-        report(is_mkl ? "forward (mkl)" : "forward (native)",
-               time_ms([&] { layer->forward(X, Z); }));
+        report(is_mkl ? "forward (mkl)" : "forward (native)", time_ms([&] { layer->forward(X, Z); }));
         report(is_mkl ? "input grad Wt (mkl)" : "input grad Wt (native)", time_ms([&] {
-                 if (is_mkl) layer->handle_t.mm(1.f, DZ.ptr(), N, 0.f, DX.ptr());
-                 else spmm_native(layer->pattern_t, layer->Wt.data(), DZ.ptr(), N, 0.f, DX.ptr());
+                 if (is_mkl)
+                   layer->handle_t.mm(1.f, DZ.ptr(), N, 0.f, DX.ptr());
+                 else
+                   spmm_native(layer->pattern_t, layer->Wt.data(), DZ.ptr(), N, 0.f, DX.ptr());
                }));
       }
-      report("Wt refresh (gather)", time_ms([&] {
-               gather(mkl_layer.perm, mkl_layer.W.data(), mkl_layer.Wt.data());
-             }), false);
+      report("Wt refresh (gather)",
+             time_ms([&] { gather(mkl_layer.perm, mkl_layer.W.data(), mkl_layer.Wt.data()); }), false);
       report("sddmm weight grad", time_ms([&] { sddmm(pattern, DZ, X, mkl_layer.DW.data()); }));
       optimizer_config c;
       c.lr = 0.01;
       c.momentum = 0.9;
       c.nesterov = true;
       optimizer_state<float> state;
-      report("sgd nesterov step", time_ms([&] {
-               optimizer_step(c, state, mkl_layer.W.data(), mkl_layer.DW.data(), nnz);
-             }), false);
+      report("sgd nesterov step",
+             time_ms([&] { optimizer_step(c, state, mkl_layer.W.data(), mkl_layer.DW.data(), nnz); }), false);
     }
   }
   std::printf(all_ok ? "All results match the dense reference.\n" : "SOME RESULTS DID NOT MATCH.\n");

@@ -39,18 +39,28 @@ int main(int argc, char** argv) {
   std::vector<double> densities{0.001, 0.01, 0.05, 0.1, 0.2, 0.5, 1};
   std::vector<index_t> sizes{3072, 1024, 512, 10};
   for (int a = 1; a + 1 < argc; a += 2) {
-    if (!std::strcmp(argv[a], "--examples")) M = std::atol(argv[a + 1]);
-    else if (!std::strcmp(argv[a], "--epochs")) epochs = std::atoi(argv[a + 1]);
-    else if (!std::strcmp(argv[a], "--threads")) threads = std::atoi(argv[a + 1]);
+    if (!std::strcmp(argv[a], "--examples"))
+      M = std::atol(argv[a + 1]);
+    else if (!std::strcmp(argv[a], "--epochs"))
+      epochs = std::atoi(argv[a + 1]);
+    else if (!std::strcmp(argv[a], "--threads"))
+      threads = std::atoi(argv[a + 1]);
     else if (!std::strcmp(argv[a], "--backend")) {
-      if (!std::strcmp(argv[a + 1], "native")) backend = sparse_backend::native;
-      else if (std::strcmp(argv[a + 1], "mkl")) { std::fprintf(stderr, "--backend must be mkl or native\n"); return 2; }
-    }
-    else if (!std::strcmp(argv[a], "--densities")) densities = parse_list(argv[a + 1]);
+      if (!std::strcmp(argv[a + 1], "native"))
+        backend = sparse_backend::native;
+      else if (std::strcmp(argv[a + 1], "mkl")) {
+        std::fprintf(stderr, "--backend must be mkl or native\n");
+        return 2;
+      }
+    } else if (!std::strcmp(argv[a], "--densities"))
+      densities = parse_list(argv[a + 1]);
     else if (!std::strcmp(argv[a], "--sizes")) {
       sizes.clear();
       for (double s : parse_list(argv[a + 1])) sizes.push_back(static_cast<index_t>(s));
-    } else { std::fprintf(stderr, "unknown option %s\n", argv[a]); return 2; }
+    } else {
+      std::fprintf(stderr, "unknown option %s\n", argv[a]);
+      return 2;
+    }
   }
   set_num_threads(threads);
   const size_type D = sizes.front(), K = sizes.back();
@@ -72,8 +82,8 @@ int main(int argc, char** argv) {
   for (auto s : sizes) std::printf(" %d", s);
   std::printf(", batch 100, Nesterov 0.9, %d thread(s), backend %s, MKL %s\n", threads,
               backend == sparse_backend::mkl ? "mkl" : "native", mkl_version().c_str());
-  std::printf("%-9s %-30s %10s %12s %10s %10s\n", "density", "layer densities", "nnz",
-              "s/epoch", "loss", "accuracy");
+  std::printf("%-9s %-30s %10s %12s %10s %10s\n", "density", "layer densities", "nnz", "s/epoch", "loss",
+              "accuracy");
   for (double density : densities) {
     const std::vector<double> layer_densities = er_densities(sizes, density);
     network_options o = testing::standard_mlp(sizes, layer_densities);

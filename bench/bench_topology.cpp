@@ -12,8 +12,8 @@
 #include <cstring>
 #include <new>
 
-#include "truesparse/runtime.h"
 #include "truesparse/density.h"
+#include "truesparse/runtime.h"
 #include "truesparse/topology.h"
 
 // ---- heap accounting: every operator new of this process goes through here ----------------
@@ -22,7 +22,8 @@ std::atomic<long long> heap_now{0}, heap_peak{0};
 void note_alloc(std::size_t n) {
   const long long now = heap_now += static_cast<long long>(n);
   long long peak = heap_peak.load();
-  while (now > peak && !heap_peak.compare_exchange_weak(peak, now)) {}
+  while (now > peak && !heap_peak.compare_exchange_weak(peak, now)) {
+  }
 }
 void* alloc(std::size_t n, std::size_t align) {
   const std::size_t header = align < 16 ? 16 : align;
@@ -50,8 +51,12 @@ void operator delete(void* p, std::size_t) noexcept { release(p, 16); }
 void operator delete[](void* p, std::size_t) noexcept { release(p, 16); }
 void operator delete(void* p, std::align_val_t a) noexcept { release(p, static_cast<std::size_t>(a)); }
 void operator delete[](void* p, std::align_val_t a) noexcept { release(p, static_cast<std::size_t>(a)); }
-void operator delete(void* p, std::size_t, std::align_val_t a) noexcept { release(p, static_cast<std::size_t>(a)); }
-void operator delete[](void* p, std::size_t, std::align_val_t a) noexcept { release(p, static_cast<std::size_t>(a)); }
+void operator delete(void* p, std::size_t, std::align_val_t a) noexcept {
+  release(p, static_cast<std::size_t>(a));
+}
+void operator delete[](void* p, std::size_t, std::align_val_t a) noexcept {
+  release(p, static_cast<std::size_t>(a));
+}
 
 using namespace truesparse;
 
@@ -61,12 +66,20 @@ int main(int argc, char** argv) {
   size_type N = 100;
   int threads = 1;
   for (int a = 1; a + 1 < argc; a += 2) {
-    if (!std::strcmp(argv[a], "--rows")) K = std::atoi(argv[a + 1]);
-    else if (!std::strcmp(argv[a], "--cols")) D = std::atoi(argv[a + 1]);
-    else if (!std::strcmp(argv[a], "--density")) density = std::atof(argv[a + 1]);
-    else if (!std::strcmp(argv[a], "--batch")) N = std::atol(argv[a + 1]);
-    else if (!std::strcmp(argv[a], "--threads")) threads = std::atoi(argv[a + 1]);
-    else { std::fprintf(stderr, "unknown option %s\n", argv[a]); return 2; }
+    if (!std::strcmp(argv[a], "--rows"))
+      K = std::atoi(argv[a + 1]);
+    else if (!std::strcmp(argv[a], "--cols"))
+      D = std::atoi(argv[a + 1]);
+    else if (!std::strcmp(argv[a], "--density"))
+      density = std::atof(argv[a + 1]);
+    else if (!std::strcmp(argv[a], "--batch"))
+      N = std::atol(argv[a + 1]);
+    else if (!std::strcmp(argv[a], "--threads"))
+      threads = std::atoi(argv[a + 1]);
+    else {
+      std::fprintf(stderr, "unknown option %s\n", argv[a]);
+      return 2;
+    }
   }
   set_num_threads(threads);
   rng g(1);
@@ -78,10 +91,10 @@ int main(int argc, char** argv) {
   for (auto& x : DZ.data) x = static_cast<float>(g.normal());
   for (auto& x : X.data) x = static_cast<float>(g.normal());
   const double dense_mb = 4.0 * K * D / 1e6;
-  std::printf("# bench_topology: layer %d x %d, density %g, nnz %ld, batch %ld, %d thread(s)\n", K,
-              D, density, long(nnz), long(N), threads);
-  std::printf("# a dense float (K,D) matrix would take %.1f MB; the layer's own arrays %.1f MB\n",
-              dense_mb, (4.0 * 4 * nnz + 4.0 * nnz + 4.0 * (K + 1)) / 1e6);
+  std::printf("# bench_topology: layer %d x %d, density %g, nnz %ld, batch %ld, %d thread(s)\n", K, D,
+              density, long(nnz), long(N), threads);
+  std::printf("# a dense float (K,D) matrix would take %.1f MB; the layer's own arrays %.1f MB\n", dense_mb,
+              (4.0 * 4 * nnz + 4.0 * nnz + 4.0 * (K + 1)) / 1e6);
   std::printf("%-6s %10s %10s %12s %14s %12s\n", "update", "k", "ms", "extra MB", "extra B/nnz", "valid");
   for (int algo = 0; algo < 2; ++algo)
     for (int rep = 0; rep < 3; ++rep) {
@@ -95,7 +108,8 @@ int main(int argc, char** argv) {
       } else {
         rec = rigl_update(L, 0.3, DZ, X);
       }
-      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
       const double extra = static_cast<double>(heap_peak.load() - base);
       bool ok = L.nnz() == nnz;
       try {
@@ -107,7 +121,8 @@ int main(int argc, char** argv) {
                   long(rec.dropped + rec.reselected), ms, extra / 1e6, extra / nnz, ok ? "yes" : "NO");
       if (!ok) return 1;
     }
-  std::printf("# RigL's panel: %ld rows x %d = %.1f MB\n", long(std::max<size_type>(1, (size_type(1) << 20) / D)), D,
+  std::printf("# RigL's panel: %ld rows x %d = %.1f MB\n",
+              long(std::max<size_type>(1, (size_type(1) << 20) / D)), D,
               4.0 * std::max<size_type>(1, (size_type(1) << 20) / D) * D / 1e6);
   return 0;
 }

@@ -37,11 +37,11 @@ void mkl_csr<T>::reset(const csr_pattern& p, T* values) {
   auto* starts = const_cast<MKL_INT*>(p.indptr.data());
   auto* cols = const_cast<MKL_INT*>(p.indices.data());
   if constexpr (std::is_same_v<T, float>)
-    MKL_CHECK(mkl_sparse_s_create_csr(&handle_, SPARSE_INDEX_BASE_ZERO, p.rows, p.cols, starts,
-                                      starts + 1, cols, values));
+    MKL_CHECK(mkl_sparse_s_create_csr(&handle_, SPARSE_INDEX_BASE_ZERO, p.rows, p.cols, starts, starts + 1,
+                                      cols, values));
   else
-    MKL_CHECK(mkl_sparse_d_create_csr(&handle_, SPARSE_INDEX_BASE_ZERO, p.rows, p.cols, starts,
-                                      starts + 1, cols, values));
+    MKL_CHECK(mkl_sparse_d_create_csr(&handle_, SPARSE_INDEX_BASE_ZERO, p.rows, p.cols, starts, starts + 1,
+                                      cols, values));
 }
 
 template <class T>
@@ -61,11 +61,11 @@ void mkl_csr<T>::mm(T alpha, const T* B, size_type N, T beta, T* C) const {
   d.diag = SPARSE_DIAG_NON_UNIT;
   const auto n = static_cast<MKL_INT>(N);
   if constexpr (std::is_same_v<T, float>)
-    MKL_CHECK(mkl_sparse_s_mm(SPARSE_OPERATION_NON_TRANSPOSE, alpha, handle_, d,
-                              SPARSE_LAYOUT_ROW_MAJOR, B, n, n, beta, C, n));
+    MKL_CHECK(mkl_sparse_s_mm(SPARSE_OPERATION_NON_TRANSPOSE, alpha, handle_, d, SPARSE_LAYOUT_ROW_MAJOR, B,
+                              n, n, beta, C, n));
   else
-    MKL_CHECK(mkl_sparse_d_mm(SPARSE_OPERATION_NON_TRANSPOSE, alpha, handle_, d,
-                              SPARSE_LAYOUT_ROW_MAJOR, B, n, n, beta, C, n));
+    MKL_CHECK(mkl_sparse_d_mm(SPARSE_OPERATION_NON_TRANSPOSE, alpha, handle_, d, SPARSE_LAYOUT_ROW_MAJOR, B,
+                              n, n, beta, C, n));
 }
 
 template class mkl_csr<float>;

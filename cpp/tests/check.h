@@ -48,26 +48,32 @@ inline int run_all() {
 
 }  // namespace check
 
-#define TEST(name)                                        \
-  static void name();                                     \
-  static check::add name##_registration(#name, name);     \
+#define TEST(name)                                    \
+  static void name();                                 \
+  static check::add name##_registration(#name, name); \
   static void name()
 
-#define CHECK(cond) \
-  do { if (!(cond)) check::fail(__FILE__, __LINE__, #cond); } while (0)
+#define CHECK(cond)                                      \
+  do {                                                   \
+    if (!(cond)) check::fail(__FILE__, __LINE__, #cond); \
+  } while (0)
 
-#define CHECK_CLOSE(a, b, tol)                                                              \
-  do {                                                                                      \
-    const double _a = (a), _b = (b);                                                        \
-    if (!(std::fabs(_a - _b) <= (tol) * (1.0 + std::fabs(_b))))                             \
-      check::fail(__FILE__, __LINE__,                                                       \
+#define CHECK_CLOSE(a, b, tol)                                                                      \
+  do {                                                                                              \
+    const double _a = (a), _b = (b);                                                                \
+    if (!(std::fabs(_a - _b) <= (tol) * (1.0 + std::fabs(_b))))                                     \
+      check::fail(__FILE__, __LINE__,                                                               \
                   std::string(#a " = ") + std::to_string(_a) + ", " #b " = " + std::to_string(_b)); \
   } while (0)
 
-#define CHECK_THROWS(expr)                                                   \
-  do {                                                                       \
-    bool _thrown = false;                                                    \
-    try { expr; } catch (const std::invalid_argument&) { _thrown = true; }   \
+#define CHECK_THROWS(expr)                                                            \
+  do {                                                                                \
+    bool _thrown = false;                                                             \
+    try {                                                                             \
+      expr;                                                                           \
+    } catch (const std::invalid_argument&) {                                          \
+      _thrown = true;                                                                 \
+    }                                                                                 \
     if (!_thrown) check::fail(__FILE__, __LINE__, "no invalid_argument from " #expr); \
   } while (0)
 

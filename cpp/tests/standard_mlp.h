@@ -12,7 +12,8 @@ inline network_options standard_mlp(const std::vector<index_t>& sizes, const std
                                     activation_kind act = activation_kind::relu, double alpha = 0.01) {
   check_sizes(sizes, "standard_mlp");
   const std::size_t L = sizes.size() - 1;
-  TS_REQUIRE(densities.size() == L, "[standard_mlp] ", densities.size(), " densities given for ", L, " layers");
+  TS_REQUIRE(densities.size() == L, "[standard_mlp] ", densities.size(), " densities given for ", L,
+             " layers");
   network_options o;
   o.inputs = sizes.front();
   for (std::size_t l = 0; l < L; ++l) {

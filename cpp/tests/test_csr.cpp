@@ -110,7 +110,8 @@ TEST(er_densities_are_exact_and_capped) {
     }
     CHECK(std::fabs(total - std::round(target)) <= double(d.size()));
   }
-  // Published per-layer densities for 0.01 (docs/sparse-layers.md#density-allocation): 0.00778, 0.0175, 0.609.
+  // Published per-layer densities for 0.01 (docs/sparse-layers.md#density-allocation): 0.00778, 0.0175,
+  // 0.609.
   const auto d = er_densities(sizes, 0.01);
   CHECK_CLOSE(d[0], 0.00778, 2e-3);
   CHECK_CLOSE(d[1], 0.0175, 2e-3);

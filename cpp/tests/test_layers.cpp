@@ -24,8 +24,8 @@ static std::vector<double> dense_of(const csr_pattern& p, const T* v) {
 }
 
 template <class T>
-static void check_sparse_layer(index_t K, index_t D, size_type N, double density,
-                               sparse_backend be, double tol) {
+static void check_sparse_layer(index_t K, index_t D, size_type N, double density, sparse_backend be,
+                               double tol) {
   rng g(K * 1000 + D * 10 + N);
   const auto nnz = static_cast<size_type>(density * K * D);
   sparse_linear<T> layer(random_pattern(K, D, nnz, g), be, true);
@@ -170,7 +170,8 @@ TEST(losses_match_finite_differences) {
         Zp(i, n) += 1e-6;
         Zm(i, n) -= 1e-6;
         const double fd = (compute_loss<double>(kind, Zp, t, 1.0, nullptr).loss_sum -
-                           compute_loss<double>(kind, Zm, t, 1.0, nullptr).loss_sum) / 2e-6;
+                           compute_loss<double>(kind, Zm, t, 1.0, nullptr).loss_sum) /
+                          2e-6;
         CHECK_CLOSE(DZ(i, n), fd, 1e-7);
       }
   }
@@ -224,8 +225,10 @@ TEST(adam_and_adamw_steps_match_formula) {
       optimizer_step(c, s, w.data(), g.data(), 3);
       for (int k = 0; k < 3; ++k) {
         double gk = g[k];
-        if (kind == optimizer_kind::adamw) w2[k] -= 0.01 * 0.1 * w2[k];
-        else gk += 0.1 * w2[k];
+        if (kind == optimizer_kind::adamw)
+          w2[k] -= 0.01 * 0.1 * w2[k];
+        else
+          gk += 0.1 * w2[k];
         m[k] = 0.9 * m[k] + 0.1 * gk;
         v[k] = 0.999 * v[k] + 0.001 * gk * gk;
         const double mh = m[k] / (1 - std::pow(0.9, t)), vh = v[k] / (1 - std::pow(0.999, t));
@@ -244,7 +247,7 @@ TEST(adam_warmup_ramps_new_weights) {
   optimizer_state<double> s;
   std::vector<double> w{0.0, 0.0}, g{1.0, 1.0};
   optimizer_step(c, s, w.data(), g.data(), 2);  // both start fully warmed up
-  s.age[1] = 0;                                  // weight 1 is "new"
+  s.age[1] = 0;                                 // weight 1 is "new"
   s.m[1] = s.v[1] = 0.0;
   const double before0 = w[0], before1 = w[1];
   optimizer_step(c, s, w.data(), g.data(), 2);

@@ -11,7 +11,7 @@
 using namespace truesparse;
 
 static std::unique_ptr<sparse_linear<double>> random_layer(index_t K, index_t D, size_type nnz,
-                                                            std::uint64_t seed, bool with_state = true) {
+                                                           std::uint64_t seed, bool with_state = true) {
   rng g(seed);
   auto Lp = std::make_unique<sparse_linear<double>>(random_pattern(K, D, nnz, g), sparse_backend::mkl, true);
   auto& L = *Lp;
@@ -39,7 +39,7 @@ static std::map<std::int64_t, std::array<double, 3>> entries(const sparse_linear
 TEST(set_drop_matches_sorted_reference) {
   for (std::uint64_t seed : {1, 2, 3}) {
     auto Lp = random_layer(13, 17, 90, seed);
-  auto& L = *Lp;
+    auto& L = *Lp;
     L.W[5] = 0.0;  // zeros are neither positive nor negative: never dropped
     const auto drop = set_drop(L, 0.3);
     std::vector<std::pair<double, index_t>> pos, neg;
@@ -50,8 +50,10 @@ TEST(set_drop_matches_sorted_reference) {
     std::sort(pos.begin(), pos.end());
     std::sort(neg.begin(), neg.end());
     std::set<index_t> expected;
-    for (std::size_t r = 0; r < std::size_t(std::llround(0.3 * pos.size())); ++r) expected.insert(pos[r].second);
-    for (std::size_t r = 0; r < std::size_t(std::llround(0.3 * neg.size())); ++r) expected.insert(neg[r].second);
+    for (std::size_t r = 0; r < std::size_t(std::llround(0.3 * pos.size())); ++r)
+      expected.insert(pos[r].second);
+    for (std::size_t r = 0; r < std::size_t(std::llround(0.3 * neg.size())); ++r)
+      expected.insert(neg[r].second);
     CHECK(std::set<index_t>(drop.begin(), drop.end()) == expected);
     CHECK(std::is_sorted(drop.begin(), drop.end()));
     CHECK(!std::binary_search(drop.begin(), drop.end(), 5));
@@ -78,7 +80,7 @@ TEST(set_update_keeps_nnz_survivors_and_state) {
     }
   for (auto pos : grown) {
     CHECK(after.count(pos) == 1);
-    CHECK(!before.count(pos) || dropped.count(pos));  // grown only where empty after the drop
+    CHECK(!before.count(pos) || dropped.count(pos));            // grown only where empty after the drop
     CHECK(after.at(pos)[1] == 0.0 && after.at(pos)[2] == 0.0);  // zero optimizer state
   }
 }
@@ -122,7 +124,7 @@ TEST(dense_regime_growth_lists_empty_positions) {
 TEST(rigl_grows_top_k_of_dense_gradient) {
   for (std::uint64_t seed : {1, 2, 3, 4}) {
     auto Lp = random_layer(9, 11, 30, seed);
-  auto& L = *Lp;
+    auto& L = *Lp;
     rng g(seed + 100);
     matrix<double> DZ(9, 5), X(11, 5);
     for (auto& x : DZ.data) x = g.normal();
@@ -161,8 +163,10 @@ TEST(rigl_grows_top_k_of_dense_gradient) {
     const auto after = entries(L);
     for (auto pos : expected_grow) {
       CHECK(after.count(pos) == 1);
-      if (before.count(pos)) CHECK(after.at(pos) == before.at(pos));  // reselected
-      else CHECK(after.at(pos)[0] == 0.0 && after.at(pos)[1] == 0.0 && after.at(pos)[2] == 0.0);
+      if (before.count(pos))
+        CHECK(after.at(pos) == before.at(pos));  // reselected
+      else
+        CHECK(after.at(pos)[0] == 0.0 && after.at(pos)[1] == 0.0 && after.at(pos)[2] == 0.0);
     }
   }
 }
@@ -180,7 +184,8 @@ TEST(products_follow_the_new_pattern) {
   for (index_t i = 0; i < 16; ++i)
     for (int n = 0; n < 3; ++n) {
       double z = L.b[i];
-      for (index_t k = L.pattern.indptr[i]; k < L.pattern.indptr[i + 1]; ++k) z += L.W[k] * X(L.pattern.indices[k], n);
+      for (index_t k = L.pattern.indptr[i]; k < L.pattern.indptr[i + 1]; ++k)
+        z += L.W[k] * X(L.pattern.indices[k], n);
       CHECK_CLOSE(Z(i, n), z, 1e-12);
     }
   for (index_t j = 0; j < 24; ++j)
@@ -220,8 +225,10 @@ TEST(evolution_is_deterministic_across_threads) {
       o.seed = 5;
       network<float> m(o);
       evolution_plan plan;
-      if (algo == 0) plan.set = set_options{0.3, regrow_init::layer, 4};
-      else plan.rigl = rigl_options{0.3, 4, 0, 30, drop_schedule::cosine, 2.0, true};
+      if (algo == 0)
+        plan.set = set_options{0.3, regrow_init::layer, 4};
+      else
+        plan.rigl = rigl_options{0.3, 4, 0, 30, drop_schedule::cosine, 2.0, true};
       for (int e = 0; e < 3; ++e) train_epoch(m, d, 40, sgd(0.05, 0.9), 5, e, true, {}, &plan);
       CHECK(!plan.records.empty());
       std::vector<std::int32_t> all;

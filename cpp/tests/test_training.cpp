@@ -61,8 +61,14 @@ TEST(same_seed_same_weights_for_any_thread_count) {
 
 TEST(backends_agree) {
   toy t;
-  network<double> a([] { auto o = options(sparse_backend::mkl); return o; }());
-  network<double> b([] { auto o = options(sparse_backend::native); return o; }());
+  network<double> a([] {
+    auto o = options(sparse_backend::mkl);
+    return o;
+  }());
+  network<double> b([] {
+    auto o = options(sparse_backend::native);
+    return o;
+  }());
   std::vector<double> X(t.X.begin(), t.X.end());
   dataset<double> d{X.data(), t.M, t.D, t.y.data(), nullptr, 0};
   train_epoch(a, d, 50, sgd(0.05, 0.9, false, 0.0), 1, 0, true);

@@ -26,14 +26,14 @@ dataset<T> make_dataset(const carray<T>& X, const std::optional<labels_array>& y
   d.M = X.shape(0);
   d.D = X.shape(1);
   if (y) {
-    TS_REQUIRE(y->ndim() == 1 && y->shape(0) == d.M, "[", op, "] y has shape (",
-               y->ndim() ? y->shape(0) : 0, ") but X has ", d.M, " rows");
+    TS_REQUIRE(y->ndim() == 1 && y->shape(0) == d.M, "[", op, "] y has shape (", y->ndim() ? y->shape(0) : 0,
+               ") but X has ", d.M, " rows");
     d.labels = y->data();
   }
   if (targets) {
     check_2d(*targets, op, "targets");
-    TS_REQUIRE(targets->shape(0) == d.M, "[", op, "] targets have ", targets->shape(0),
-               " rows but X has ", d.M);
+    TS_REQUIRE(targets->shape(0) == d.M, "[", op, "] targets have ", targets->shape(0), " rows but X has ",
+               d.M);
     d.targets = targets->data();
     d.K = targets->shape(1);
   }
@@ -44,9 +44,8 @@ template <class T>
 void bind_network(py::module_& m, const char* name) {
   using model = network<T>;
   py::class_<model>(m, name)
-      .def(py::init([](index_t inputs, std::vector<layer_spec> layers, loss_kind loss,
-                       double label_smoothing, init_kind init, fan_mode fan, std::uint64_t seed,
-                       sparse_backend backend) {
+      .def(py::init([](index_t inputs, std::vector<layer_spec> layers, loss_kind loss, double label_smoothing,
+                       init_kind init, fan_mode fan, std::uint64_t seed, sparse_backend backend) {
              network_options o;
              o.inputs = inputs;
              o.layers = std::move(layers);
@@ -60,43 +59,59 @@ void bind_network(py::module_& m, const char* name) {
            }),
            py::kw_only(), py::arg("inputs"), py::arg("layers"),
            py::arg("loss") = loss_kind::softmax_cross_entropy, py::arg("label_smoothing") = 0.0,
-           py::arg("init") = init_kind::he_normal, py::arg("fan") = fan_mode::actual,
-           py::arg("seed") = 0, py::arg("backend") = sparse_backend::mkl)
+           py::arg("init") = init_kind::he_normal, py::arg("fan") = fan_mode::actual, py::arg("seed") = 0,
+           py::arg("backend") = sparse_backend::mkl)
       .def_property_readonly("num_modules", [](const model& s) { return s.modules.size(); })
       .def_property_readonly("outputs", [](const model& s) { return s.outputs(); })
-      .def("module_kind", [](const model& s, std::size_t m) { return std::string(s.modules.at(m)->kind()); }, py::arg("m"))
-      .def("module_of_layer", [](const model& s, std::size_t l) { return s.module_of.at(l); }, py::arg("l"))
-      .def("module_parameters",  // {name: (value copy, gradient copy)} of a non-linear layer
-           [](model& s, std::size_t m) {
-             py::dict out;
-             for (auto& p : s.modules.at(m)->parameters())
-               out[p.name] = py::make_tuple(copy_out(p.value, {p.size}), copy_out(p.gradient, {p.size}));
-             return out;
-           }, py::arg("m"))
-      .def("set_module_parameter",
-           [](model& s, std::size_t m, const std::string& name, const carray<T>& value) {
-             s.set_parameter(m, name, value.data(), value.size());
-           }, py::arg("m"), py::arg("name"), py::arg("value"))
-      .def("module_statistics",  // {name: copy} of a layer's running statistics (batch norm)
-           [](model& s, std::size_t m) {
-             py::dict out;
-             for (auto& st : s.modules.at(m)->statistics()) out[st.name] = copy_out(st.value, {st.size});
-             return out;
-           }, py::arg("m"))
+      .def(
+          "module_kind", [](const model& s, std::size_t m) { return std::string(s.modules.at(m)->kind()); },
+          py::arg("m"))
+      .def(
+          "module_of_layer", [](const model& s, std::size_t l) { return s.module_of.at(l); }, py::arg("l"))
+      .def(
+          "module_parameters",  // {name: (value copy, gradient copy)} of a non-linear layer
+          [](model& s, std::size_t m) {
+            py::dict out;
+            for (auto& p : s.modules.at(m)->parameters())
+              out[p.name] = py::make_tuple(copy_out(p.value, {p.size}), copy_out(p.gradient, {p.size}));
+            return out;
+          },
+          py::arg("m"))
+      .def(
+          "set_module_parameter",
+          [](model& s, std::size_t m, const std::string& name, const carray<T>& value) {
+            s.set_parameter(m, name, value.data(), value.size());
+          },
+          py::arg("m"), py::arg("name"), py::arg("value"))
+      .def(
+          "module_statistics",  // {name: copy} of a layer's running statistics (batch norm)
+          [](model& s, std::size_t m) {
+            py::dict out;
+            for (auto& st : s.modules.at(m)->statistics()) out[st.name] = copy_out(st.value, {st.size});
+            return out;
+          },
+          py::arg("m"))
       .def_property_readonly("num_layers", [](const model& s) { return s.layers.size(); })
-      .def("layer_shape",
-           [](const model& s, std::size_t l) {
-             const auto& L = *s.layers.at(l);
-             return py::make_tuple(L.out, L.in);
-           }, py::arg("l"))
-      .def("layer_is_sparse", [](const model& s, std::size_t l) { return s.layers.at(l)->is_sparse(); }, py::arg("l"))
-      .def("layer_nnz", [](const model& s, std::size_t l) { return s.layers.at(l)->nnz(); }, py::arg("l"))
-      .def("layer_pattern",
-           [](model& s, std::size_t l) {
-             auto* L = s.sparse_layer(l);
-             TS_REQUIRE(L, "[Linear] layer ", l, " is dense and has no pattern");
-             return py::make_tuple(copy_out(L->pattern.indptr), copy_out(L->pattern.indices));
-           }, py::arg("l"))
+      .def(
+          "layer_shape",
+          [](const model& s, std::size_t l) {
+            const auto& L = *s.layers.at(l);
+            return py::make_tuple(L.out, L.in);
+          },
+          py::arg("l"))
+      .def(
+          "layer_is_sparse", [](const model& s, std::size_t l) { return s.layers.at(l)->is_sparse(); },
+          py::arg("l"))
+      .def(
+          "layer_nnz", [](const model& s, std::size_t l) { return s.layers.at(l)->nnz(); }, py::arg("l"))
+      .def(
+          "layer_pattern",
+          [](model& s, std::size_t l) {
+            auto* L = s.sparse_layer(l);
+            TS_REQUIRE(L, "[Linear] layer ", l, " is dense and has no pattern");
+            return py::make_tuple(copy_out(L->pattern.indptr), copy_out(L->pattern.indices));
+          },
+          py::arg("l"))
       .def(
           "layer_values",  // W in storage order: (nnz) for sparse, (K,D) for dense
           [](model& s, std::size_t l, bool gradient) {
@@ -113,29 +128,32 @@ void bind_network(py::module_& m, const char* name) {
             return copy_out(gradient ? L.Db : L.b);
           },
           py::arg("l"), py::arg("gradient") = false)
-      .def("set_dense_layer",
-           [](model& s, std::size_t l, const carray<T>& W, const carray<T>& b) {
-             const auto& L = *s.layers.at(l);
-             TS_REQUIRE(W.ndim() == 2 && W.shape(0) == L.out && W.shape(1) == L.in,
-                        "[Linear.set_weights] W has shape ", W.ndim() == 2 ? W.shape(0) : -1, "x",
-                        W.ndim() == 2 ? W.shape(1) : -1, " but layer ", l, " is ", L.out, "x", L.in);
-             TS_REQUIRE(b.ndim() == 1 && b.shape(0) == L.out, "[Linear.set_weights] b has ",
-                        b.size(), " entries but layer ", l, " has ", L.out, " outputs");
-             s.set_dense_layer(l, W.data(), b.data());
-           }, py::arg("l"), py::arg("W"), py::arg("b"))
-      .def("set_sparse_layer",
-           [](model& s, std::size_t l, const labels_array& indptr, const labels_array& indices,
-              const carray<T>& values, const carray<T>& b) {
-             const auto& L = *s.layers.at(l);
-             TS_REQUIRE(indptr.ndim() == 1 && indptr.shape(0) == L.out + 1, "[Linear.set_weights] indptr has ",
-                        indptr.size(), " entries but layer ", l, " has ", L.out, " rows");
-             TS_REQUIRE(values.ndim() == 1 && values.shape(0) == indices.size(),
-                        "[Linear.set_weights] ", values.size(), " values for ", indices.size(),
-                        " column indices");
-             TS_REQUIRE(b.ndim() == 1 && b.shape(0) == L.out, "[Linear.set_weights] b has ",
-                        b.size(), " entries but layer ", l, " has ", L.out, " outputs");
-             s.set_sparse_layer(l, indptr.data(), indices.data(), indices.size(), values.data(), b.data());
-           }, py::arg("l"), py::arg("indptr"), py::arg("indices"), py::arg("values"), py::arg("b"))
+      .def(
+          "set_dense_layer",
+          [](model& s, std::size_t l, const carray<T>& W, const carray<T>& b) {
+            const auto& L = *s.layers.at(l);
+            TS_REQUIRE(W.ndim() == 2 && W.shape(0) == L.out && W.shape(1) == L.in,
+                       "[Linear.set_weights] W has shape ", W.ndim() == 2 ? W.shape(0) : -1, "x",
+                       W.ndim() == 2 ? W.shape(1) : -1, " but layer ", l, " is ", L.out, "x", L.in);
+            TS_REQUIRE(b.ndim() == 1 && b.shape(0) == L.out, "[Linear.set_weights] b has ", b.size(),
+                       " entries but layer ", l, " has ", L.out, " outputs");
+            s.set_dense_layer(l, W.data(), b.data());
+          },
+          py::arg("l"), py::arg("W"), py::arg("b"))
+      .def(
+          "set_sparse_layer",
+          [](model& s, std::size_t l, const labels_array& indptr, const labels_array& indices,
+             const carray<T>& values, const carray<T>& b) {
+            const auto& L = *s.layers.at(l);
+            TS_REQUIRE(indptr.ndim() == 1 && indptr.shape(0) == L.out + 1, "[Linear.set_weights] indptr has ",
+                       indptr.size(), " entries but layer ", l, " has ", L.out, " rows");
+            TS_REQUIRE(values.ndim() == 1 && values.shape(0) == indices.size(), "[Linear.set_weights] ",
+                       values.size(), " values for ", indices.size(), " column indices");
+            TS_REQUIRE(b.ndim() == 1 && b.shape(0) == L.out, "[Linear.set_weights] b has ", b.size(),
+                       " entries but layer ", l, " has ", L.out, " outputs");
+            s.set_sparse_layer(l, indptr.data(), indices.data(), indices.size(), values.data(), b.data());
+          },
+          py::arg("l"), py::arg("indptr"), py::arg("indices"), py::arg("values"), py::arg("b"))
       .def(
           "forward",
           [](model& s, const carray<T>& X, bool train) {
@@ -203,20 +221,24 @@ void bind_network(py::module_& m, const char* name) {
             return rigl_update_on_batch(s, d, f);
           },
           py::arg("X"), py::arg("y"), py::arg("targets"), py::arg("drop_fraction"))
-      .def("layer_optimizer_state",
-           [](model& s, std::size_t l) {
-             const auto& st = s.layers.at(l)->sW;
-             py::dict state;
-             state["m"] = st.m.empty() ? py::object(py::none()) : py::object(copy_out(st.m));
-             state["v"] = st.v.empty() ? py::object(py::none()) : py::object(copy_out(st.v));
-             state["steps"] = st.steps;
-             return state;
-           }, py::arg("l"))
-      .def("layer_itop_rate",
-           [](model& s, std::size_t l) {
-             auto* L = s.sparse_layer(l);
-             return L ? L->itop_rate() : 1.0;
-           }, py::arg("l"))
+      .def(
+          "layer_optimizer_state",
+          [](model& s, std::size_t l) {
+            const auto& st = s.layers.at(l)->sW;
+            py::dict state;
+            state["m"] = st.m.empty() ? py::object(py::none()) : py::object(copy_out(st.m));
+            state["v"] = st.v.empty() ? py::object(py::none()) : py::object(copy_out(st.v));
+            state["steps"] = st.steps;
+            return state;
+          },
+          py::arg("l"))
+      .def(
+          "layer_itop_rate",
+          [](model& s, std::size_t l) {
+            auto* L = s.sparse_layer(l);
+            return L ? L->itop_rate() : 1.0;
+          },
+          py::arg("l"))
       .def_readwrite("steps", &model::steps)
       .def_readonly("topology_updates", &model::topology_updates)
       .def(

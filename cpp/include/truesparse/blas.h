@@ -35,8 +35,8 @@ void gemm_call(trans ta, trans tb, size_type M, size_type Nc, size_type Kc, T al
 
 // C (M,Nc) := alpha op(A) (M,Kc) op(B) (Kc,Nc) + beta C; lda/ldb/ldc are row strides.
 template <class T>
-void gemm(trans ta, trans tb, size_type M, size_type Nc, size_type Kc, T alpha, const T* A,
-          size_type lda, const T* B, size_type ldb, T beta, T* C, size_type ldc) {
+void gemm(trans ta, trans tb, size_type M, size_type Nc, size_type Kc, T alpha, const T* A, size_type lda,
+          const T* B, size_type ldb, T beta, T* C, size_type ldc) {
   if (M == 0 || Nc == 0) return;
   constexpr size_type rows = 64;  // block of C's rows: fixed, so results are thread-independent
   const size_type blocks = (M + rows - 1) / rows;

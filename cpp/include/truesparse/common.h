@@ -15,7 +15,7 @@
 
 namespace truesparse {
 
-using index_t = std::int32_t;  // stored CSR indices (MKL LP64)
+using index_t = std::int32_t;    // stored CSR indices (MKL LP64)
 using size_type = std::int64_t;  // positions i*D + j, element counts
 
 // Elementwise loops over fewer elements than this run on one thread: a parallel region costs
@@ -31,8 +31,8 @@ std::string msg(const Args&... args) {
 }
 
 // Throws std::invalid_argument when a user-facing precondition fails.
-#define TS_REQUIRE(cond, ...)                                              \
-  do {                                                                     \
+#define TS_REQUIRE(cond, ...)                                                 \
+  do {                                                                        \
     if (!(cond)) throw std::invalid_argument(::truesparse::msg(__VA_ARGS__)); \
   } while (0)
 
@@ -53,9 +53,13 @@ struct aligned_allocator {
     if (p) ::operator delete(p, std::align_val_t{64});
   }
   template <class U>
-  bool operator==(const aligned_allocator<U>&) const noexcept { return true; }
+  bool operator==(const aligned_allocator<U>&) const noexcept {
+    return true;
+  }
   template <class U>
-  bool operator!=(const aligned_allocator<U>&) const noexcept { return false; }
+  bool operator!=(const aligned_allocator<U>&) const noexcept {
+    return false;
+  }
 };
 
 template <class T>

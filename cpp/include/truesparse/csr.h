@@ -25,17 +25,16 @@ struct csr_pattern {
 inline void validate(const csr_pattern& p, const std::string& op) {
   TS_REQUIRE(p.rows >= 0 && p.cols >= 0, "[", op, "] negative shape (", p.rows, ", ", p.cols, ")");
   TS_REQUIRE(p.indptr.size() == static_cast<std::size_t>(p.rows) + 1, "[", op, "] indptr has ",
-             p.indptr.size(), " entries but the matrix has ", p.rows, " rows (expected ",
-             p.rows + 1, ")");
+             p.indptr.size(), " entries but the matrix has ", p.rows, " rows (expected ", p.rows + 1, ")");
   TS_REQUIRE(p.indptr[0] == 0, "[", op, "] indptr[0] is ", p.indptr[0], ", expected 0");
-  TS_REQUIRE(p.indptr[p.rows] == p.nnz(), "[", op, "] indptr[-1] is ", p.indptr[p.rows],
-             " but there are ", p.nnz(), " column indices");
+  TS_REQUIRE(p.indptr[p.rows] == p.nnz(), "[", op, "] indptr[-1] is ", p.indptr[p.rows], " but there are ",
+             p.nnz(), " column indices");
   for (index_t i = 0; i < p.rows; ++i) {
     TS_REQUIRE(p.indptr[i] <= p.indptr[i + 1], "[", op, "] indptr decreases at row ", i);
     for (index_t k = p.indptr[i]; k < p.indptr[i + 1]; ++k) {
       const index_t j = p.indices[k];
-      TS_REQUIRE(j >= 0 && j < p.cols, "[", op, "] column index ", j, " in row ", i,
-                 " is outside [0, ", p.cols, ")");
+      TS_REQUIRE(j >= 0 && j < p.cols, "[", op, "] column index ", j, " in row ", i, " is outside [0, ",
+                 p.cols, ")");
       TS_REQUIRE(k == p.indptr[i] || p.indices[k - 1] < j, "[", op, "] row ", i,
                  " has unsorted or duplicate column index ", j);
     }
@@ -53,7 +52,7 @@ inline void transpose(const csr_pattern& p, csr_pattern& t, std::vector<index_t>
   for (index_t j : p.indices) ++t.indptr[j + 1];
   for (index_t j = 0; j < p.cols; ++j) t.indptr[j + 1] += t.indptr[j];
   std::vector<index_t> next(t.indptr.begin(), t.indptr.end() - 1);
-  for (index_t i = 0; i < p.rows; ++i)      // rows in increasing order, so each column of the
+  for (index_t i = 0; i < p.rows; ++i)  // rows in increasing order, so each column of the
     for (index_t k = p.indptr[i]; k < p.indptr[i + 1]; ++k) {  // transpose comes out sorted
       const index_t dst = next[p.indices[k]]++;
       t.indices[dst] = i;
@@ -94,8 +93,7 @@ inline std::vector<std::int64_t> sample_positions(std::int64_t n, std::int64_t k
     // Oversample a little so one or two rounds usually suffice.
     const std::int64_t extra = missing + missing / 8 + 16;
     for (std::int64_t r = 0; r < extra; ++r)
-      draws.emplace_back(static_cast<std::int64_t>(g.below(static_cast<std::uint64_t>(n))),
-                         order++);
+      draws.emplace_back(static_cast<std::int64_t>(g.below(static_cast<std::uint64_t>(n))), order++);
     std::sort(draws.begin(), draws.end());
     draws.erase(std::unique(draws.begin(), draws.end(),
                             [](const auto& a, const auto& b) { return a.first == b.first; }),

@@ -1,5 +1,6 @@
 // Per-layer densities: Erdős–Rényi from ε (SET) and ER/ERK from an overall density with
-// capping and re-solving (RigL), exactly as in docs/sparse-layers.md#density-allocation; nnz = round(d · n_in · n_out).
+// capping and re-solving (RigL), exactly as in docs/sparse-layers.md#density-allocation; nnz = round(d · n_in
+// · n_out).
 #pragma once
 
 #include <cmath>
@@ -20,7 +21,8 @@ inline void check_sizes(const std::vector<index_t>& sizes, const char* op) {
 // d_l = min(1, ε (n_in + n_out) / (n_in n_out)).
 inline std::vector<double> epsilon_densities(const std::vector<index_t>& sizes, double epsilon) {
   check_sizes(sizes, "epsilon_densities");
-  TS_REQUIRE(epsilon > 0 && std::isfinite(epsilon), "[epsilon_densities] epsilon must be positive, got ", epsilon);
+  TS_REQUIRE(epsilon > 0 && std::isfinite(epsilon), "[epsilon_densities] epsilon must be positive, got ",
+             epsilon);
   std::vector<double> d;
   for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
     const double n_in = sizes[l], n_out = sizes[l + 1];

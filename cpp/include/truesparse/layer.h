@@ -36,8 +36,7 @@ struct layer {
   virtual const char* kind() const = 0;
   virtual void forward(const matrix<T>& X, matrix<T>& Y, bool train) = 0;
   // DX may be null (nothing before this layer needs it); DX never aliases DY.
-  virtual void backward(const matrix<T>& X, const matrix<T>& Y, const matrix<T>& DY,
-                        matrix<T>* DX) = 0;
+  virtual void backward(const matrix<T>& X, const matrix<T>& Y, const matrix<T>& DY, matrix<T>* DX) = 0;
   // The layer's trainable arrays other than a linear layer's W (which linear_layer handles).
   virtual std::vector<parameter<T>> parameters() { return {}; }
   virtual void optimize(const optimizer_config& c) {

@@ -114,7 +114,8 @@ struct affine_layer : layer<T> {
   }
   std::vector<parameter<T>> parameters() override {
     const auto D = static_cast<size_type>(gamma.size());
-    return {{"gamma", gamma.data(), Dgamma.data(), D, &s_gamma}, {"beta", beta.data(), Dbeta.data(), D, &s_beta}};
+    return {{"gamma", gamma.data(), Dgamma.data(), D, &s_gamma},
+            {"beta", beta.data(), Dbeta.data(), D, &s_beta}};
   }
 };
 
@@ -130,7 +131,12 @@ struct batch_norm_layer : affine_layer<T> {
   bool last_train = true;
 
   batch_norm_layer(size_type D, double momentum_, double eps_)
-      : base(D), momentum(momentum_), eps(eps_), running_mean(D, T(0)), running_var(D, T(1)), inv_std(D, T(1)) {
+      : base(D),
+        momentum(momentum_),
+        eps(eps_),
+        running_mean(D, T(0)),
+        running_var(D, T(1)),
+        inv_std(D, T(1)) {
     TS_REQUIRE(momentum >= 0 && momentum <= 1, "[BatchNorm] momentum must be in [0, 1], got ", momentum);
     TS_REQUIRE(eps > 0, "[BatchNorm] eps must be positive, got ", eps);
   }
@@ -243,7 +249,7 @@ struct dropout_layer : layer<T> {
 //   Dtr = Σ DY U (1 − ar);  Dar = Σ DY U (x − tr).
 template <class T>
 struct srelu_layer : layer<T> {
-  T t[4];   // tl, al, tr, ar
+  T t[4];  // tl, al, tr, ar
   T Dt[4] = {0, 0, 0, 0};
   optimizer_state<T> state;
 

@@ -14,8 +14,8 @@
 #include <memory>
 
 #include "truesparse/blas.h"
-#include "truesparse/init.h"
 #include "truesparse/csr.h"
+#include "truesparse/init.h"
 #include "truesparse/kernels.h"
 #include "truesparse/layer.h"
 #include "truesparse/matrix.h"
@@ -31,9 +31,9 @@ struct sparse_linear;
 
 template <class T>
 struct linear_layer : layer<T> {
-  index_t in = 0;   // D
-  index_t out = 0;  // K
-  avector<T> b, Db;  // (K) bias and its gradient
+  index_t in = 0;             // D
+  index_t out = 0;            // K
+  avector<T> b, Db;           // (K) bias and its gradient
   optimizer_state<T> sW, sb;  // optimizer state of the weights (aligned with values()) and bias
 
   linear_layer(index_t in_, index_t out_) : in(in_), out(out_), b(out_, T(0)), Db(out_, T(0)) {}
@@ -49,8 +49,8 @@ struct linear_layer : layer<T> {
   // This layer as a sparse one, or null for a dense layer (no dynamic_cast at call sites).
   virtual sparse_linear<T>* as_sparse() { return nullptr; }
   virtual size_type nnz() const = 0;
-  virtual T* values() = 0;     // (nnz) W in storage order
-  virtual T* gradient() = 0;   // (nnz) DW, aligned with values()
+  virtual T* values() = 0;    // (nnz) W in storage order
+  virtual T* gradient() = 0;  // (nnz) DW, aligned with values()
   // Call after values() were changed from outside (set_weights): refreshes derived copies.
   virtual void values_changed() {}
 
@@ -62,8 +62,7 @@ struct linear_layer : layer<T> {
 
  protected:
   void check_input(const matrix<T>& X, const char* op) const {
-    TS_REQUIRE(X.rows == in, "[", op, "] X has ", X.rows, " features but the layer has ", in,
-               " inputs");
+    TS_REQUIRE(X.rows == in, "[", op, "] X has ", X.rows, " features but the layer has ", in, " inputs");
   }
 };
 
@@ -86,21 +85,21 @@ struct dense_linear : linear_layer<T> {
     Z.resize(this->out, N);
     column_repeat(this->b.data(), Z);
     // (K,N) = (K,D) (D,N) + (K,N)
-    gemm<T>(trans::N, trans::N, this->out, N, this->in, T(1), W.data(), this->in, X.ptr(), N,
-            T(1), Z.ptr(), N);
+    gemm<T>(trans::N, trans::N, this->out, N, this->in, T(1), W.data(), this->in, X.ptr(), N, T(1), Z.ptr(),
+            N);
   }
 
   void backward(const matrix<T>& X, const matrix<T>& DZ, matrix<T>* DX) override {
     const size_type N = X.cols;
     rows_sum(DZ, this->Db.data());
     // (K,D) = (K,N) (N,D)
-    gemm<T>(trans::N, trans::T, this->out, this->in, N, T(1), DZ.ptr(), N, X.ptr(), N, T(0),
-            DW.data(), this->in);
+    gemm<T>(trans::N, trans::T, this->out, this->in, N, T(1), DZ.ptr(), N, X.ptr(), N, T(0), DW.data(),
+            this->in);
     if (DX) {
       DX->resize(this->in, N);
       // (D,N) = (D,K) (K,N)
-      gemm<T>(trans::T, trans::N, this->in, N, this->out, T(1), W.data(), this->in, DZ.ptr(),
-              N, T(0), DX->ptr(), N);
+      gemm<T>(trans::T, trans::N, this->in, N, this->out, T(1), W.data(), this->in, DZ.ptr(), N, T(0),
+              DX->ptr(), N);
     }
   }
 
@@ -118,13 +117,13 @@ struct sparse_linear : linear_layer<T> {
   const char* kind() const override { return "sparse_linear"; }
   sparse_linear<T>* as_sparse() override { return this; }
   sparse_backend backend;
-  csr_pattern pattern;       // (K,D)
-  avector<T> W, DW;          // (nnz) aligned with pattern
-  csr_pattern pattern_t;     // (D,K) pattern of Wᵀ
-  std::vector<index_t> perm; // Wt[k] = W[perm[k]]
-  avector<T> Wt;             // (nnz) values of Wᵀ, refreshed lazily
+  csr_pattern pattern;        // (K,D)
+  avector<T> W, DW;           // (nnz) aligned with pattern
+  csr_pattern pattern_t;      // (D,K) pattern of Wᵀ
+  std::vector<index_t> perm;  // Wt[k] = W[perm[k]]
+  avector<T> Wt;              // (nnz) values of Wᵀ, refreshed lazily
   bool wt_stale = true;
-  bool keep_transpose;       // false for a first layer: DX is never needed
+  bool keep_transpose;  // false for a first layer: DX is never needed
   mkl_csr<T> handle, handle_t;
   init_kind init = init_kind::he_normal;  // how regrown weights are initialised
   fan_mode fan = fan_mode::actual;
@@ -140,8 +139,8 @@ struct sparse_linear : linear_layer<T> {
   // A new pattern: values and optimizer state start at zero.
   void set_pattern(csr_pattern p) {
     validate(p, "Linear.set_weights");
-    TS_REQUIRE(p.rows == this->out && p.cols == this->in, "[Linear.set_weights] pattern is (",
-               p.rows, ", ", p.cols, ") but the layer is (", this->out, ", ", this->in, ")");
+    TS_REQUIRE(p.rows == this->out && p.cols == this->in, "[Linear.set_weights] pattern is (", p.rows, ", ",
+               p.cols, ") but the layer is (", this->out, ", ", this->in, ")");
     avector<T> values(static_cast<std::size_t>(p.nnz()), T(0));
     this->sW.clear();
     ever_active.clear();
@@ -178,8 +177,7 @@ struct sparse_linear : linear_layer<T> {
   // Fraction of all positions that have ever held a stored weight.
   double itop_rate() const {
     const auto active = ever_active.empty() ? pattern.nnz() : static_cast<size_type>(ever_active.size());
-    return static_cast<double>(active) /
-           (static_cast<double>(this->out) * static_cast<double>(this->in));
+    return static_cast<double>(active) / (static_cast<double>(this->out) * static_cast<double>(this->in));
   }
 
  private:

@@ -46,13 +46,13 @@ struct loss_result {
 };
 
 template <class T>
-loss_result compute_loss(loss_kind kind, const matrix<T>& Y, const targets<T>& t, T scale,
-                         matrix<T>* DY, double label_smoothing = 0.0) {
+loss_result compute_loss(loss_kind kind, const matrix<T>& Y, const targets<T>& t, T scale, matrix<T>* DY,
+                         double label_smoothing = 0.0) {
   const size_type K = Y.rows, N = Y.cols;
   if (DY) DY->resize(K, N);
   const double eps = smooths_labels(kind) ? label_smoothing : 0.0;
   std::vector<double> per_example(static_cast<std::size_t>(N));  // summed serially below, so
-  std::vector<char> hit(static_cast<std::size_t>(N));             // the total is thread-independent
+  std::vector<char> hit(static_cast<std::size_t>(N));            // the total is thread-independent
 #pragma omp parallel for schedule(static) if (K * N > parallel_threshold)
   for (size_type n = 0; n < N; ++n) {
     // t_k of this example
@@ -86,7 +86,8 @@ loss_result compute_loss(loss_kind kind, const matrix<T>& Y, const targets<T>& t
         l += tsum * lse;
         if (DY)
           for (size_type k = 0; k < K; ++k)
-            (*DY)(k, n) = static_cast<T>((std::exp(static_cast<double>(Y(k, n)) - lse) * tsum - target(k)) * scale);
+            (*DY)(k, n) =
+                static_cast<T>((std::exp(static_cast<double>(Y(k, n)) - lse) * tsum - target(k)) * scale);
         break;
       }
       case loss_kind::squared_error:

@@ -70,8 +70,7 @@ void hadamard_inplace(matrix<T>& A, const matrix<T>& B) {
 // feature-major. Tiled 64 features x 16 examples: each tile reads 16 contiguous row pieces and
 // fills whole cache lines of Xb.
 template <class T, class S>
-void gather_feature_major(const S* X, size_type D, const std::int64_t* idx, size_type B,
-                          matrix<T>& Xb) {
+void gather_feature_major(const S* X, size_type D, const std::int64_t* idx, size_type B, matrix<T>& Xb) {
   Xb.resize(D, B);
   constexpr size_type dblock = 64, nblock = 16;
 #pragma omp parallel for schedule(static) if (D * B > parallel_threshold)

@@ -25,13 +25,13 @@ enum class layer_kind { linear, activation, softmax, log_softmax, batch_norm, dr
 // One layer of a network description.
 struct layer_spec {
   layer_kind kind = layer_kind::linear;
-  index_t size = 0;           // linear: number of outputs
-  double density = 1.0;       // linear: 1 makes a dense layer
+  index_t size = 0;      // linear: number of outputs
+  double density = 1.0;  // linear: 1 makes a dense layer
   activation_kind activation = activation_kind::relu;
-  double alpha = 0.01;        // activation: negative slope (leaky_relu, all_relu)
-  double p = 0.0;             // dropout
-  double momentum = 0.1;      // batch_norm
-  double eps = 1e-5;          // batch_norm
+  double alpha = 0.01;                      // activation: negative slope (leaky_relu, all_relu)
+  double p = 0.0;                           // dropout
+  double momentum = 0.1;                    // batch_norm
+  double eps = 1e-5;                        // batch_norm
   double srelu[4] = {0.0, 0.01, 1.0, 1.0};  // srelu: initial tl, al, tr, ar
 };
 
@@ -63,7 +63,12 @@ class network {
   std::uint64_t topology_updates = 0;  // SET/RigL updates applied so far (seeds their streams)
 
   explicit network(const network_options& o)
-      : loss(o.loss), label_smoothing(o.label_smoothing), backend(o.backend), seed(o.seed), init(o.init), fan(o.fan) {
+      : loss(o.loss),
+        label_smoothing(o.label_smoothing),
+        backend(o.backend),
+        seed(o.seed),
+        init(o.init),
+        fan(o.fan) {
     TS_REQUIRE(o.label_smoothing >= 0 && o.label_smoothing <= 1,
                "[Sequential] label_smoothing must be in [0, 1], got ", o.label_smoothing);
     TS_REQUIRE(o.inputs >= 1, "[Sequential] the number of inputs must be >= 1, got ", o.inputs);
@@ -100,7 +105,8 @@ class network {
           break;
         }
         case layer_kind::activation:
-          modules.push_back(std::make_unique<activation_layer<T>>(activation{s.activation, s.alpha, ++hidden_activations}));
+          modules.push_back(
+              std::make_unique<activation_layer<T>>(activation{s.activation, s.alpha, ++hidden_activations}));
           break;
         case layer_kind::softmax: modules.push_back(std::make_unique<softmax_layer<T>>()); break;
         case layer_kind::log_softmax: modules.push_back(std::make_unique<log_softmax_layer<T>>()); break;
@@ -138,8 +144,8 @@ class network {
   }
   void set_sparse_layer(std::size_t l, csr_pattern p, const T* values, const T* b) {
     auto& old = *layers.at(l);
-    TS_REQUIRE(p.rows == old.out && p.cols == old.in, "[Linear.set_weights] W is (", p.rows, ", ",
-               p.cols, ") but layer ", l, " is (", old.out, ", ", old.in, ")");
+    TS_REQUIRE(p.rows == old.out && p.cols == old.in, "[Linear.set_weights] W is (", p.rows, ", ", p.cols,
+               ") but layer ", l, " is (", old.out, ", ", old.in, ")");
     auto layer = std::make_unique<sparse_linear<T>>(std::move(p), backend, module_of[l] > 0);
     std::copy(values, values + layer->nnz(), layer->W.begin());
     std::copy(b, b + old.out, layer->b.begin());
@@ -164,7 +170,8 @@ class network {
     layer<T>& module = *modules.at(m);
     for (auto& p : module.parameters())
       if (name == p.name) {
-        TS_REQUIRE(size == p.size, "[", module.kind(), ".set] ", name, " needs ", p.size, " values, got ", size);
+        TS_REQUIRE(size == p.size, "[", module.kind(), ".set] ", name, " needs ", p.size, " values, got ",
+                   size);
         std::copy(values, values + size, p.value);
         return;
       }
@@ -173,8 +180,8 @@ class network {
 
   // Network output (K,N) of a feature-major batch X (D_0, N).
   const matrix<T>& forward(const matrix<T>& X, bool train = false) {
-    TS_REQUIRE(X.rows == inputs(), "[forward] X has ", X.rows, " features but the model has ",
-               inputs(), " inputs");
+    TS_REQUIRE(X.rows == inputs(), "[forward] X has ", X.rows, " features but the model has ", inputs(),
+               " inputs");
     const matrix<T>* in = &X;
     for (std::size_t m = 0; m < modules.size(); ++m) {
       modules[m]->forward(*in, Y[m], train);  // linear: (K,N) = (K,D) (D,N) + b 1ᵀ

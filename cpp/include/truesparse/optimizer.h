@@ -59,8 +59,8 @@ struct lr_schedule {
         break;
     }
     if (warmup_steps > 0)
-      lr *= warmup_start_factor + (1 - warmup_start_factor) *
-                                      static_cast<double>(std::min(t, warmup_steps)) / warmup_steps;
+      lr *= warmup_start_factor +
+            (1 - warmup_start_factor) * static_cast<double>(std::min(t, warmup_steps)) / warmup_steps;
     return lr;
   }
 };
@@ -82,7 +82,8 @@ inline void validate(const lr_schedule& s) {
   TS_REQUIRE(s.step_size >= 1, "[", op, "] step_size must be >= 1, got ", s.step_size);
   TS_REQUIRE(s.t_max >= 1, "[", op, "] T_max must be >= 1, got ", s.t_max);
   TS_REQUIRE(s.gamma > 0 && std::isfinite(s.gamma), "[", op, "] gamma must be positive, got ", s.gamma);
-  TS_REQUIRE(std::is_sorted(s.milestones.begin(), s.milestones.end()), "[", op, "] milestones must be sorted");
+  TS_REQUIRE(std::is_sorted(s.milestones.begin(), s.milestones.end()), "[", op,
+             "] milestones must be sorted");
   TS_REQUIRE(s.warmup_steps >= 0, "[LinearWarmup] warmup_steps must be >= 0, got ", s.warmup_steps);
   TS_REQUIRE(s.warmup_start_factor > 0 && s.warmup_start_factor <= 1,
              "[LinearWarmup] start_factor must be in (0, 1], got ", s.warmup_start_factor);
@@ -95,9 +96,9 @@ struct optimizer_config {
   bool nesterov = false;  // SGD
   double weight_decay = 0.0;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // Adam, AdamW
-  int new_weight_warmup = 0;                     // Adam, AdamW: steps; 0 = off
-  lr_schedule schedule;                          // lr at step t = schedule.rate(lr, t)
-  std::int64_t schedule_start = 0;               // the model's step count when t = 0
+  int new_weight_warmup = 0;                      // Adam, AdamW: steps; 0 = off
+  lr_schedule schedule;                           // lr at step t = schedule.rate(lr, t)
+  std::int64_t schedule_start = 0;                // the model's step count when t = 0
 };
 
 inline optimizer_config sgd(double lr, double momentum = 0.0, bool nesterov = false,
@@ -122,16 +123,17 @@ inline const char* optimizer_name(optimizer_kind k) {
 
 inline void validate(const optimizer_config& c) {
   const char* op = optimizer_name(c.kind);
-  TS_REQUIRE(std::isfinite(c.lr) && c.lr >= 0, "[", op, "] learning rate must be a non-negative number, got ", c.lr);
+  TS_REQUIRE(std::isfinite(c.lr) && c.lr >= 0, "[", op, "] learning rate must be a non-negative number, got ",
+             c.lr);
   TS_REQUIRE(c.momentum >= 0 && c.momentum < 1, "[", op, "] momentum must be in [0, 1), got ", c.momentum);
-  TS_REQUIRE(std::isfinite(c.weight_decay) && c.weight_decay >= 0,
-             "[", op, "] weight_decay must be non-negative, got ", c.weight_decay);
+  TS_REQUIRE(std::isfinite(c.weight_decay) && c.weight_decay >= 0, "[", op,
+             "] weight_decay must be non-negative, got ", c.weight_decay);
   TS_REQUIRE(!c.nesterov || c.momentum > 0, "[", op, "] Nesterov momentum needs momentum > 0");
-  TS_REQUIRE(c.beta1 >= 0 && c.beta1 < 1 && c.beta2 >= 0 && c.beta2 < 1,
-             "[", op, "] betas must be in [0, 1), got ", c.beta1, ", ", c.beta2);
+  TS_REQUIRE(c.beta1 >= 0 && c.beta1 < 1 && c.beta2 >= 0 && c.beta2 < 1, "[", op,
+             "] betas must be in [0, 1), got ", c.beta1, ", ", c.beta2);
   TS_REQUIRE(c.eps > 0, "[", op, "] eps must be positive, got ", c.eps);
-  TS_REQUIRE(c.new_weight_warmup >= 0 && c.new_weight_warmup < 65535,
-             "[", op, "] new_weight_warmup must be in [0, 65535), got ", c.new_weight_warmup);
+  TS_REQUIRE(c.new_weight_warmup >= 0 && c.new_weight_warmup < 65535, "[", op,
+             "] new_weight_warmup must be in [0, 65535), got ", c.new_weight_warmup);
   validate(c.schedule);
 }
 
@@ -154,8 +156,7 @@ struct optimizer_state {
 
 // One step on n values w with gradient g.
 template <class T>
-void optimizer_step(const optimizer_config& c, optimizer_state<T>& s, T* w, const T* g,
-                    size_type n) {
+void optimizer_step(const optimizer_config& c, optimizer_state<T>& s, T* w, const T* g, size_type n) {
   const T lr = static_cast<T>(c.lr), wd = static_cast<T>(c.weight_decay);
   ++s.steps;
   if (c.kind == optimizer_kind::sgd) {

@@ -41,8 +41,7 @@ enum class drop_schedule { cosine, constant, exponential };
 
 // RigL's drop fraction at step t: cosine α/2 (1 + cos(π t / T_end)), constant α,
 // exponential α (1 − t/T_end)^exponent; 0 after T_end.
-inline double drop_fraction(drop_schedule s, double alpha, double t, double t_end,
-                            double exponent = 2.0) {
+inline double drop_fraction(drop_schedule s, double alpha, double t, double t_end, double exponent = 2.0) {
   if (t > t_end || t_end <= 0) return 0.0;
   switch (s) {
     case drop_schedule::constant: return alpha;
@@ -98,8 +97,10 @@ std::vector<index_t> set_drop(const sparse_linear<T>& L, double zeta) {
   TS_REQUIRE(zeta >= 0 && zeta <= 1, "[SET] zeta must be in [0, 1], got ", zeta);
   std::vector<std::pair<T, index_t>> pos, neg;  // (value, k), O(nnz) scratch
   for (index_t k = 0; k < static_cast<index_t>(L.W.size()); ++k) {
-    if (L.W[k] > T(0)) pos.emplace_back(L.W[k], k);
-    else if (L.W[k] < T(0)) neg.emplace_back(-L.W[k], k);  // magnitude: closest to zero first
+    if (L.W[k] > T(0))
+      pos.emplace_back(L.W[k], k);
+    else if (L.W[k] < T(0))
+      neg.emplace_back(-L.W[k], k);  // magnitude: closest to zero first
   }
   std::vector<index_t> drop;
   for (auto* v : {&pos, &neg}) {
@@ -176,7 +177,8 @@ std::vector<std::int64_t> gradient_grow(const sparse_linear<T>& L, const std::ve
   };
   std::priority_queue<entry, std::vector<entry>, decltype(better)> top(better);
   if (k <= 0) return {};
-  const size_type rows_per_panel = std::max<size_type>(1, std::min<size_type>(K, panel_elements / std::max<size_type>(D, 1)));
+  const size_type rows_per_panel =
+      std::max<size_type>(1, std::min<size_type>(K, panel_elements / std::max<size_type>(D, 1)));
   matrix<T> G(rows_per_panel, D);
   for (size_type i0 = 0; i0 < K; i0 += rows_per_panel) {
     const size_type P = std::min(rows_per_panel, K - i0);
@@ -189,11 +191,11 @@ std::vector<std::int64_t> gradient_grow(const sparse_linear<T>& L, const std::ve
       const index_t end = p.indptr[i + 1];
       for (index_t j = 0; j < D; ++j) {
         while (k_row < end && p.indices[k_row] < j) ++k_row;
-        if (k_row < end && p.indices[k_row] == j &&
-            !std::binary_search(drop.begin(), drop.end(), k_row))
+        if (k_row < end && p.indices[k_row] == j && !std::binary_search(drop.begin(), drop.end(), k_row))
           continue;  // a kept weight
         const entry e{std::abs(g[j]), static_cast<std::int64_t>(i) * D + j};
-        if (static_cast<size_type>(top.size()) < k) top.push(e);
+        if (static_cast<size_type>(top.size()) < k)
+          top.push(e);
         else if (better(e, top.top())) {
           top.pop();
           top.push(e);
@@ -221,7 +223,8 @@ void apply_topology_change(sparse_linear<T>& L, const std::vector<index_t>& drop
                            topology_record& rec) {
   const csr_pattern& p = L.pattern;
   TS_ASSERT(grow.size() == grown_values.size());
-  const size_type new_nnz = p.nnz() - static_cast<size_type>(drop.size()) + static_cast<size_type>(grow.size());
+  const size_type new_nnz =
+      p.nnz() - static_cast<size_type>(drop.size()) + static_cast<size_type>(grow.size());
   csr_pattern q;
   q.rows = p.rows;
   q.cols = p.cols;
@@ -277,7 +280,8 @@ void apply_topology_change(sparse_linear<T>& L, const std::vector<index_t>& drop
   L.replace_topology(std::move(q), std::move(W), /*evolution=*/true);
   rec.nnz = L.nnz();
   rec.itop_rate = L.itop_rate();
-  std::vector<size_type> out_deg(static_cast<std::size_t>(L.pattern.rows)), in_deg(static_cast<std::size_t>(L.pattern.cols), 0);
+  std::vector<size_type> out_deg(static_cast<std::size_t>(L.pattern.rows)),
+      in_deg(static_cast<std::size_t>(L.pattern.cols), 0);
   for (index_t i = 0; i < L.pattern.rows; ++i) out_deg[i] = L.pattern.indptr[i + 1] - L.pattern.indptr[i];
   for (index_t j : L.pattern.indices) ++in_deg[j];
   rec.out_degree_histogram = detail::histogram(out_deg);
@@ -334,7 +338,8 @@ topology_record rigl_update(sparse_linear<T>& L, double f, const matrix<T>& DZ, 
   if (!reselected.empty()) {
     std::vector<index_t> keep_drop;
     for (std::size_t r = 0; r < drop.size(); ++r)
-      if (!std::binary_search(reselected.begin(), reselected.end(), dropped_pos[r])) keep_drop.push_back(drop[r]);
+      if (!std::binary_search(reselected.begin(), reselected.end(), dropped_pos[r]))
+        keep_drop.push_back(drop[r]);
     std::vector<std::int64_t> keep_grow;
     std::set_difference(grow.begin(), grow.end(), reselected.begin(), reselected.end(),
                         std::back_inserter(keep_grow));

@@ -29,18 +29,18 @@ struct epoch_result {
   double loss = 0.0;      // mean over examples seen
   double accuracy = 0.0;  // fraction of examples seen whose argmax equals the label
   size_type examples = 0;
-  bool stopped = false;   // should_stop() asked to stop before the epoch ended
+  bool stopped = false;  // should_stop() asked to stop before the epoch ended
 };
 
 template <class T>
 void check_dataset(const network<T>& m, const dataset<T>& d, const char* op) {
   TS_REQUIRE(d.M > 0, "[", op, "] the data set is empty");
-  TS_REQUIRE(d.D == m.inputs(), "[", op, "] X has ", d.D, " features but the model has ",
-             m.inputs(), " inputs");
+  TS_REQUIRE(d.D == m.inputs(), "[", op, "] X has ", d.D, " features but the model has ", m.inputs(),
+             " inputs");
   TS_REQUIRE(d.labels || d.targets, "[", op, "] no labels or targets given");
   if (d.targets)
-    TS_REQUIRE(d.K == m.outputs(), "[", op, "] targets have ", d.K,
-               " columns but the model has ", m.outputs(), " outputs");
+    TS_REQUIRE(d.K == m.outputs(), "[", op, "] targets have ", d.K, " columns but the model has ",
+               m.outputs(), " outputs");
   if (d.labels)
     for (size_type n = 0; n < d.M; ++n)
       TS_REQUIRE(d.labels[n] >= 0 && d.labels[n] < m.outputs(), "[", op, "] label ", d.labels[n],
@@ -149,10 +149,10 @@ std::vector<topology_record> rigl_update_on_batch(network<T>& m, const dataset<T
 // derive_seed(seed, 2, epoch) (identity order when shuffle is false). should_stop is polled
 // every check_every batches between batches, never inside a kernel.
 template <class T>
-epoch_result train_epoch(network<T>& m, const dataset<T>& d, size_type batch_size,
-                         const optimizer_config& c, std::uint64_t seed, std::uint64_t epoch,
-                         bool shuffle, const std::function<bool()>& should_stop = {},
-                         evolution_plan* evolution = nullptr, size_type check_every = 1) {
+epoch_result train_epoch(network<T>& m, const dataset<T>& d, size_type batch_size, const optimizer_config& c,
+                         std::uint64_t seed, std::uint64_t epoch, bool shuffle,
+                         const std::function<bool()>& should_stop = {}, evolution_plan* evolution = nullptr,
+                         size_type check_every = 1) {
   check_dataset(m, d, "fit");
   TS_REQUIRE(batch_size > 0, "[fit] batch_size must be positive, got ", batch_size);
   validate(c);
@@ -191,8 +191,7 @@ epoch_result train_epoch(network<T>& m, const dataset<T>& d, size_type batch_siz
       }
     }
     if (!skip_step) m.optimize(c);
-    if (evolution && evolution->set && evolution->set->delta_t > 0 &&
-        m.steps % evolution->set->delta_t == 0)
+    if (evolution && evolution->set && evolution->set->delta_t > 0 && m.steps % evolution->set->delta_t == 0)
       for (auto& rec : set_update_model(m, *evolution->set)) evolution->records.push_back(std::move(rec));
     loss_sum += lr.loss_sum;
     correct += lr.correct;
@@ -233,8 +232,7 @@ epoch_result evaluate(network<T>& m, const dataset<T>& d, size_type batch_size =
 template <class T>
 void predict_logits(network<T>& m, const T* X, size_type M, size_type D, T* out, bool train = false,
                     size_type batch_size = 1000) {
-  TS_REQUIRE(D == m.inputs(), "[predict] X has ", D, " features but the model has ", m.inputs(),
-             " inputs");
+  TS_REQUIRE(D == m.inputs(), "[predict] X has ", D, " features but the model has ", m.inputs(), " inputs");
   matrix<T> Xb;
   std::vector<std::int64_t> idx;
   for (size_type start = 0; start < M; start += batch_size) {
