@@ -212,8 +212,8 @@ def train_epoch(layers, loss, X, y, *, batch_size, optimizers, make_optimizer, s
     (``lr`` unchanged without a schedule).
 
     ``optimizers`` maps (reference layer, parameter name) to the optimizer of that array;
-    missing ones are made by ``make_optimizer()``, so a dict kept across calls keeps the
-    optimizer state, as the engine does across epochs and fits.
+    missing ones are made by ``make_optimizer()``, so the optimizer state lasts as long as
+    the dict is passed again (across epochs, and across fits as the engine keeps it).
     Returns (mean loss over the examples, accuracy of the outputs' argmax against labels y
     (nan for soft targets), t after the epoch); the accuracy and loss of a batch are those of
     the training pass, before its step.
