@@ -598,7 +598,7 @@ def test_evolve_and_fit_argument_errors():
         model.evolve("set")
     with pytest.raises(TypeError, match=match_all("[MLP.evolve]", "SGD")):
         model.evolve(ts.SGD())
-    with pytest.raises(TypeError, match=match_all("[fit]", "evolution", "str")):
+    with pytest.raises(TypeError, match=match_all("[MLP.fit]", "evolution", "str")):
         model.fit(x, y, epochs=1, evolution="rigl")
-    with pytest.raises(TypeError, match=match_all("[fit]", "evolution", "Adam")):
+    with pytest.raises(TypeError, match=match_all("[MLP.fit]", "evolution", "Adam")):
         model.fit(x, y, epochs=1, evolution=ts.Adam())
