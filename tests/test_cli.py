@@ -8,7 +8,6 @@ and one message on stderr, without a traceback.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -226,21 +225,23 @@ def test_interrupt_keeps_finished_epochs(monkeypatch, tmp_path, capsys):
     assert record["interrupted"] is True and len(record["history"]["loss"]) == 1
 
 
-def test_write_json_atomic(tmp_path):
-    path = tmp_path / "result.json"
-    cli.write_json_atomic(path, {"a": [1, 2.5]})
-    assert json.loads(path.read_text()) == {"a": [1, 2.5]}
-    umask = os.umask(0)
-    os.umask(umask)
-    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+@pytest.mark.parametrize("loss", list(ts.model.LOSSES))
+def test_every_loss_of_the_package_trains_from_the_cli(loss, capsys):
+    """The CLI's choices are the package's name lists, so every loss can be chosen."""
+    assert cli.main([*DIGITS[:-1], "1", "--loss", loss, "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith("final test accuracy")
 
-    # A failure while writing leaves the previous file intact and no temporary behind.
-    with pytest.raises(TypeError):
-        cli.write_json_atomic(path, {"a": object()})
-    with pytest.raises(ValueError, match="Out of range float"):
-        cli.write_json_atomic(path, {"a": float("nan")})
-    assert json.loads(path.read_text()) == {"a": [1, 2.5]}
-    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+def test_cli_choices_are_the_package_name_lists():
+    from truesparse import density, evolution, layers, model, optim
+
+    assert cli.LOSSES == list(model.LOSSES) and len(cli.LOSSES) == 5
+    assert cli.ACTIVATIONS == list(layers.ACTIVATIONS)
+    assert cli.INITS == list(model.WEIGHT_INITS)
+    assert cli.ALLOCATIONS == list(density.ALLOCATIONS)
+    assert cli.OPTIMIZERS == list(optim.OPTIMIZERS)
+    assert cli.EVOLUTIONS == ["none", *evolution.EVOLUTIONS]
+    assert set(cli.SCHEDULES) <= set(optim.SCHEDULES)
 
 
 def test_info(capsys):

@@ -4,7 +4,8 @@ Batch matrix form, feature-major (one example per column): a layer maps X (D,N) 
 Each layer is a class with explicit buffers and two verbs, ``forward(X) -> Y`` and
 ``backward(DY) -> DX``; ``backward`` also stores the parameter gradients as attributes
 (``DW``, ``Db``, ...). The equations are those proven in ``validation/test_<name>.py`` and
-derived in ``docs/backprop.md``; the activations are in ``activations.py``.
+derived in ``docs/backprop.md`` and ``docs/layers/<name>.md``; the activations are in
+``activations.py``.
 Computations are in float64 whatever the dtype of the inputs.
 """
 
