@@ -240,3 +240,25 @@ def train_epoch(layers, loss, X, y, *, batch_size, optimizers, make_optimizer, s
         t += 1
     n = X.shape[0]
     return total / n, (correct / n if y.ndim == 1 else float("nan")), t
+
+
+def fit(layers, loss, X, y, *, epochs, batch_size, make_optimizer, optimizers=None, schedule=None):
+    """The engine's ``fit(shuffle=False)`` for ``epochs`` epochs on the reference network:
+    ``train_epoch`` repeated with one optimizer dict and a running step count t. Yields
+    (mean loss, accuracy) after each epoch, so a caller can read the network in between;
+    pass ``optimizers`` to keep the optimizer state across calls, as the engine does."""
+    optimizers = {} if optimizers is None else optimizers
+    t = 0
+    for _ in range(epochs):
+        value, accuracy, t = train_epoch(
+            layers,
+            loss,
+            X,
+            y,
+            batch_size=batch_size,
+            optimizers=optimizers,
+            make_optimizer=make_optimizer,
+            schedule=schedule,
+            t=t,
+        )
+        yield value, accuracy

@@ -371,25 +371,21 @@ def _reference_state(layers) -> list[dict]:
 
 
 def _simulate(layers, loss, X, y, *, batch_size, epochs, make_optimizer, schedule=None):
-    """The fit of the engine (shuffle=False) as a NumPy loop of ``refnet.train_epoch``: per
+    """The fit of the engine (shuffle=False) as a NumPy loop of ``refnet.fit``: per
     batch a reference training pass and one reference optimizer step per parameter array,
     with the rate of step t from ``schedule`` (t = 0 at the first step). Returns the state
     and mean loss after each epoch."""
-    optimizers = {}
     states, losses = [], []
-    t = 0
-    for _ in range(epochs):
-        value, _, t = refnet.train_epoch(
-            layers,
-            loss,
-            X,
-            y,
-            batch_size=batch_size,
-            optimizers=optimizers,
-            make_optimizer=make_optimizer,
-            schedule=schedule,
-            t=t,
-        )
+    for value, _ in refnet.fit(
+        layers,
+        loss,
+        X,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        make_optimizer=make_optimizer,
+        schedule=schedule,
+    ):
         states.append(_reference_state(layers))
         losses.append(value)
     return states, losses

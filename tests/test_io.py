@@ -48,7 +48,6 @@ def test_a_writer_killed_mid_write_leaves_the_previous_file(tmp_path):
         f"""
         import os, signal
         from truesparse import io
-        real_fsync = os.fsync
         def die(fd):  # the new text is written but not yet renamed into place
             os.kill(os.getpid(), signal.SIGKILL)
         os.fsync = die

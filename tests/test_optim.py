@@ -50,19 +50,17 @@ def simulate(weights, masks, biases, x, y, act, loss, epochs, batch_size, make_o
     final (weights, biases) and per-epoch (mean loss, accuracy)."""
     layers = refnet.reference_mlp(weights, masks, biases, act)
     reference_loss = R.LOSSES[loss]()
-    optimizers, stats, t = {}, [], 0
-    for _ in range(epochs):
-        value, accuracy, t = refnet.train_epoch(
+    stats = list(
+        refnet.fit(
             layers,
             reference_loss,
             x,
             y,
+            epochs=epochs,
             batch_size=batch_size,
-            optimizers=optimizers,
             make_optimizer=make_optimizer,
-            t=t,
         )
-        stats.append((value, accuracy))
+    )
     linear = refnet.linear_layers(layers)
     for layer, m in zip(linear, masks):
         assert not np.any(layer.W[~m])

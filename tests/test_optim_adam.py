@@ -56,18 +56,19 @@ class Simulation:
 
     def run(self, x, y, epochs, batch_size):
         """Simulated fit(shuffle=False); returns the per-epoch mean losses."""
-        losses = []
-        for _ in range(epochs):
-            value, _, _ = refnet.train_epoch(
+        losses = [
+            value
+            for value, _ in refnet.fit(
                 self.layers,
                 R.LOSSES[LOSS](),
                 x,
                 y,
+                epochs=epochs,
                 batch_size=batch_size,
-                optimizers=self.optimizers,
                 make_optimizer=self.make_optimizer,
+                optimizers=self.optimizers,
             )
-            losses.append(value)
+        ]
         for layer in self.linear:
             assert not np.any(layer.W[layer.pattern == 0])
         return losses
