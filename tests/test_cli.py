@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 
 import pytest
 
+import processes
 import truesparse as ts
 from conftest import match_all
 from truesparse import cli
@@ -261,19 +261,14 @@ def test_version(capsys):
 
 
 def test_python_dash_m():
-    result = subprocess.run(
-        [sys.executable, "-m", "truesparse", "info"], capture_output=True, text=True, check=False
-    )
+    result = processes.run([sys.executable, "-m", "truesparse", "info"])
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"truesparse {ts.__version__}")
 
 
 def test_python_dash_m_bad_argument():
-    result = subprocess.run(
-        [sys.executable, "-m", "truesparse", "train", "--dataset", "digits", "--density", "2"],
-        capture_output=True,
-        text=True,
-        check=False,
+    result = processes.run(
+        [sys.executable, "-m", "truesparse", "train", "--dataset", "digits", "--density", "2"]
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

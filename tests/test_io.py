@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
+import processes
 from truesparse import cli, io
 
 
@@ -54,6 +53,6 @@ def test_a_writer_killed_mid_write_leaves_the_previous_file(tmp_path):
         io.write_text_atomic({str(path)!r}, "x" * 10_000_000)
         """
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    proc = processes.run_python(code)
     assert proc.returncode == -9
     assert path.read_text() == "previous\n"

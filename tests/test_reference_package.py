@@ -16,14 +16,13 @@ The per-component checks are parametrised by the names in ``reference.LAYERS``,
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import processes
 from conftest import assert_close
 from truesparse import reference as ref
 
@@ -43,7 +42,7 @@ spec.loader.exec_module(module)
 assert "scipy" not in sys.modules, "the reference must need NumPy only"
 print(sorted(module.LOSSES))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    out = processes.run_python(code)
     assert out.returncode == 0, out.stderr
     assert "softmax_cross_entropy" in out.stdout
 

@@ -40,6 +40,30 @@ dataset<T> make_dataset(const carray<T>& X, const std::optional<labels_array>& y
   return d;
 }
 
+// The stop poll of a loop that runs without the GIL: between batches it takes the GIL, runs
+// Python's signal handlers (Ctrl-C) and then the caller's poll(examples, loss, accuracy), if
+// any. The first Python error either raises stops the loop; it is kept for the caller to
+// return or raise.
+struct python_poll {
+  py::object poll;  // None or a callable
+  std::optional<py::error_already_set> error;
+
+  bool operator()(const epoch_result& r) {
+    py::gil_scoped_acquire gil;
+    try {
+      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+      if (!poll.is_none()) poll(r.examples, r.loss, r.accuracy);
+    } catch (py::error_already_set& e) {
+      error.emplace(std::move(e));
+      return true;
+    }
+    return false;
+  }
+  stop_poll function() {
+    return [this](const epoch_result& r) { return (*this)(r); };
+  }
+};
+
 template <class T>
 void bind_network(py::module_& m, const char* name) {
   using model = network<T>;
@@ -178,33 +202,27 @@ void bind_network(py::module_& m, const char* name) {
           "train_epoch",
           [](model& s, const carray<T>& X, std::optional<labels_array> y, std::optional<carray<T>> targets,
              size_type batch_size, const optimizer_config& opt, std::uint64_t epoch, bool shuffle,
-             std::optional<set_options> set, std::optional<rigl_options> rigl) {
+             std::optional<set_options> set, std::optional<rigl_options> rigl, py::object poll) {
             const dataset<T> d = make_dataset(X, y, targets, "fit");
             evolution_plan plan;
             plan.set = set;
             plan.rigl = rigl;
-            std::optional<py::error_already_set> interrupt;
-            auto should_stop = [&interrupt]() {
-              py::gil_scoped_acquire gil;
-              if (PyErr_CheckSignals() != 0) {
-                interrupt.emplace();  // fetches (and clears) the pending Python error
-                return true;
-              }
-              return false;
-            };
+            python_poll stop{std::move(poll), {}};
             epoch_result r;
             {
               py::gil_scoped_release nogil;
-              r = train_epoch(s, d, batch_size, opt, s.seed, epoch, shuffle, should_stop,
+              r = train_epoch(s, d, batch_size, opt, s.seed, epoch, shuffle, stop.function(),
                               set || rigl ? &plan : nullptr);
             }
-            // An interruption is returned, not raised, so that the caller can keep the
-            // topology records of the batches that did run before it raises it.
-            py::object stopped_by = interrupt ? interrupt->value() : py::object(py::none());
+            // The error that stopped the epoch (Ctrl-C, or raised by poll) is returned, not
+            // raised, so that the caller can keep the topology records of the batches that did
+            // run before it raises it.
+            py::object stopped_by = stop.error ? stop.error->value() : py::object(py::none());
             return py::make_tuple(r.loss, r.accuracy, r.examples, plan.records, stopped_by);
           },
           py::arg("X"), py::arg("y"), py::arg("targets"), py::arg("batch_size"), py::arg("optimizer"),
-          py::arg("epoch"), py::arg("shuffle"), py::arg("set") = py::none(), py::arg("rigl") = py::none())
+          py::arg("epoch"), py::arg("shuffle"), py::arg("set") = py::none(), py::arg("rigl") = py::none(),
+          py::arg("poll") = py::none())
       .def(
           "evolve_set",
           [](model& s, const set_options& o) {
@@ -243,16 +261,19 @@ void bind_network(py::module_& m, const char* name) {
       .def_readonly("topology_updates", &model::topology_updates)
       .def(
           "evaluate",
-          [](model& s, const carray<T>& X, std::optional<labels_array> y, std::optional<carray<T>> targets) {
+          [](model& s, const carray<T>& X, std::optional<labels_array> y, std::optional<carray<T>> targets,
+             py::object poll) {
             const dataset<T> d = make_dataset(X, y, targets, "evaluate");
+            python_poll stop{std::move(poll), {}};
             epoch_result r;
             {
               py::gil_scoped_release nogil;
-              r = evaluate(s, d);
+              r = evaluate(s, d, 1000, stop.function());
             }
+            if (stop.error) throw std::move(*stop.error);  // nothing changed: raise it
             return py::make_tuple(r.loss, r.accuracy);
           },
-          py::arg("X"), py::arg("y"), py::arg("targets"));
+          py::arg("X"), py::arg("y"), py::arg("targets"), py::arg("poll") = py::none());
 }
 
 }  // namespace

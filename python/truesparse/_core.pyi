@@ -2,7 +2,7 @@
 # tests/test_core_stub.py checks them against the compiled module: names, enum members,
 # attributes and every parameter list.
 from enum import Enum
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import numpy.typing as npt
@@ -199,6 +199,7 @@ class _Network:
         shuffle: bool,
         set: Optional[SETOptions] = None,
         rigl: Optional[RigLOptions] = None,
+        poll: Optional[Callable[[int, float, float], object]] = None,
     ) -> tuple[float, float, int, list[TopologyRecord], Optional[BaseException]]: ...
     def evolve_set(self, options: SETOptions) -> list[TopologyRecord]: ...
     def evolve_rigl(
@@ -209,7 +210,11 @@ class _Network:
         drop_fraction: float,
     ) -> list[TopologyRecord]: ...
     def evaluate(
-        self, X: np.ndarray, y: Optional[np.ndarray], targets: Optional[np.ndarray]
+        self,
+        X: np.ndarray,
+        y: Optional[np.ndarray],
+        targets: Optional[np.ndarray],
+        poll: Optional[Callable[[int, float, float], object]] = None,
     ) -> tuple[float, float]: ...
 
 class Network_f32(_Network): ...

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 
 from . import _core
 from . import layers as L
+from ._interrupt import InterruptGuard
 from .density import allocate, check_sizes
 from .evolution import SET, RigL, record_to_dict
 from .optim import SGD, Adam
@@ -264,9 +265,13 @@ class Sequential:
         ``history`` has per-epoch lists ``loss`` and ``accuracy`` (running over the epoch's
         batches), ``time`` (seconds of training), and ``val_loss``/``val_accuracy`` when
         ``validation_data=(X_val, y_val)`` is given. ``callback(record)`` is called after each
-        epoch with that epoch's values; returning ``False`` stops training. Ctrl-C stops between
-        batches and raises ``KeyboardInterrupt``; the weights are those after the last finished
-        batch and ``history_`` holds the finished epochs.
+        epoch with that epoch's values; returning ``False`` stops training.
+
+        Ctrl-C stops training within one batch wherever it lands (training, validation, a
+        topology update, the callback) and raises ``KeyboardInterrupt``: the weights are those
+        after the last finished batch, ``history_`` holds every epoch whose training batches
+        finished (NaN validation values if its validation was interrupted) and
+        ``history_["topology"]`` every update that ran. An ignored SIGINT stays ignored.
 
         ``optimizer`` is :class:`SGD` (default ``SGD()``), :class:`Adam` or :class:`AdamW`.
         ``evolution`` is :class:`SET` or :class:`RigL`; then ``history["topology"]`` lists one
@@ -312,47 +317,99 @@ class Sequential:
             set_options = evolution._options()
         if isinstance(evolution, RigL):
             rigl_options = evolution._options(self._core.steps, epochs * steps_per_epoch)
-        for epoch in range(epochs):
-            start = time.perf_counter()
-            loss, acc, _, records, interrupt = self._core.train_epoch(
-                X,
-                labels,
-                targets,
-                int(batch_size),
-                config,
-                self._epochs_done,
-                shuffle,
-                set_options,
-                rigl_options,
+        with InterruptGuard() as guard:
+            for epoch in range(epochs):
+                record = self._fit_epoch(
+                    X,
+                    labels,
+                    targets,
+                    batch_size,
+                    config,
+                    shuffle,
+                    val,
+                    guard,
+                    history,
+                    evolution,
+                    set_options,
+                    rigl_options,
+                    last_epoch=epoch + 1 == epochs,
+                )
+                if verbose:
+                    line = f"epoch {record['epoch']:3d}  loss {record['loss']:.4f}  "
+                    line += f"acc {record['accuracy']:.4f}"
+                    if val is not None:
+                        line += f"  val_loss {record['val_loss']:.4f}  "
+                        line += f"val_acc {record['val_accuracy']:.4f}"
+                    print(line + f"  time {record['time']:.3f}s", file=sys.stdout, flush=True)
+                guard.raise_pending()  # a Ctrl-C held back while the epoch was recorded
+                if callback is not None:
+                    with guard.released():  # a Ctrl-C in the user's code raises there
+                        if callback(record) is False:
+                            break
+        return history
+
+    def _fit_epoch(
+        self,
+        X,
+        labels,
+        targets,
+        batch_size,
+        config,
+        shuffle,
+        val,
+        guard,
+        history,
+        evolution,
+        set_options,
+        rigl_options,
+        last_epoch: bool,
+    ) -> dict:
+        """One epoch of ``fit``: train, evolve, validate, and record it in ``history``. A Ctrl-C
+        (or an error) stops it between batches; what ran is recorded before it is raised: the
+        topology records of the updates that ran and, once the training batches are done, the
+        epoch itself (with NaN validation values when the validation was interrupted)."""
+        start = time.perf_counter()
+        loss, acc, _, records, stopped_by = self._core.train_epoch(
+            X,
+            labels,
+            targets,
+            int(batch_size),
+            config,
+            self._epochs_done,
+            shuffle,
+            set_options,
+            rigl_options,
+            poll=guard.poll,
+        )
+        self._has_gradients = True
+        if evolution is not None:
+            history["topology"].extend(record_to_dict(r) for r in records)
+        if stopped_by is not None:
+            raise stopped_by
+        if isinstance(evolution, SET) and evolution.delta_t is None and not last_epoch:
+            history["topology"].extend(
+                record_to_dict(r) for r in self._core.evolve_set(evolution._options())
             )
-            if interrupt is not None:  # Ctrl-C between batches: keep what changed, then raise
-                self._has_gradients = True
-                if evolution is not None:
-                    history["topology"].extend(record_to_dict(r) for r in records)
-                raise interrupt
-            if isinstance(evolution, SET) and evolution.delta_t is None and epoch + 1 < epochs:
-                records = records + self._core.evolve_set(evolution._options())
-            elapsed = time.perf_counter() - start
-            if evolution is not None:
-                history["topology"].extend(record_to_dict(r) for r in records)
-            self._epochs_done += 1
-            self._has_gradients = True
-            record = {"epoch": self._epochs_done, "loss": loss, "accuracy": acc, "time": elapsed}
+        self._epochs_done += 1
+        record = {
+            "epoch": self._epochs_done,
+            "loss": loss,
+            "accuracy": acc,
+            "time": time.perf_counter() - start,
+        }
+        try:
             if val is not None:
-                record["val_loss"], record["val_accuracy"] = self._core.evaluate(*val)
+                record["val_loss"], record["val_accuracy"] = self._core.evaluate(
+                    *val, poll=guard.poll
+                )
+        except BaseException:
+            record["val_loss"] = record["val_accuracy"] = float("nan")
+            raise
+        finally:
             for key in history:
                 if key != "topology":
                     history[key].append(record[key])
-            if verbose:
-                line = f"epoch {record['epoch']:3d}  loss {loss:.4f}  acc {acc:.4f}"
-                if val is not None:
-                    line += (
-                        f"  val_loss {record['val_loss']:.4f}  val_acc {record['val_accuracy']:.4f}"
-                    )
-                print(line + f"  time {elapsed:.3f}s", file=sys.stdout, flush=True)
-            if callback is not None and callback(record) is False:
-                break
-        return history
+        return record
 
     def evolve(
         self, evolution: Union[SET, RigL], X=None, y=None, drop_fraction: Optional[float] = None

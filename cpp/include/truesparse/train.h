@@ -32,6 +32,17 @@ struct epoch_result {
   bool stopped = false;  // should_stop() asked to stop before the epoch ended
 };
 
+// Polled between batches with the progress so far (loss and accuracy are running means over
+// the examples seen): returning true stops the loop before its next batch.
+using stop_poll = std::function<bool(const epoch_result&)>;
+
+// The running means of r from sums over r.examples examples.
+inline void set_means(epoch_result& r, double loss_sum, size_type correct) {
+  if (r.examples == 0) return;
+  r.loss = loss_sum / static_cast<double>(r.examples);
+  r.accuracy = static_cast<double>(correct) / static_cast<double>(r.examples);
+}
+
 template <class T>
 void check_dataset(const network<T>& m, const dataset<T>& d, const char* op) {
   TS_REQUIRE(d.M > 0, "[", op, "] the data set is empty");
@@ -147,11 +158,11 @@ std::vector<topology_record> rigl_update_on_batch(network<T>& m, const dataset<T
 
 // One epoch of mini-batch SGD. The example order is a Fisher–Yates shuffle drawn from
 // derive_seed(seed, 2, epoch) (identity order when shuffle is false). should_stop is polled
-// every check_every batches between batches, never inside a kernel.
+// every check_every batches between batches (never inside a kernel) with the progress so far.
 template <class T>
 epoch_result train_epoch(network<T>& m, const dataset<T>& d, size_type batch_size, const optimizer_config& c,
                          std::uint64_t seed, std::uint64_t epoch, bool shuffle,
-                         const std::function<bool()>& should_stop = {}, evolution_plan* evolution = nullptr,
+                         const stop_poll& should_stop = {}, evolution_plan* evolution = nullptr,
                          size_type check_every = 1) {
   check_dataset(m, d, "fit");
   TS_REQUIRE(batch_size > 0, "[fit] batch_size must be positive, got ", batch_size);
@@ -169,9 +180,12 @@ epoch_result train_epoch(network<T>& m, const dataset<T>& d, size_type batch_siz
   double loss_sum = 0.0;
   size_type correct = 0, batch_index = 0;
   for (size_type start = 0; start < d.M; start += batch_size, ++batch_index) {
-    if (should_stop && batch_index % check_every == 0 && should_stop()) {
-      r.stopped = true;
-      break;
+    if (should_stop && batch_index % check_every == 0) {
+      set_means(r, loss_sum, correct);
+      if (should_stop(r)) {
+        r.stopped = true;
+        break;
+      }
     }
     const size_type B = std::min(batch_size, d.M - start);
     const targets<T> t = buf.gather(d, order.data() + start, B);
@@ -197,16 +211,15 @@ epoch_result train_epoch(network<T>& m, const dataset<T>& d, size_type batch_siz
     correct += lr.correct;
     r.examples += B;
   }
-  if (r.examples > 0) {
-    r.loss = loss_sum / r.examples;
-    r.accuracy = static_cast<double>(correct) / r.examples;
-  }
+  set_means(r, loss_sum, correct);
   return r;
 }
 
-// Loss and accuracy over a whole data set, in batches, without touching the weights.
+// Loss and accuracy over a whole data set, in batches, without touching the weights;
+// should_stop is polled before each batch as in train_epoch.
 template <class T>
-epoch_result evaluate(network<T>& m, const dataset<T>& d, size_type batch_size = 1000) {
+epoch_result evaluate(network<T>& m, const dataset<T>& d, size_type batch_size = 1000,
+                      const stop_poll& should_stop = {}) {
   check_dataset(m, d, "evaluate");
   batch_buffers<T> buf;
   std::vector<std::int64_t> idx;
@@ -214,6 +227,13 @@ epoch_result evaluate(network<T>& m, const dataset<T>& d, size_type batch_size =
   double loss_sum = 0.0;
   size_type correct = 0;
   for (size_type start = 0; start < d.M; start += batch_size) {
+    if (should_stop) {
+      set_means(r, loss_sum, correct);
+      if (should_stop(r)) {
+        r.stopped = true;
+        return r;
+      }
+    }
     const size_type B = std::min(batch_size, d.M - start);
     idx.resize(B);
     std::iota(idx.begin(), idx.end(), start);
@@ -223,8 +243,7 @@ epoch_result evaluate(network<T>& m, const dataset<T>& d, size_type batch_size =
     correct += lr.correct;
     r.examples += B;
   }
-  r.loss = loss_sum / r.examples;
-  r.accuracy = static_cast<double>(correct) / r.examples;
+  set_means(r, loss_sum, correct);
   return r;
 }
 
