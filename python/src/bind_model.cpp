@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "bindings.h"
+#include "truesparse/state.h"
 #include "truesparse/train.h"
 
 namespace truesparse::python {
@@ -38,6 +39,51 @@ dataset<T> make_dataset(const carray<T>& X, const std::optional<labels_array>& y
     d.K = targets->shape(1);
   }
   return d;
+}
+
+// Checkpoint state (truesparse/state.h) to and from a dict of 1-D NumPy arrays; counters are
+// arrays of one element.
+template <class V>
+struct is_state_span : std::false_type {};
+template <class T>
+struct is_state_span<state_span<T>> : std::true_type {};
+
+template <class V>
+py::array state_out(const V& v) {
+  if constexpr (std::is_integral_v<V>)
+    return copy_out(&v, {1});
+  else if constexpr (is_state_span<V>::value)
+    return copy_out(v.data, {static_cast<py::ssize_t>(v.size)});
+  else
+    return copy_out(v);
+}
+
+template <class E>
+py::array_t<E> state_item(const py::dict& state, const std::string& name) {
+  TS_REQUIRE(state.contains(name), "[load] the state has no array ", name);
+  const py::array a = state[name.c_str()];
+  TS_REQUIRE(a.ndim() == 1 && a.dtype().is(py::dtype::of<E>()), "[load] ", name, " must be a 1-D array of ",
+             std::string(py::str(py::dtype::of<E>())), ", got a ", a.ndim(), "-D array of ",
+             std::string(py::str(a.dtype())));
+  return py::array_t < E, py::array::c_style | py::array::forcecast > (a);
+}
+
+template <class V>
+void state_in(const py::dict& state, const std::string& name, V& v) {
+  if constexpr (std::is_integral_v<V>) {
+    const auto a = state_item<V>(state, name);
+    TS_REQUIRE(a.size() == 1, "[load] ", name, " must hold one value, got ", a.size());
+    v = a.data()[0];
+  } else if constexpr (is_state_span<V>::value) {
+    using E = std::remove_pointer_t<decltype(v.data)>;
+    const auto a = state_item<E>(state, name);
+    TS_REQUIRE(static_cast<size_type>(a.size()) == v.size, "[load] ", name, " has ", a.size(),
+               " entries, the model needs ", v.size);
+    std::copy(a.data(), a.data() + a.size(), v.data);
+  } else {
+    const auto a = state_item<typename V::value_type>(state, name);
+    v.assign(a.data(), a.data() + a.size());
+  }
 }
 
 // The stop poll of a loop that runs without the GIL: between batches it takes the GIL, runs
@@ -257,6 +303,31 @@ void bind_network(py::module_& m, const char* name) {
             return L ? L->itop_rate() : 1.0;
           },
           py::arg("l"))
+      .def("get_state",
+           [](model& s) {
+             py::dict state;
+             for_each_state(
+                 s, [&](const std::string& name, const auto& v) { state[name.c_str()] = state_out(v); });
+             return state;
+           })
+      .def(
+          "set_state",  // on a freshly built network of the same layers; discard it on error
+          [](model& s, const py::dict& state) {
+            std::size_t used = 0;
+            for_each_state(s, [&](const std::string& name, auto&& v) {
+              state_in(state, name, v);  // a span by value: its data pointer is what is written
+              ++used;
+            });
+            if (used != state.size())
+              for (auto item : state) {
+                const std::string key = py::str(item.first);
+                bool known = false;
+                for_each_state(s, [&](const std::string& name, auto&&) { known = known || name == key; });
+                TS_REQUIRE(known, "[load] the state has an array ", key, " that this network does not have");
+              }
+            state_loaded(s);
+          },
+          py::arg("state"))
       .def_readwrite("steps", &model::steps)
       .def_readonly("topology_updates", &model::topology_updates)
       .def(

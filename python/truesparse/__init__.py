@@ -7,12 +7,12 @@ batch forward and backward passes with Intel oneMKL's sparse BLAS and our own ke
 >>> model = ts.MLP([784, 1024, 512, 10], density=0.05, seed=0)
 """
 
-from . import layers
+from . import callbacks, checkpoint, layers
 from ._core import get_num_threads, mkl_version, set_num_threads
 from ._version import __version__
 from .density import epsilon_densities, er_densities, uniform_densities
 from .evolution import SET, RigL
-from .model import MLP, Sequential
+from .model import MLP, Sequential, load
 from .optim import (
     SGD,
     Adam,
@@ -40,10 +40,13 @@ __all__ = [
     "Sequential",
     "StepLR",
     "__version__",
+    "callbacks",
+    "checkpoint",
     "epsilon_densities",
     "er_densities",
     "get_num_threads",
     "layers",
+    "load",
     "mkl_version",
     "set_num_threads",
     "uniform_densities",

@@ -8,22 +8,26 @@ Everything here converts and validates arguments, then calls ``truesparse._core`
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 import scipy.sparse as sp
 
 from . import _core
+from . import checkpoint as checkpoint_module
 from . import layers as L
 from ._interrupt import InterruptGuard
+from .callbacks import Callback
 from .density import allocate, check_sizes
 from .evolution import SET, RigL, record_to_dict
 from .optim import SGD, Adam
 from .views import LinearView, ModuleView, type_error_if_not_numeric
 
-__all__ = ["LOSSES", "MLP", "WEIGHT_INITS", "Sequential", "mlp_layers"]
+__all__ = ["LOSSES", "MLP", "WEIGHT_INITS", "Sequential", "load", "mlp_layers"]
 
 # The names of the losses, weight initialisations, fan-in modes, backends and dtypes: each list
 # is defined once, by the engine's enums, and the CLI offers the same.
@@ -34,6 +38,37 @@ BACKENDS = dict(_core.Backend.__members__)
 DTYPES = {np.dtype(np.float32): _core.Network_f32, np.dtype(np.float64): _core.Network_f64}
 # Losses that need a particular last layer, which MLP appends and Sequential checks for.
 LAST_LAYER = {"cross_entropy": L.Softmax, "negative_log_likelihood": L.LogSoftmax}
+
+
+def _count(value, name: str, op: str, minimum: int) -> int:
+    """An integer argument >= minimum (not a bool, not a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        kind = "a non-negative" if minimum == 0 else "a positive" if minimum == 1 else "an"
+        raise ValueError(f"[{op}] {name} must be {kind} integer, got {value!r}")
+    return int(value)
+
+
+def _epoch_line(record: dict) -> str:
+    line = f"epoch {record['epoch']:3d}  loss {record['loss']:.4f}  acc {record['accuracy']:.4f}"
+    if "val_loss" in record:
+        line += f"  val_loss {record['val_loss']:.4f}  val_acc {record['val_accuracy']:.4f}"
+    return line + f"  time {record['time']:.3f}s"
+
+
+@dataclass
+class _Run:
+    """The data and settings of one ``fit`` call, as the engine takes them."""
+
+    X: np.ndarray
+    labels: Optional[np.ndarray]
+    targets: Optional[np.ndarray]
+    batch_size: int
+    shuffle: bool
+    val: Optional[tuple]
+    evolution: Optional[Union[SET, RigL]]
+    config: Any
+    set_options: Any
+    rigl_options: Any
 
 
 def _choice(table: dict, value: Any, what: str, op: str) -> Any:
@@ -147,6 +182,15 @@ class Sequential:
         self.seed = int(seed)
         self.loss = loss
         self.label_smoothing = float(label_smoothing)
+        self._specs = specs
+        self._options = {
+            "loss": loss,
+            "label_smoothing": self.label_smoothing,
+            "weight_init": weight_init,
+            "sparse_fan_in": sparse_fan_in,
+            "seed": self.seed,
+            "backend": backend,
+        }
         self._core = DTYPES[self.dtype](
             inputs=int(inputs),
             layers=[spec._spec() for spec in specs],
@@ -165,6 +209,7 @@ class Sequential:
         ]
         self._has_gradients = False
         self._epochs_done = 0
+        self._plan: Optional[dict] = None  # the planned run of the last fit (see fit)
         self.history_: dict[str, list] = {}
 
     def _op(self, method: str) -> str:
@@ -259,33 +304,47 @@ class Sequential:
         verbose: int = 0,
         callback: Optional[Callable[[dict], Any]] = None,
         evolution: Optional[Union[SET, RigL]] = None,
+        *,
+        callbacks: Sequence[Callback] = (),
+        initial_epoch: Optional[int] = None,
+        checkpoint: Optional[Union[str, os.PathLike]] = None,
+        checkpoint_every: int = 1,
     ) -> dict[str, list]:
         """Train with mini-batch SGD; returns the history (also kept as ``history_``).
 
         ``history`` has per-epoch lists ``loss`` and ``accuracy`` (running over the epoch's
         batches), ``time`` (seconds of training), and ``val_loss``/``val_accuracy`` when
-        ``validation_data=(X_val, y_val)`` is given. ``callback(record)`` is called after each
-        epoch with that epoch's values; returning ``False`` stops training.
-
-        Ctrl-C stops training within one batch wherever it lands (training, validation, a
-        topology update, the callback) and raises ``KeyboardInterrupt``: the weights are those
-        after the last finished batch, ``history_`` holds every epoch whose training batches
-        finished (NaN validation values if its validation was interrupted) and
-        ``history_["topology"]`` every update that ran. An ignored SIGINT stays ignored.
+        ``validation_data=(X_val, y_val)`` is given.
 
         ``optimizer`` is :class:`SGD` (default ``SGD()``), :class:`Adam` or :class:`AdamW`.
         ``evolution`` is :class:`SET` or :class:`RigL`; then ``history["topology"]`` lists one
         record per sparse layer and update (:func:`truesparse.evolution.record_to_dict`).
+
+        **A planned run.** A call plans ``epochs`` epochs: the learning-rate schedule's step 0,
+        RigL's T_end and SET's skipped last update are placed by that plan. ``checkpoint=path``
+        saves the model (:meth:`save`) after every ``checkpoint_every`` epochs and after the
+        last; the plan is saved with it. ``initial_epoch=k`` continues the model's plan at its
+        epoch k (the epochs it has done of it): a run of ``epochs`` epochs stopped after k and
+        continued with ``fit(..., epochs=epochs, initial_epoch=k)`` and the same data and
+        settings trains exactly as the uninterrupted run, and its ``history_`` continues the
+        plan's.
+
+        **Callbacks.** ``callback(record)`` is called after each epoch with that epoch's values;
+        ``callbacks`` are :class:`truesparse.callbacks.Callback` objects (``on_train_begin``,
+        ``on_epoch_end(model, record, history)``, ``on_train_end``), such as
+        :class:`~truesparse.callbacks.EarlyStopping`. Returning ``False`` from either stops
+        training.
+
+        **Ctrl-C** stops training within one batch wherever it lands (training, validation, a
+        topology update, a checkpoint, a callback) and raises ``KeyboardInterrupt``: the weights
+        are those after the last finished batch, ``history_`` holds every epoch whose training
+        batches finished (NaN validation values if its validation was interrupted) and
+        ``history_["topology"]`` every update that ran. An ignored SIGINT stays ignored.
         """
         op = self._op("fit")
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"[{op}] epochs must be a non-negative integer, got {epochs!r}")
-        if (
-            isinstance(batch_size, bool)
-            or not isinstance(batch_size, (int, np.integer))
-            or batch_size <= 0
-        ):
-            raise ValueError(f"[{op}] batch_size must be a positive integer, got {batch_size!r}")
+        epochs = _count(epochs, "epochs", op, minimum=0)
+        batch_size = _count(batch_size, "batch_size", op, minimum=1)
+        checkpoint_every = _count(checkpoint_every, "checkpoint_every", op, minimum=1)
         optimizer = SGD() if optimizer is None else optimizer
         if not isinstance(optimizer, (SGD, Adam)):
             raise TypeError(
@@ -296,99 +355,146 @@ class Sequential:
             raise TypeError(
                 f"[{op}] evolution must be truesparse.SET or RigL, got {type(evolution).__name__}"
             )
+        callbacks = list(callbacks)
+        for c in callbacks:
+            if not isinstance(c, Callback):
+                raise TypeError(
+                    f"[{op}] callbacks must be truesparse.callbacks.Callback objects, "
+                    f"got {type(c).__name__}"
+                )
+        if checkpoint is not None:
+            directory = os.path.dirname(os.path.abspath(os.fspath(checkpoint)))
+            if not os.path.isdir(directory):
+                raise ValueError(
+                    f"[{op}] the directory of checkpoint {checkpoint!r} does not exist"
+                )
         X = self._features(X, op)
         labels, targets = self._targets(y, X.shape[0], op)
         val = None
         if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError(f"[{op}] validation_data must be a pair (X_val, y_val)")
             Xv, yv = validation_data
             Xv = self._features(Xv, f"{op}(validation_data)")
             val = (Xv, *self._targets(yv, Xv.shape[0], f"{op}(validation_data)"))
-        history: dict[str, list] = {"loss": [], "accuracy": [], "time": []}
-        if val is not None:
-            history.update(val_loss=[], val_accuracy=[])
-        if evolution is not None:
-            history["topology"] = []
-        self.history_ = history
-        config = optimizer._config()
-        config.schedule_start = self._core.steps  # the schedule's t = 0 at this fit's first step
-        steps_per_epoch = -(-X.shape[0] // int(batch_size))
-        set_options = rigl_options = None
-        if isinstance(evolution, SET) and evolution.delta_t is not None:
-            set_options = evolution._options()
-        if isinstance(evolution, RigL):
-            rigl_options = evolution._options(self._core.steps, epochs * steps_per_epoch)
+        plan = {
+            "epochs": epochs,
+            "start_epoch": self._epochs_done,
+            "start_step": self._core.steps,
+            "steps_per_epoch": -(-X.shape[0] // batch_size),
+            "examples": X.shape[0],
+            "batch_size": batch_size,
+            "shuffle": bool(shuffle),
+            "validation": val is not None,
+            "optimizer": repr(optimizer),
+            "evolution": repr(evolution),
+        }
+        keys = ["loss", "accuracy", "time"] + (["val_loss", "val_accuracy"] if val else [])
+        keys += ["topology"] if evolution is not None else []
+        if initial_epoch is None:
+            first = 0
+            self.history_ = {key: [] for key in keys}
+        else:
+            first = self._continued_plan(plan, initial_epoch, op)
+            plan = self._plan
+        history = self.history_
+        self._plan = plan
+        run = _Run(
+            X=X,
+            labels=labels,
+            targets=targets,
+            batch_size=batch_size,
+            shuffle=bool(shuffle),
+            val=val,
+            evolution=evolution,
+            config=optimizer._config(),
+            set_options=(
+                evolution._options()
+                if isinstance(evolution, SET) and evolution.delta_t is not None
+                else None
+            ),
+            rigl_options=(
+                evolution._options(plan["start_step"], epochs * plan["steps_per_epoch"])
+                if isinstance(evolution, RigL)
+                else None
+            ),
+        )
+        run.config.schedule_start = plan["start_step"]  # the schedule's t = 0: the plan's start
+        for c in callbacks:
+            c.on_train_begin(self)
         with InterruptGuard() as guard:
-            for epoch in range(epochs):
-                record = self._fit_epoch(
-                    X,
-                    labels,
-                    targets,
-                    batch_size,
-                    config,
-                    shuffle,
-                    val,
-                    guard,
-                    history,
-                    evolution,
-                    set_options,
-                    rigl_options,
-                    last_epoch=epoch + 1 == epochs,
-                )
+            for epoch in range(first, epochs):
+                record = self._fit_epoch(run, guard, last_epoch=epoch + 1 == epochs)
                 if verbose:
-                    line = f"epoch {record['epoch']:3d}  loss {record['loss']:.4f}  "
-                    line += f"acc {record['accuracy']:.4f}"
-                    if val is not None:
-                        line += f"  val_loss {record['val_loss']:.4f}  "
-                        line += f"val_acc {record['val_accuracy']:.4f}"
-                    print(line + f"  time {record['time']:.3f}s", file=sys.stdout, flush=True)
+                    print(_epoch_line(record), file=sys.stdout, flush=True)
+                if checkpoint is not None and (
+                    (epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs
+                ):
+                    self.save(checkpoint)
                 guard.raise_pending()  # a Ctrl-C held back while the epoch was recorded
-                if callback is not None:
-                    with guard.released():  # a Ctrl-C in the user's code raises there
-                        if callback(record) is False:
-                            break
+                with guard.released():  # a Ctrl-C in the user's code raises there
+                    stop = callback is not None and callback(record) is False
+                    for c in callbacks:
+                        stop = c.on_epoch_end(self, record, history) is False or stop
+                if stop:
+                    break
+        for c in callbacks:
+            c.on_train_end(self)
         return history
 
-    def _fit_epoch(
-        self,
-        X,
-        labels,
-        targets,
-        batch_size,
-        config,
-        shuffle,
-        val,
-        guard,
-        history,
-        evolution,
-        set_options,
-        rigl_options,
-        last_epoch: bool,
-    ) -> dict:
-        """One epoch of ``fit``: train, evolve, validate, and record it in ``history``. A Ctrl-C
-        (or an error) stops it between batches; what ran is recorded before it is raised: the
-        topology records of the updates that ran and, once the training batches are done, the
-        epoch itself (with NaN validation values when the validation was interrupted)."""
+    def _continued_plan(self, plan: dict, initial_epoch, op: str) -> int:
+        """Checks that ``fit(..., initial_epoch=k)`` continues the model's plan with the same
+        settings; returns k."""
+        k = _count(initial_epoch, "initial_epoch", op, minimum=0)
+        saved = self._plan
+        if saved is None:
+            raise ValueError(
+                f"[{op}] initial_epoch={k} continues a planned run, but this model has none "
+                "(it has not been trained by fit, or was saved by an older truesparse)"
+            )
+        done = self._epochs_done - saved["start_epoch"]
+        if k != done:
+            raise ValueError(
+                f"[{op}] initial_epoch={k}, but the model has done {done} epochs of its "
+                f"{saved['epochs']}-epoch plan: continue with initial_epoch={done}"
+            )
+        ignored = ("start_epoch", "start_step")
+        for key, value in plan.items():
+            if key not in ignored and saved[key] != value:
+                raise ValueError(
+                    f"[{op}] initial_epoch continues a planned run with {key} {saved[key]!r}, "
+                    f"but this call has {key} {value!r}; pass the plan's settings"
+                )
+        return k
+
+    def _fit_epoch(self, run: "_Run", guard: InterruptGuard, last_epoch: bool) -> dict:
+        """One epoch of ``fit``: train, evolve, validate, and record it in ``history_``. A
+        Ctrl-C (or an error) stops it between batches; what ran is recorded before it is
+        raised: the topology records of the updates that ran and, once the training batches
+        are done, the epoch itself (with NaN validation values when the validation was
+        interrupted)."""
+        history = self.history_
         start = time.perf_counter()
         loss, acc, _, records, stopped_by = self._core.train_epoch(
-            X,
-            labels,
-            targets,
-            int(batch_size),
-            config,
+            run.X,
+            run.labels,
+            run.targets,
+            run.batch_size,
+            run.config,
             self._epochs_done,
-            shuffle,
-            set_options,
-            rigl_options,
+            run.shuffle,
+            run.set_options,
+            run.rigl_options,
             poll=guard.poll,
         )
         self._has_gradients = True
-        if evolution is not None:
+        if run.evolution is not None:
             history["topology"].extend(record_to_dict(r) for r in records)
         if stopped_by is not None:
             raise stopped_by
-        if isinstance(evolution, SET) and evolution.delta_t is None and not last_epoch:
+        if isinstance(run.evolution, SET) and run.evolution.delta_t is None and not last_epoch:
             history["topology"].extend(
-                record_to_dict(r) for r in self._core.evolve_set(evolution._options())
+                record_to_dict(r) for r in self._core.evolve_set(run.evolution._options())
             )
         self._epochs_done += 1
         record = {
@@ -398,9 +504,9 @@ class Sequential:
             "time": time.perf_counter() - start,
         }
         try:
-            if val is not None:
+            if run.val is not None:
                 record["val_loss"], record["val_accuracy"] = self._core.evaluate(
-                    *val, poll=guard.poll
+                    *run.val, poll=guard.poll
                 )
         except BaseException:
             record["val_loss"] = record["val_accuracy"] = float("nan")
@@ -410,6 +516,33 @@ class Sequential:
                 if key != "topology":
                     history[key].append(record[key])
         return record
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def save(self, path: Union[str, os.PathLike], *, metadata: Optional[dict] = None) -> None:
+        """Write a checkpoint of this model to ``path`` (atomically): the architecture, every
+        layer's weights and statistics, the optimizer state, the counters of every random
+        stream, the planned run and the history. :func:`truesparse.load` reads it back into a
+        model that behaves identically. Format: :mod:`truesparse.checkpoint`."""
+        checkpoint_module.save(self, path, metadata=metadata)
+
+    def __getstate__(self) -> dict:  # pickle and copy.deepcopy go through the checkpoint
+        return {"checkpoint": checkpoint_module.dumps(self)}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(checkpoint_module.loads(state["checkpoint"]).__dict__)
+        for view in self.layers + self.modules:
+            view._model = self
+
+    def _architecture(self) -> dict:
+        """What the model is rebuilt from (the checkpoint's ``model`` object)."""
+        return {
+            "class": type(self).__name__ if type(self) in (Sequential, MLP) else "Sequential",
+            "inputs": self.sizes[0],
+            "layers": [checkpoint_module.spec_to_json(s) for s in self._specs],
+            **self._options,
+            "dtype": self.dtype.name,
+            "activation": self.activation,
+        }
 
     def evolve(
         self, evolution: Union[SET, RigL], X=None, y=None, drop_fraction: Optional[float] = None
@@ -542,3 +675,45 @@ class MLP(Sequential):
             backend=backend,
         )
         self.activation = activation
+
+
+def load(path: Union[str, os.PathLike]) -> Sequential:
+    """The model saved by :meth:`Sequential.save` at ``path``, ready to predict or to continue
+    training exactly (see :mod:`truesparse.checkpoint`)."""
+    return checkpoint_module.load(path)
+
+
+def _from_checkpoint(arch: dict, training: dict, arrays: dict) -> Sequential:
+    """Rebuilds a model from a checkpoint's parts (checkpoint.py checks the file itself)."""
+    classes = {"Sequential": Sequential, "MLP": MLP}
+    cls = classes.get(arch["class"])
+    if cls is None:
+        raise ValueError(f"unknown model class {arch['class']!r}")
+    model = cls.__new__(cls)
+    options = {key: arch[key] for key in ("loss", "label_smoothing", "weight_init")}
+    options.update({key: arch[key] for key in ("sparse_fan_in", "seed", "backend")})
+    Sequential.__init__(
+        model,
+        arch["inputs"],
+        [checkpoint_module.spec_from_json(e) for e in arch["layers"]],
+        dtype=np.dtype(arch["dtype"]),
+        **options,
+    )
+    model.activation = arch["activation"]
+    prefix = "state/"
+    model._core.set_state({k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)})
+    epochs_done, plan = training["epochs_done"], training["plan"]
+    if not (isinstance(epochs_done, int) and epochs_done >= 0):
+        raise ValueError(f"epochs_done is {epochs_done!r}")
+    if plan is not None and not isinstance(plan, dict):
+        raise ValueError(f"the planned run is {plan!r}")
+    history: dict[str, list] = {}
+    for key in training["history_keys"]:
+        if key == "topology":
+            history[key] = checkpoint_module.join_records(training["topology"], arrays)
+        else:
+            history[key] = arrays[f"history/{key}"].tolist()
+    model.history_ = history
+    model._epochs_done = epochs_done
+    model._plan = plan
+    return model
