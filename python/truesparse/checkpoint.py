@@ -179,7 +179,8 @@ def _read(f: IO[bytes], name: str):
     try:
         model = _from_checkpoint(header["model"], header["training"], arrays)
     except (KeyError, TypeError, ValueError) as e:
-        raise _fail(name, f"is corrupted: {e}") from None
+        reason = str(e).removeprefix("[load] ")  # the engine's checks name the array
+        raise _fail(name, f"is corrupted: {reason}") from None
     return model, header["metadata"]
 
 

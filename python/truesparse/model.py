@@ -379,15 +379,15 @@ class Sequential:
             val = (Xv, *self._targets(yv, Xv.shape[0], f"{op}(validation_data)"))
         plan = {
             "epochs": epochs,
-            "start_epoch": self._epochs_done,
-            "start_step": self._core.steps,
-            "steps_per_epoch": -(-X.shape[0] // batch_size),
             "examples": X.shape[0],
             "batch_size": batch_size,
             "shuffle": bool(shuffle),
             "validation": val is not None,
             "optimizer": repr(optimizer),
             "evolution": repr(evolution),
+            "steps_per_epoch": -(-X.shape[0] // batch_size),
+            "start_epoch": self._epochs_done,
+            "start_step": self._core.steps,
         }
         keys = ["loss", "accuracy", "time"] + (["val_loss", "val_accuracy"] if val else [])
         keys += ["topology"] if evolution is not None else []
