@@ -1,35 +1,45 @@
-"""The ``truesparse`` command line: train a sparse MLP on a data set, or show what is installed.
+"""The ``truesparse`` command line: train a sparse MLP on a data set, plot a run, or show what
+is installed.
 
     truesparse train --dataset mnist5k --sizes 1024,512 --density 0.05 --epochs 20
     truesparse train --dataset cifar10 --path ~/data/cifar --epsilon 20 --json run.json
+    truesparse train --config run.toml --epochs 5      # options from a file; the command line wins
+    truesparse train --config run.json --json again.json   # repeat a run from its JSON output
+    truesparse plot run.json -o run.png                 # learning curves (and topology)
     truesparse info
 
 Installed as the console script ``truesparse`` and runnable as ``python -m truesparse``.
 Arguments are checked here (argparse error, exit status 2); the data loaders (datasets.py)
 and the engine (truesparse.MLP) check the rest, and their errors are reported the same way:
-one line on stderr, exit status 2, no traceback.
+one line on stderr, exit status 2, no traceback. Configuration files are read and checked by
+truesparse.config against the same parser, so every option of ``train`` can be given there.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
+import json
 import math
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
+from typing import Callable, NoReturn
 
 import numpy as np
 
 import truesparse as ts
+from truesparse import config as config_module
 from truesparse import datasets, evolution, layers, optim
 from truesparse import density as density_module
 from truesparse.io import write_json_atomic
 from truesparse.model import LOSSES as MODEL_LOSSES
 from truesparse.model import WEIGHT_INITS
+from truesparse.plot import degrees
+from truesparse.progress import EpochProgress
 
-__all__ = ["main", "write_json_atomic"]
+__all__ = ["effective_config", "main", "write_json_atomic"]
 
 # The choices are the package's own name lists; only the schedules are a subset: those that
 # need no parameter beyond the length of the run.
@@ -53,12 +63,35 @@ def main(argv: list[str] | None = None) -> int:
     Errors raise SystemExit(2) after printing one line to stderr, as argparse does.
     """
     parser = _make_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parse(parser, argv)
     try:
         return args.run(args, args.parser)
     except KeyboardInterrupt:  # Ctrl-C outside training (during training: see _train)
         print(f"{args.parser.prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``; with ``--config FILE``, parse again with the file's options as the
+    subcommand's defaults, so that the command line overrides the file."""
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None) is None:
+        return args
+    sub = args.parser
+    try:
+        given = config_module.from_file(args.config, sub)
+    except config_module.ConfigError as e:
+        _fail(sub, f"--config {e}")
+    sub.set_defaults(**given)
+    args = parser.parse_args(argv)
+    config_module.resolve_exclusive(args, given, sub)
+    return args
+
+
+def _fail(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    """The command line's one-line error: ``truesparse train: error: ...``, exit status 2."""
+    parser.exit(2, f"{parser.prog}: error: {message}\n")
 
 
 # --- argument types: each turns one string into a checked value or raises ArgumentTypeError
@@ -109,6 +142,7 @@ def _list_of(parse_one, what: str):
                 raise argparse.ArgumentTypeError(f"{what} {item.strip()!r}: {e}") from None
         return values
 
+    setattr(parse, config_module.LIST_SEPARATOR, ",")  # a config file may give an array
     return parse
 
 
@@ -130,8 +164,18 @@ def _make_parser() -> argparse.ArgumentParser:
         description="Train an MLP with SGD and report train and test loss and accuracy per epoch.",
     )
     train.set_defaults(run=_train, parser=train)
+    train.add_argument(
+        "--config",
+        metavar="FILE",
+        help="read options from FILE: TOML, keys are the option names (batch_size or "
+        "batch-size), or the JSON output of an earlier run; the command line overrides it",
+    )
     data = train.add_argument_group("data")
-    data.add_argument("--dataset", required=True, choices=list(datasets.DATASETS))
+    data.add_argument(
+        "--dataset",
+        choices=list(datasets.DATASETS),
+        help="required, on the command line or in the --config file",
+    )
     data.add_argument(
         "--path", metavar="DIR", help="directory holding the files of mnist or cifar10"
     )
@@ -182,8 +226,9 @@ def _make_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--batch-norm",
-        action="store_true",
-        help="batch normalization before each hidden activation",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="batch normalization before each hidden activation (default: off)",
     )
     model.add_argument(
         "--dropout",
@@ -306,9 +351,41 @@ def _make_parser() -> argparse.ArgumentParser:
 
     output = train.add_argument_group("output")
     output.add_argument(
-        "--json", metavar="FILE", help="write configuration, history and results to FILE"
+        "--json",
+        metavar="FILE",
+        help="write configuration, versions, history, topology and results to FILE",
     )
-    output.add_argument("--quiet", action="store_true", help="print only the final result line")
+    output.add_argument(
+        "--quiet",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="print only the final result line (default: off)",
+    )
+    output.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress bar on stderr within each epoch (needs tqdm; default: when stderr "
+        "is a terminal and not --quiet)",
+    )
+
+    plot = commands.add_parser(
+        "plot",
+        help="draw the learning curves (and topology) of a run's --json output",
+        description="Draw the learning curves of a 'truesparse train --json' output and, when "
+        "it has topology records, the ITOP rate and degree distributions of each sparse layer.",
+    )
+    plot.set_defaults(run=_plot, parser=plot)
+    plot.add_argument("run_json", metavar="RUN.json", help="the output of truesparse train --json")
+    plot.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="image to write; the format follows the suffix: png, pdf, svg, ... "
+        "(default: RUN.png beside RUN.json)",
+    )
+    plot.add_argument("--title", help="figure title (default: data set, sizes, evolution)")
+    plot.add_argument("--dpi", type=_positive_int, metavar="N", help="resolution of raster formats")
 
     info = commands.add_parser(
         "info",
@@ -321,8 +398,93 @@ def _make_parser() -> argparse.ArgumentParser:
 
 # --- train ------------------------------------------------------------------------------
 
+# Whether MLP.fit takes ``progress=`` (a per-epoch factory of EpochProgress bars, see
+# truesparse.progress.epoch_progress_factory). Until it does, the CLI builds the factory but
+# cannot pass it; this is the one line to change when fit has the hook.
+FIT_TAKES_PROGRESS = False
+
 
 def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    _check_train_arguments(args, parser)
+
+    def say(line: str = "") -> None:
+        if not args.quiet:
+            print(line, flush=True)
+
+    X_train, y_train, X_test, y_test = _load_data(args, parser)
+    classes = int(max(y_train.max(), y_test.max())) + 1
+    sizes = [X_train.shape[1], *args.sizes, classes]
+    model, optimizer, evolution = _build(args, parser, sizes, len(X_train))
+    layers = [_describe_layer(layer) for layer in model.layers]
+    threads = ts.get_num_threads()
+    _print_header(say, args, sizes, classes, len(X_train), len(X_test), threads, layers)
+
+    records: list[dict] = []
+
+    def after_epoch(record: dict) -> None:
+        records.append({key: record[key] for key in _HISTORY_KEYS})
+        say(
+            f"{len(records):>7} {record['loss']:>11.4f} {record['accuracy']:>10.4f} "
+            f"{record['val_loss']:>10.4f} {record['val_accuracy']:>9.4f} {record['time']:>8.3f}"
+        )
+
+    fit_options = dict(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=optimizer,
+        validation_data=(X_test, y_test),
+        shuffle=True,
+        verbose=0,
+        callback=after_epoch,
+        evolution=evolution,
+    )
+    if FIT_TAKES_PROGRESS:
+        fit_options["progress"] = _progress_factory(args)
+    degrees_start = degrees(model)
+    interrupted = False
+    start = time.perf_counter()
+    try:
+        model.fit(X_train, y_train, **fit_options)
+    except ValueError as e:
+        _fail(parser, str(e))
+    except KeyboardInterrupt:
+        interrupted = True
+    train_time = time.perf_counter() - start
+
+    final = model.evaluate(X_test, y_test)
+    status = f"interrupted after {len(records)} epochs | " if interrupted else ""
+    print(
+        f"{status}final test accuracy {final['accuracy']:.4f} (loss {final['loss']:.4f}) "
+        f"| training time {train_time:.2f} s",
+        flush=True,
+    )
+    if args.json is not None:
+        write_json_atomic(
+            args.json,
+            {
+                "truesparse_version": ts.__version__,
+                "versions": config_module.versions(),
+                "config": effective_config(args),
+                "sizes": sizes,
+                "threads": threads,
+                "layers": layers,
+                "history": {key: [_number(r[key]) for r in records] for key in _HISTORY_KEYS},
+                "topology": [_topology_record(r) for r in model.history_.get("topology", [])],
+                "degrees": {"start": degrees_start, "end": degrees(model)},
+                "test_loss": _number(final["loss"]),
+                "test_accuracy": _number(final["accuracy"]),
+                "train_time": train_time,
+                "interrupted": interrupted,
+            },
+        )
+    return 130 if interrupted else 0
+
+
+def _check_train_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Checks that involve several options (argparse checks each alone); fills in the
+    defaults that depend on others."""
+    if args.dataset is None:
+        parser.error("--dataset is required (on the command line or in the --config file)")
     n_layers = len(args.sizes) + 1
     if args.densities is not None and len(args.densities) != n_layers:
         parser.error(
@@ -336,32 +498,35 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.dataset in ("mnist", "cifar10") and args.path is None:
         parser.error(f"--dataset {args.dataset} needs --path DIR (the directory holding its files)")
     if args.json is not None:  # fail now rather than after training
-        target = Path(args.json)
-        if target.is_dir():
-            parser.error(f"--json {args.json}: is a directory")
-        if not target.resolve().parent.is_dir():
-            parser.error(f"--json {args.json}: directory {target.resolve().parent} does not exist")
+        _check_output_file(parser, "--json", args.json)
+    if args.progress and importlib.util.find_spec("tqdm") is None:
+        _fail(parser, "--progress needs tqdm: pip install tqdm")
     if args.density is None and args.densities is None and args.epsilon is None:
         args.density = DEFAULT_DENSITY
 
-    def fail(message: str) -> NoReturn:
-        parser.exit(2, f"{parser.prog}: error: {message}\n")
 
-    def say(line: str = "") -> None:
-        if not args.quiet:
-            print(line, flush=True)
+def _check_output_file(parser: argparse.ArgumentParser, option: str, name: str) -> None:
+    target = Path(name)
+    if target.is_dir():
+        parser.error(f"{option} {name}: is a directory")
+    if not target.resolve().parent.is_dir():
+        parser.error(f"{option} {name}: directory {target.resolve().parent} does not exist")
 
+
+def _load_data(args: argparse.Namespace, parser: argparse.ArgumentParser):
+    """(X_train, y_train, X_test, y_test) of ``--dataset``, in the ``--dtype``."""
     try:
         X_train, y_train, X_test, y_test = datasets.load(
             args.dataset, seed=args.seed, path=args.path
         )
     except (OSError, ValueError, ImportError) as e:
-        fail(str(e))
+        _fail(parser, str(e))
     dtype = DTYPES[args.dtype]
-    X_train, X_test = X_train.astype(dtype, copy=False), X_test.astype(dtype, copy=False)
-    classes = int(max(y_train.max(), y_test.max())) + 1
-    sizes = [X_train.shape[1], *args.sizes, classes]
+    return X_train.astype(dtype, copy=False), y_train, X_test.astype(dtype, copy=False), y_test
 
+
+def _build(args: argparse.Namespace, parser: argparse.ArgumentParser, sizes: list, n_train: int):
+    """(model, optimizer, evolution or None) from the options; sets ``--threads``."""
     try:
         if args.threads is not None:
             ts.set_num_threads(args.threads)
@@ -378,10 +543,10 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             dropout=args.dropout,
             init=args.init,
             weight_init=args.weight_init,
-            dtype=dtype,
+            dtype=DTYPES[args.dtype],
             seed=args.seed,
         )
-        total_steps = max(1, args.epochs * -(-len(X_train) // args.batch_size))
+        total_steps = max(1, args.epochs * -(-n_train // args.batch_size))
         schedule = ts.CosineLR(T_max=total_steps) if args.schedule == "cosine" else None
         if args.warmup_steps > 0:
             schedule = ts.LinearWarmup(schedule or ts.ConstantLR(), warmup_steps=args.warmup_steps)
@@ -403,13 +568,14 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         elif args.evolution == "rigl":
             evolution = ts.RigL(alpha=args.drop_fraction, delta_t=args.delta_t or 100)
     except ValueError as e:
-        fail(str(e))
-    layers = [_describe_layer(layer) for layer in model.layers]
-    threads = ts.get_num_threads()
+        _fail(parser, str(e))
+    return model, optimizer, evolution
 
+
+def _print_header(say, args, sizes, classes, n_train, n_test, threads, layers) -> None:
     say(
-        f"truesparse {ts.__version__} | dataset {args.dataset}: {len(X_train)} train, "
-        f"{len(X_test)} test, {sizes[0]} features, {classes} classes"
+        f"truesparse {ts.__version__} | dataset {args.dataset}: {n_train} train, "
+        f"{n_test} test, {sizes[0]} features, {classes} classes"
     )
     say(
         f"layers {_join(sizes, '-')} | activation {args.activation} | {args.dtype} "
@@ -428,69 +594,35 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         f"{'time_s':>8}"
     )
 
-    records: list[dict] = []
 
-    def after_epoch(record: dict) -> None:
-        records.append({key: record[key] for key in _HISTORY_KEYS})
-        say(
-            f"{len(records):>7} {record['loss']:>11.4f} {record['accuracy']:>10.4f} "
-            f"{record['val_loss']:>10.4f} {record['val_accuracy']:>9.4f} {record['time']:>8.3f}"
-        )
-
-    interrupted = False
-    start = time.perf_counter()
-    try:
-        model.fit(
-            X_train,
-            y_train,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            optimizer=optimizer,
-            validation_data=(X_test, y_test),
-            shuffle=True,
-            verbose=0,
-            callback=after_epoch,
-            evolution=evolution,
-        )
-    except ValueError as e:
-        fail(str(e))
-    except KeyboardInterrupt:
-        interrupted = True
-    train_time = time.perf_counter() - start
-
-    final = model.evaluate(X_test, y_test)
-    status = f"interrupted after {len(records)} epochs | " if interrupted else ""
-    print(
-        f"{status}final test accuracy {final['accuracy']:.4f} (loss {final['loss']:.4f}) "
-        f"| training time {train_time:.2f} s",
-        flush=True,
+def _progress_factory(args: argparse.Namespace) -> Callable[..., EpochProgress]:
+    """The per-epoch progress bars of ``train``: on stderr, by default only when it is a
+    terminal and not ``--quiet``; cleared at the end of each epoch, whose table row follows."""
+    return functools.partial(
+        EpochProgress, verbose=0 if args.quiet else 1, enabled=args.progress, leave=False
     )
-    if args.json is not None:
-        config = {
-            key: value
-            for key, value in vars(args).items()
-            if key not in ("run", "parser", "command")
-        }
-        write_json_atomic(
-            args.json,
-            {
-                "truesparse_version": ts.__version__,
-                "config": config,
-                "sizes": sizes,
-                "threads": threads,
-                "layers": layers,
-                "history": {key: [_number(r[key]) for r in records] for key in _HISTORY_KEYS},
-                "test_loss": _number(final["loss"]),
-                "test_accuracy": _number(final["accuracy"]),
-                "train_time": train_time,
-                "interrupted": interrupted,
-            },
-        )
-    return 130 if interrupted else 0
+
+
+def effective_config(args: argparse.Namespace) -> dict:
+    """Every option of the subcommand with its effective value (defaults filled in, the
+    ``--config`` file merged; None: not given), keyed by its destination name (``batch_size``):
+    what a run's JSON output records as ``config``, readable again by ``--config``."""
+    return {dest: getattr(args, dest) for dest in config_module.options(args.parser)}
 
 
 # Per-epoch values passed by MLP.fit to its callback, kept in the history.
 _HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "time")
+# Fields of a topology record (truesparse.evolution.record_to_dict) kept in the JSON output;
+# the dropped and grown positions are left out (they can be as many as the weights).
+_TOPOLOGY_KEYS = ("layer", "step", "nnz", "dropped", "grown", "reselected", "itop_rate")
+
+
+def _topology_record(record: dict) -> dict:
+    out = {key: record[key] for key in _TOPOLOGY_KEYS}
+    out = {key: float(v) if key == "itop_rate" else int(v) for key, v in out.items()}
+    for key in ("in_degree_histogram", "out_degree_histogram"):
+        out[key] = [int(v) for v in record[key]]
+    return out
 
 
 def _describe_layer(layer) -> dict:
@@ -511,6 +643,44 @@ def _number(x) -> float | None:
 
 def _join(values, separator: str) -> str:
     return separator.join(str(v) for v in values)
+
+
+# --- plot -------------------------------------------------------------------------------
+
+
+def _plot(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    source = Path(args.run_json)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        _fail(parser, f"{source}: no such file")
+    except IsADirectoryError:
+        _fail(parser, f"{source}: is a directory")
+    except (OSError, UnicodeDecodeError) as e:
+        _fail(parser, f"{source}: cannot read: {getattr(e, 'strerror', None) or e}")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        _fail(parser, f"{source}: not valid JSON: {e}")
+    if not isinstance(data, dict) or not isinstance(data.get("history"), dict):
+        _fail(parser, f"{source}: not the output of 'truesparse train --json' (no history)")
+    output = Path(args.output) if args.output is not None else source.with_suffix(".png")
+    _check_output_file(parser, "--output", str(output))
+    try:
+        from truesparse import plot
+
+        plot.image_format(output)
+    except ImportError as e:
+        _fail(parser, str(e))
+    except ValueError as e:
+        _fail(parser, f"--output {e}")
+    try:
+        plot.run(data, path=output, title=args.title, dpi=args.dpi)
+    except (KeyError, TypeError, ValueError) as e:
+        detail = f"missing {e}" if isinstance(e, KeyError) else str(e)
+        _fail(parser, f"{source}: cannot draw this run: {detail}")
+    print(f"wrote {output}")
+    return 0
 
 
 # --- info -------------------------------------------------------------------------------
