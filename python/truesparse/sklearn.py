@@ -1,0 +1,759 @@
+"""scikit-learn estimators around :class:`truesparse.MLP`: :class:`SparseMLPClassifier` and
+:class:`SparseMLPRegressor`.
+
+They follow scikit-learn's conventions (``fit``/``predict``/``score``, ``get_params`` and
+``set_params``, ``clone``, ``Pipeline``, ``GridSearchCV``, ``check_estimator``) and take
+scikit-learn's names for what :class:`sklearn.neural_network.MLPClassifier` also has
+(``hidden_layer_sizes``, ``solver``, ``learning_rate_init``, ``max_iter``, ``batch_size``,
+``tol``, ``n_iter_no_change``, ``random_state``, ...) and truesparse's names for the rest
+(``density``, ``densities``, ``epsilon``, ``init``, ``evolution``, ``dtype``, ...). Nothing is
+scaled or standardised: put a ``StandardScaler`` in front, as for any neural network.
+
+The fitted network is ``model_`` (a :class:`truesparse.MLP`); ``history_`` is the history of the
+last ``fit`` and ``loss_curve_`` the training loss of every epoch. Parameters, defaults and the
+scikit-learn checks that are skipped are in ``docs/sklearn.md``.
+
+This module needs scikit-learn (``pip install scikit-learn``); the rest of truesparse does not.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Optional
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import layers as _layers
+from .density import ALLOCATIONS
+from .evolution import SET, RigL
+from .model import BACKENDS, FAN_INS, MLP, WEIGHT_INITS
+from .optim import SGD, Adam, AdamW, ConstantLR, CosineLR, LinearWarmup, Schedule
+
+__all__ = ["SparseMLPClassifier", "SparseMLPRegressor", "expected_failed_checks"]
+
+
+def expected_failed_checks(estimator) -> dict[str, str]:
+    """The checks of ``sklearn.utils.estimator_checks`` that ``estimator`` is known to fail,
+    ``{check name: reason}``: pass this function as ``expected_failed_checks`` to
+    ``parametrize_with_checks``, or its result to ``check_estimator``."""
+    failed = {}
+    try:
+        float32 = np.dtype(estimator.get_params()["dtype"]) == np.float32
+    except TypeError:
+        float32 = False
+    if float32:
+        failed["check_methods_subset_invariance"] = (
+            "float32: an example's outputs depend in their last bits (about 1e-6 relative) on "
+            "the other examples of the batch, because MKL's dense GEMM of the dense layers "
+            "picks its kernel by the batch size; the check wants 1e-7. With dtype=float64 "
+            "the check passes."
+        )
+    return failed
+
+
+SOLVERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+LR_SCHEDULES = ("constant", "cosine")
+EVOLUTIONS = ("set", "rigl")
+_INPUT_DTYPES = (np.float64, np.float32)  # what validate_data keeps; the model converts
+
+
+# -- parameter checks: every message names the estimator's method, the parameter and its value --
+def _show(value: Any) -> str:
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return str(value)
+    return repr(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _real(
+    op: str,
+    name: str,
+    value: Any,
+    low: float,
+    high: float = math.inf,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """``value`` as a float in the interval, or a TypeError / ValueError naming it."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"[{op}] {name} must be a real number, got {_show(value)}")
+    v = float(value)
+    inside = math.isfinite(v) and (low < v if low_open else low <= v)
+    inside = inside and (v < high if high_open else v <= high)
+    if not inside:
+        if high == math.inf:
+            bound = f"{'>' if low_open else '>='} {low:g}"
+        else:
+            left, right = "(" if low_open else "[", ")" if high_open else "]"
+            bound = f"in {left}{low:g}, {high:g}{right}"
+        raise ValueError(f"[{op}] {name} must be {bound}, got {_show(value)}")
+    return v
+
+
+def _integer(op: str, name: str, value: Any, low: int, high: Optional[int] = None) -> int:
+    if not _is_int(value):
+        raise TypeError(f"[{op}] {name} must be an integer, got {_show(value)}")
+    if value < low or (high is not None and value >= high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high})"
+        raise ValueError(f"[{op}] {name} must be an integer {bound}, got {_show(value)}")
+    return int(value)
+
+
+def _boolean(op: str, name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"[{op}] {name} must be True or False, got {_show(value)}")
+    return bool(value)
+
+
+def _option(op: str, name: str, value: Any, options) -> str:
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"[{op}] {name} must be one of {sorted(options)}, got {_show(value)}")
+    return value
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
+
+
+class _SparseMLPBase(BaseEstimator):
+    """What the classifier and the regressor share: parameter checks, building and training
+    the :class:`truesparse.MLP`. Subclasses define ``__init__`` (scikit-learn reads the
+    parameters from its signature), the targets and the predictions."""
+
+    _model_loss = "softmax_cross_entropy"
+
+    def _op(self, method: str) -> str:
+        return f"{type(self).__name__}.{method}"
+
+    # -- parameters ------------------------------------------------------------------------------
+    def _hidden_sizes(self, op: str) -> list[int]:
+        h = self.hidden_layer_sizes
+        if _is_int(h):
+            h = [h]
+        try:
+            sizes = list(h)
+        except TypeError:
+            raise TypeError(
+                f"[{op}] hidden_layer_sizes must be an integer or a sequence of integers, "
+                f"got {_show(self.hidden_layer_sizes)}"
+            ) from None
+        for s in sizes:
+            if not _is_int(s) or s < 1:
+                raise ValueError(
+                    f"[{op}] hidden_layer_sizes must be integers >= 1, "
+                    f"got {_show(self.hidden_layer_sizes)}"
+                )
+        return [int(s) for s in sizes]
+
+    def _density_kwargs(self, op: str, layers: int) -> dict:
+        """``density``, or ``densities`` / ``epsilon`` when given (they replace it)."""
+        if self.densities is not None and self.epsilon is not None:
+            raise ValueError(f"[{op}] give at most one of densities and epsilon, got both")
+        if self.densities is not None:
+            try:
+                ds = list(self.densities)
+            except TypeError:
+                raise TypeError(
+                    f"[{op}] densities must be a sequence of {layers} numbers, "
+                    f"got {_show(self.densities)}"
+                ) from None
+            if len(ds) != layers:
+                raise ValueError(
+                    f"[{op}] densities must have {layers} entries (one per layer: "
+                    f"len(hidden_layer_sizes) + 1), got {len(ds)}"
+                )
+            return {
+                "densities": [
+                    _real(op, f"densities[{i}]", d, 0, 1, low_open=True) for i, d in enumerate(ds)
+                ]
+            }
+        if self.epsilon is not None:
+            return {"epsilon": _real(op, "epsilon", self.epsilon, 0, low_open=True)}
+        return {"density": _real(op, "density", self.density, 0, 1, low_open=True)}
+
+    def _dtype(self, op: str) -> np.dtype:
+        try:
+            dtype = np.dtype(self.dtype)
+        except TypeError:
+            dtype = None
+        if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise TypeError(f"[{op}] dtype must be float32 or float64, got {_show(self.dtype)}")
+        return dtype
+
+    def _seed(self, op: str) -> int:
+        rs = self.random_state
+        if _is_int(rs):
+            if not 0 <= rs < 2**64:
+                raise ValueError(f"[{op}] random_state must be in [0, 2**64), got {rs}")
+            return int(rs)
+        if rs is None or isinstance(rs, np.random.RandomState):
+            return int(check_random_state(rs).randint(0, 2**31 - 1))
+        raise TypeError(
+            f"[{op}] random_state must be None, an integer or a numpy.random.RandomState, "
+            f"got {_show(rs)}"
+        )
+
+    def _model_kwargs(self, op: str) -> dict:
+        """The keyword arguments of :class:`truesparse.MLP` but ``sizes`` and ``seed``."""
+        hidden = self._hidden_sizes(op)
+        kwargs = self._density_kwargs(op, len(hidden) + 1)
+        kwargs.update(
+            activation=_option(op, "activation", self.activation, _layers.ACTIVATIONS),
+            alpha=_real(op, "activation_alpha", self.activation_alpha, -math.inf),
+            loss=self._model_loss,
+            batch_norm=_boolean(op, "batch_norm", self.batch_norm),
+            dropout=_real(op, "dropout", self.dropout, 0, 1, high_open=True),
+            init=_option(op, "init", self.init, ALLOCATIONS),
+            erk_power=_real(op, "erk_power", self.erk_power, -math.inf),
+            dense_first=_boolean(op, "dense_first", self.dense_first),
+            dense_last=_boolean(op, "dense_last", self.dense_last),
+            weight_init=_option(op, "weight_init", self.weight_init, WEIGHT_INITS),
+            sparse_fan_in=_option(op, "sparse_fan_in", self.sparse_fan_in, FAN_INS),
+            dtype=self._dtype(op),
+            backend=_option(op, "backend", self.backend, BACKENDS),
+        )
+        return kwargs
+
+    def _schedule(self, op: str, total_steps: int) -> Optional[Schedule]:
+        s = self.lr_schedule
+        if isinstance(s, LinearWarmup) and self.warmup_steps:
+            raise ValueError(
+                f"[{op}] lr_schedule is already a LinearWarmup; leave warmup_steps at 0, "
+                f"got {_show(self.warmup_steps)}"
+            )
+        if not isinstance(s, Schedule):
+            s = _option(op, "lr_schedule", s, LR_SCHEDULES)
+            s = CosineLR(T_max=total_steps) if s == "cosine" else None
+        warmup = _integer(op, "warmup_steps", self.warmup_steps, 0)
+        if warmup:
+            s = LinearWarmup(s or ConstantLR(), warmup_steps=warmup)
+        return s
+
+    def _optimizer(self, op: str, total_steps: int):
+        solver = _option(op, "solver", self.solver, SOLVERS)
+        lr = _real(op, "learning_rate_init", self.learning_rate_init, 0, low_open=True)
+        weight_decay = _real(op, "weight_decay", self.weight_decay, 0)
+        schedule = self._schedule(op, total_steps)
+        if solver == "sgd":
+            momentum = _real(op, "momentum", self.momentum, 0, 1, high_open=True)
+            nesterov = _boolean(op, "nesterovs_momentum", self.nesterovs_momentum)
+            return SGD(
+                lr=lr,
+                momentum=momentum,
+                nesterov=nesterov and momentum > 0,
+                weight_decay=weight_decay,
+                schedule=schedule,
+            )
+        betas = (
+            _real(op, "beta_1", self.beta_1, 0, 1, high_open=True),
+            _real(op, "beta_2", self.beta_2, 0, 1, high_open=True),
+        )
+        return SOLVERS[solver](
+            lr=lr,
+            betas=betas,
+            eps=_real(op, "adam_epsilon", self.adam_epsilon, 0, low_open=True),
+            weight_decay=weight_decay,
+            new_weight_warmup=_integer(op, "new_weight_warmup", self.new_weight_warmup, 0, 65535),
+            schedule=schedule,
+        )
+
+    def _evolution(self, op: str):
+        e = self.evolution
+        if e is None or isinstance(e, (SET, RigL)):
+            return e
+        _option(op, "evolution", e, EVOLUTIONS)
+        delta_t = self.delta_t
+        if delta_t is not None:
+            delta_t = _integer(op, "delta_t", delta_t, 1)
+        if e == "set":
+            return SET(zeta=_real(op, "zeta", self.zeta, 0, 1), delta_t=delta_t)
+        alpha = _real(op, "drop_fraction", self.drop_fraction, 0, 1)
+        return RigL(alpha=alpha, delta_t=100 if delta_t is None else delta_t)
+
+    def _batch_size(self, op: str, n: int) -> int:
+        if isinstance(self.batch_size, str) and self.batch_size == "auto":
+            return min(200, n)
+        if not _is_int(self.batch_size):
+            raise TypeError(
+                f"[{op}] batch_size must be 'auto' or an integer, got {_show(self.batch_size)}"
+            )
+        return _integer(op, "batch_size", self.batch_size, 1)
+
+    # -- training --------------------------------------------------------------------------------
+    def _continues(self) -> bool:
+        return bool(self.warm_start) and hasattr(self, "model_")
+
+    def _fit_model(self, X: np.ndarray, y: np.ndarray, outputs: int) -> None:
+        """Build (or, with ``warm_start``, keep) ``model_`` and train it on (X, y)."""
+        op = self._op("fit")
+        model_kwargs = self._model_kwargs(op)
+        max_iter = _integer(op, "max_iter", self.max_iter, 1)
+        batch_size = self._batch_size(op, X.shape[0])
+        optimizer = self._optimizer(op, max_iter * -(-X.shape[0] // batch_size))
+        evolution = self._evolution(op)
+        shuffle = _boolean(op, "shuffle", self.shuffle)
+        _boolean(op, "warm_start", self.warm_start)
+        tol = None if self.tol is None else _real(op, "tol", self.tol, 0)
+        patience = _integer(op, "n_iter_no_change", self.n_iter_no_change, 1)
+        verbose = self.verbose
+        verbose = _integer(op, "verbose", int(verbose) if isinstance(verbose, bool) else verbose, 0)
+        continues = self._continues()
+        if continues:
+            model = self.model_
+            if model.sizes[-1] != outputs:
+                raise ValueError(
+                    f"[{op}] warm_start: y has {outputs} outputs but the fitted model has "
+                    f"{model.sizes[-1]}"
+                )
+        else:
+            sizes = [X.shape[1], *self._hidden_sizes(op), outputs]
+            model = MLP(sizes, seed=self._seed(op), **model_kwargs)
+
+        # scikit-learn's stopping rule (MLPClassifier): stop once the training loss has not
+        # improved by at least tol for more than n_iter_no_change consecutive epochs.
+        state = {"best": math.inf, "count": 0, "bad": None}
+
+        def callback(record: dict) -> bool:
+            loss = record["loss"]
+            if not math.isfinite(loss):
+                state["bad"] = record
+                return False
+            if tol is None:
+                return True
+            state["count"] = state["count"] + 1 if loss > state["best"] - tol else 0
+            state["best"] = min(state["best"], loss)
+            return state["count"] <= patience
+
+        history = model.fit(
+            X,
+            y,
+            epochs=max_iter,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            shuffle=shuffle,
+            verbose=verbose,
+            callback=callback,
+            evolution=evolution,
+        )
+        if state["bad"] is not None:
+            raise ValueError(
+                f"[{op}] the training loss became {state['bad']['loss']} in epoch "
+                f"{len(history['loss'])}; try a smaller learning_rate_init"
+            )
+        self.model_ = model
+        self.history_ = history
+        self.loss_curve_ = (self.loss_curve_ if continues else []) + list(history["loss"])
+        self.n_iter_ = (self.n_iter_ if continues else 0) + len(history["loss"])
+
+    def _logits(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=_INPUT_DTYPES, reset=False)
+        return self.model_.forward(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        return tags
+
+
+_PARAMETERS_DOC = """
+    Parameters
+    ----------
+    hidden_layer_sizes : int or sequence of int, default=(256, 256)
+        Widths of the hidden layers; ``()`` gives a single (linear) layer.
+    density : float in (0, 1], default=0.1
+        Overall density, spread over the layers as ``init`` says (1 gives a dense network).
+        Not used when ``densities`` or ``epsilon`` is given.
+    densities : sequence of float, default=None
+        One density in (0, 1] per layer (``len(hidden_layer_sizes) + 1`` values).
+    epsilon : float > 0, default=None
+        SET's Erdős–Rényi parameter (``truesparse.epsilon_densities``). Not Adam's epsilon:
+        that is ``adam_epsilon``.
+    init : {"erk", "er", "uniform"}, default="erk"
+        How ``density`` is spread over the layers (``truesparse.MLP``'s ``init``).
+    erk_power : float, default=1.0
+        Exponent of the ER/ERK raw scores.
+    dense_first, dense_last : bool, default=False
+        With ``init="uniform"``: keep the first / last layer dense.
+    activation : {"relu", "leaky_relu", "all_relu", "sigmoid", "tanh", "identity"}, \
+default="relu"
+        Hidden activation.
+    activation_alpha : float, default=0.01
+        Negative slope of ``leaky_relu`` and ``all_relu`` (``truesparse.MLP``'s ``alpha``).
+    batch_norm : bool, default=False
+        Batch normalization before every hidden activation.
+    dropout : float in [0, 1), default=0.0
+        Dropout probability after every hidden activation.
+    weight_init : {"he_normal", "he_uniform", "xavier_normal", "xavier_uniform"}, \
+default="he_normal"
+        Initializer of the weights.
+    sparse_fan_in : {"actual", "dense"}, default="actual"
+        Fan-in of a sparse row for the initializer: its stored weights, or the layer's inputs.
+    solver : {"sgd", "adam", "adamw"}, default="adam"
+        ``truesparse.SGD``, ``truesparse.Adam`` or ``truesparse.AdamW`` (PyTorch semantics).
+    learning_rate_init : float > 0, default=0.001
+        Learning rate.
+    momentum : float in [0, 1), default=0.9
+        SGD momentum (``solver="sgd"`` only).
+    nesterovs_momentum : bool, default=True
+        Nesterov momentum (``solver="sgd"`` with ``momentum > 0`` only).
+    beta_1, beta_2 : float in [0, 1), default=0.9, 0.999
+        Adam's moment decay rates.
+    adam_epsilon : float > 0, default=1e-8
+        Adam's epsilon (scikit-learn's ``epsilon``).
+    weight_decay : float >= 0, default=0.0
+        Weight decay: L2 added to the gradient (sgd, adam), decoupled (adamw). scikit-learn's
+        ``alpha`` corresponds to ``weight_decay = alpha / batch_size``.
+    new_weight_warmup : int in [0, 65535), default=0
+        Adam/AdamW: learning-rate warm-up of weights created by a topology update.
+    lr_schedule : {"constant", "cosine"} or a truesparse schedule, default="constant"
+        ``"cosine"`` decays to 0 over ``max_iter`` epochs; a schedule object is used as is.
+    warmup_steps : int >= 0, default=0
+        Linear learning-rate warm-up from lr/3 over this many steps (batches).
+    max_iter : int >= 1, default=200
+        Maximum number of epochs.
+    batch_size : int or "auto", default="auto"
+        Examples per batch; ``"auto"`` is ``min(200, n_samples)``.
+    shuffle : bool, default=True
+        Shuffle the examples every epoch.
+    tol : float >= 0 or None, default=1e-4
+        Training stops when the training loss has not improved by at least ``tol`` for
+        more than ``n_iter_no_change`` consecutive epochs. ``None``: always ``max_iter``
+        epochs.
+    n_iter_no_change : int >= 1, default=10
+        See ``tol``.
+    evolution : {None, "set", "rigl"} or a truesparse.SET / truesparse.RigL, default=None
+        Topology evolution during training. An object is used as is (``zeta``,
+        ``drop_fraction`` and ``delta_t`` are then not used).
+    zeta : float in [0, 1], default=0.3
+        SET: fraction of the positive and of the negative weights dropped per update.
+    drop_fraction : float in [0, 1], default=0.3
+        RigL: initial drop fraction (RigL's alpha).
+    delta_t : int >= 1 or None, default=None
+        Steps between topology updates; ``None``: SET after every epoch, RigL every 100 steps.
+    warm_start : bool, default=False
+        ``fit`` continues training ``model_`` (optimizer state included) instead of building
+        a new network.
+    random_state : int, RandomState instance or None, default=None
+        An integer is the model's ``seed`` (initial patterns and weights, shuffling, dropout,
+        SET's draws); ``None`` draws a seed from NumPy's global random state.
+    dtype : numpy.float32 or numpy.float64, default=numpy.float32
+        Precision of the network.
+    backend : {"mkl", "native"}, default="mkl"
+        Kernels of the sparse products.
+    verbose : int, default=0
+        ``1`` prints one line per epoch.
+"""
+
+_ATTRIBUTES_DOC = """
+    model_ : truesparse.MLP
+        The trained network.
+    history_ : dict
+        The history of the last ``fit`` (``truesparse.MLP.fit``): per-epoch ``loss``,
+        ``accuracy``, ``time``, and ``topology`` with ``evolution``.
+    loss_curve_ : list of float
+        Training loss of every epoch (over all ``fit`` calls with ``warm_start``).
+    n_iter_ : int
+        Epochs run (over all ``fit`` calls with ``warm_start``).
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Column names, when ``X`` was a DataFrame with string column names.
+"""
+
+
+class SparseMLPClassifier(ClassifierMixin, _SparseMLPBase):
+    __doc__ = (
+        """A classifier: a sparse multilayer perceptron (:class:`truesparse.MLP`) trained with
+    the softmax cross entropy. Any class labels (numbers, strings); ``predict_proba`` is the
+    softmax of the logits.
+"""
+        + _PARAMETERS_DOC
+        + """    label_smoothing : float in [0, 1], default=0.0
+        Label smoothing ε: targets become (1 − ε) one-hot + ε / n_classes.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The class labels, sorted; output k of the network is ``classes_[k]``.
+"""
+        + _ATTRIBUTES_DOC
+    )
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(256, 256),
+        *,
+        density=0.1,
+        densities=None,
+        epsilon=None,
+        init="erk",
+        erk_power=1.0,
+        dense_first=False,
+        dense_last=False,
+        activation="relu",
+        activation_alpha=0.01,
+        batch_norm=False,
+        dropout=0.0,
+        weight_init="he_normal",
+        sparse_fan_in="actual",
+        solver="adam",
+        learning_rate_init=0.001,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        adam_epsilon=1e-8,
+        weight_decay=0.0,
+        new_weight_warmup=0,
+        lr_schedule="constant",
+        warmup_steps=0,
+        max_iter=200,
+        batch_size="auto",
+        shuffle=True,
+        tol=1e-4,
+        n_iter_no_change=10,
+        evolution=None,
+        zeta=0.3,
+        drop_fraction=0.3,
+        delta_t=None,
+        warm_start=False,
+        random_state=None,
+        dtype=np.float32,
+        backend="mkl",
+        verbose=0,
+        label_smoothing=0.0,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.density = density
+        self.densities = densities
+        self.epsilon = epsilon
+        self.init = init
+        self.erk_power = erk_power
+        self.dense_first = dense_first
+        self.dense_last = dense_last
+        self.activation = activation
+        self.activation_alpha = activation_alpha
+        self.batch_norm = batch_norm
+        self.dropout = dropout
+        self.weight_init = weight_init
+        self.sparse_fan_in = sparse_fan_in
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.adam_epsilon = adam_epsilon
+        self.weight_decay = weight_decay
+        self.new_weight_warmup = new_weight_warmup
+        self.lr_schedule = lr_schedule
+        self.warmup_steps = warmup_steps
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.evolution = evolution
+        self.zeta = zeta
+        self.drop_fraction = drop_fraction
+        self.delta_t = delta_t
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.dtype = dtype
+        self.backend = backend
+        self.verbose = verbose
+        self.label_smoothing = label_smoothing
+
+    def _model_kwargs(self, op: str) -> dict:
+        kwargs = super()._model_kwargs(op)
+        kwargs["label_smoothing"] = _real(op, "label_smoothing", self.label_smoothing, 0, 1)
+        return kwargs
+
+    def fit(self, X, y):
+        """Train on X (n_samples, n_features) and the class labels y (n_samples,)."""
+        X, y = validate_data(self, X, y, dtype=_INPUT_DTYPES, reset=not self._continues())
+        check_classification_targets(y)
+        classes, labels = np.unique(y, return_inverse=True)
+        if self._continues() and not np.array_equal(classes, self.classes_):
+            raise ValueError(
+                f"[{self._op('fit')}] warm_start: y has the classes {classes.tolist()} but the "
+                f"fitted model has {self.classes_.tolist()}"
+            )
+        self._fit_model(X, labels.astype(np.int64), len(classes))
+        self.classes_ = classes
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        """The class of each row of X: ``classes_[argmax of the logits]``."""
+        logits = self._logits(X)  # checks that the estimator is fitted
+        return self.classes_[np.argmax(logits, axis=1)]
+
+    def predict_proba(self, X) -> np.ndarray:
+        """(n_samples, n_classes) float64: the softmax of the logits."""
+        return _softmax(self._logits(X))
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """The logarithm of :meth:`predict_proba`, computed stably from the logits."""
+        z = np.asarray(self._logits(X), dtype=np.float64)
+        z = z - z.max(axis=1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = True
+        tags.classifier_tags.multi_label = False
+        return tags
+
+
+class SparseMLPRegressor(RegressorMixin, _SparseMLPBase):
+    __doc__ = (
+        """A regressor: a sparse multilayer perceptron (:class:`truesparse.MLP`) trained with the
+    squared error on real-valued targets, 1-D (one output) or 2-D (n_samples, n_outputs).
+    Targets are not scaled: scale them yourself (e.g. ``TransformedTargetRegressor``).
+"""
+        + _PARAMETERS_DOC
+        + """    loss : {"squared_error"}, default="squared_error"
+        The loss: the mean over the batch of Σ_k (prediction_k − y_k)² (no ½).
+
+    Attributes
+    ----------
+    n_outputs_ : int
+        Number of outputs.
+"""
+        + _ATTRIBUTES_DOC
+    )
+
+    _model_loss = "squared_error"
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(256, 256),
+        *,
+        density=0.1,
+        densities=None,
+        epsilon=None,
+        init="erk",
+        erk_power=1.0,
+        dense_first=False,
+        dense_last=False,
+        activation="relu",
+        activation_alpha=0.01,
+        batch_norm=False,
+        dropout=0.0,
+        weight_init="he_normal",
+        sparse_fan_in="actual",
+        solver="adam",
+        learning_rate_init=0.001,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        adam_epsilon=1e-8,
+        weight_decay=0.0,
+        new_weight_warmup=0,
+        lr_schedule="constant",
+        warmup_steps=0,
+        max_iter=200,
+        batch_size="auto",
+        shuffle=True,
+        tol=1e-4,
+        n_iter_no_change=10,
+        evolution=None,
+        zeta=0.3,
+        drop_fraction=0.3,
+        delta_t=None,
+        warm_start=False,
+        random_state=None,
+        dtype=np.float32,
+        backend="mkl",
+        verbose=0,
+        loss="squared_error",
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.density = density
+        self.densities = densities
+        self.epsilon = epsilon
+        self.init = init
+        self.erk_power = erk_power
+        self.dense_first = dense_first
+        self.dense_last = dense_last
+        self.activation = activation
+        self.activation_alpha = activation_alpha
+        self.batch_norm = batch_norm
+        self.dropout = dropout
+        self.weight_init = weight_init
+        self.sparse_fan_in = sparse_fan_in
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.adam_epsilon = adam_epsilon
+        self.weight_decay = weight_decay
+        self.new_weight_warmup = new_weight_warmup
+        self.lr_schedule = lr_schedule
+        self.warmup_steps = warmup_steps
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.evolution = evolution
+        self.zeta = zeta
+        self.drop_fraction = drop_fraction
+        self.delta_t = delta_t
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.dtype = dtype
+        self.backend = backend
+        self.verbose = verbose
+        self.loss = loss
+
+    def _model_kwargs(self, op: str) -> dict:
+        _option(op, "loss", self.loss, ("squared_error",))
+        return super()._model_kwargs(op)
+
+    def fit(self, X, y):
+        """Train on X (n_samples, n_features) and real targets y, (n_samples,) or
+        (n_samples, n_outputs)."""
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            dtype=_INPUT_DTYPES,
+            multi_output=True,
+            y_numeric=True,
+            reset=not self._continues(),
+        )
+        targets = y.reshape(-1, 1) if y.ndim == 1 else y
+        self._fit_model(X, targets, targets.shape[1])
+        self.n_outputs_ = targets.shape[1]
+        self._y_1d = y.ndim == 1
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        """(n_samples,) float64 predictions if fitted on 1-D y, else (n_samples, n_outputs)."""
+        out = np.asarray(self._logits(X), dtype=np.float64)
+        return out.ravel() if self._y_1d else out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
