@@ -168,8 +168,8 @@ def test_a_planned_run_killed_and_continued_equals_the_uninterrupted_run(tmp_pat
         proc.send_signal(signal.SIGKILL)  # during epoch 4 (or its checkpoint)
         proc.wait(timeout=60)
     resumed = ts.load(path)
-    done = resumed._epochs_done
-    assert done in (3, 4)  # the checkpoint of the last finished epoch, whole
+    done = resumed.planned_run["done"]
+    assert done in (3, 4) and resumed.planned_run["epochs"] == 6  # the last finished epoch's
     history = resumed.fit(X, y, epochs=6, batch_size=10, initial_epoch=done, **PLANNED)
     assert len(history["loss"]) == 6  # the plan's history, continued
     assert_same_model(resumed, uninterrupted)

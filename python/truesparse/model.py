@@ -517,6 +517,20 @@ class Sequential:
                     history[key].append(record[key])
         return record
 
+    @property
+    def epochs_done(self) -> int:
+        """Epochs trained by ``fit`` over the model's life (they select the shuffles)."""
+        return self._epochs_done
+
+    @property
+    def planned_run(self) -> Optional[dict]:
+        """The plan of the last ``fit`` call (saved in checkpoints), or None: ``epochs`` (its
+        length), ``done`` (its epochs done: the ``initial_epoch`` to continue it with) and the
+        settings ``initial_epoch`` checks."""
+        if self._plan is None:
+            return None
+        return {**self._plan, "done": self._epochs_done - self._plan["start_epoch"]}
+
     # -- checkpoints -----------------------------------------------------------------------------
     def save(self, path: Union[str, os.PathLike], *, metadata: Optional[dict] = None) -> None:
         """Write a checkpoint of this model to ``path`` (atomically): the architecture, every
