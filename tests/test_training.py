@@ -85,3 +85,21 @@ def test_sparse_layers_stay_sparse(trained):
         assert layer.nnz == round(d * layer.shape[0] * layer.shape[1])
         if layer.is_sparse:
             assert_csr_valid(layer.W, layer.shape)
+
+
+def test_regression_with_a_vector_of_real_targets():
+    """squared_error with one output takes real targets as a vector (as an (N, 1) array), and
+    learns a linear function well enough to beat predicting the mean by far."""
+    rng = np.random.default_rng(0)
+    X = rng.random((400, 5), dtype=np.float32)
+    y = (X @ np.array([1.0, -2.0, 0.5, 0.0, 3.0]) + 0.5).astype(np.float32)
+    model = ts.MLP([5, 64, 1], density=0.5, loss="squared_error", seed=0)
+    twin = ts.MLP([5, 64, 1], density=0.5, loss="squared_error", seed=0)
+    sgd = ts.SGD(lr=0.01, momentum=0.9)
+    model.fit(X, y, epochs=30, batch_size=20, optimizer=sgd)
+    twin.fit(X, y[:, None], epochs=30, batch_size=20, optimizer=sgd)
+    assert np.array_equal(model.forward(X), twin.forward(X))
+    residual = model.forward(X)[:, 0] - y
+    assert np.mean(residual**2) < 0.02 * np.var(y)
+    with pytest.raises(ValueError, match="labels must be integers"):
+        ts.MLP([5, 8, 3], loss="squared_error").fit(X, y)  # three outputs: a vector is labels

@@ -262,6 +262,13 @@ class Sequential:
                         f"summing to 1); row {bad[0]} sums to {sums[bad[0]]:g}"
                     )
             return None, t
+        if (
+            y.ndim == 1
+            and self.loss == "squared_error"
+            and classes == 1
+            and np.issubdtype(y.dtype, np.floating)
+        ):  # regression with one output: real-valued targets given as a vector
+            return self._targets(y.reshape(-1, 1), n, op)
         if y.ndim != 1:
             raise ValueError(
                 f"[{op}] y must be 1-D class labels of length {n}, got shape {y.shape}"
@@ -593,7 +600,8 @@ class Sequential:
         return {"loss": float(loss), "accuracy": float(acc)}
 
     def predict(self, X) -> np.ndarray:
-        """Class labels (N,), the argmax of the logits."""
+        """Class labels (N,), the argmax of the logits. (For regression, the predictions are
+        the network's outputs: :meth:`forward`.)"""
         return np.argmax(self._core.forward(self._features(X, self._op("predict"))), axis=1).astype(
             np.int64
         )
