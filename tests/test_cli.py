@@ -273,3 +273,174 @@ def test_python_dash_m_bad_argument():
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert re.search(match_all("truesparse train: error:", "--density", "(0, 1]"), result.stderr)
+
+
+# --- topology in the JSON output, truesparse plot, the progress bar -------------------------
+
+SET_RUN = [*DIGITS, "--evolution", "set", "--quiet"]
+
+
+def test_json_records_topology_and_degrees(tmp_path, capsys):
+    out_file = tmp_path / "run.json"
+    assert cli.main([*SET_RUN, "--json", str(out_file)]) == 0
+    record = json.loads(out_file.read_text())
+    sparse = [i for i, layer in enumerate(record["layers"]) if layer["sparse"]]
+    # SET updates after every epoch but the last: one update here, one record per sparse layer.
+    assert [r["layer"] for r in record["topology"]] == sparse
+    for r in record["topology"]:
+        assert set(r) == {
+            "layer",
+            "step",
+            "nnz",
+            "dropped",
+            "grown",
+            "reselected",
+            "itop_rate",
+            "in_degree_histogram",
+            "out_degree_histogram",
+        }  # the positions are left out
+        assert r["step"] == 15 and r["dropped"] == r["grown"] > 0 and 0 < r["itop_rate"] <= 1
+    for moment in ("start", "end"):
+        assert [d["layer"] for d in record["degrees"][moment]] == sparse
+        for d in record["degrees"][moment]:
+            out, inp = d["shape"]
+            assert sum(d["in_degree_histogram"]) == inp
+            assert sum(d["out_degree_histogram"]) == out
+            assert d["nnz"] == record["layers"][d["layer"]]["nnz"]
+    # No update after the last epoch: the end is the last update's pattern.
+    for d, r in zip(record["degrees"]["end"], record["topology"]):
+        assert d["in_degree_histogram"] == r["in_degree_histogram"]
+        assert d["out_degree_histogram"] == r["out_degree_histogram"]
+    assert record["degrees"]["start"] != record["degrees"]["end"]
+
+
+def test_static_run_records_no_topology(tmp_path, capsys):
+    out_file = tmp_path / "run.json"
+    assert cli.main([*DIGITS, "--quiet", "--json", str(out_file)]) == 0
+    record = json.loads(out_file.read_text())
+    assert record["topology"] == []
+    assert record["degrees"]["start"] == record["degrees"]["end"]
+
+
+def _check_png(path):
+    matplotlib_image = pytest.importorskip("matplotlib.image")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = matplotlib_image.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    return image.shape
+
+
+def test_plot_command(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    static, evolving = tmp_path / "static.json", tmp_path / "set.json"
+    assert cli.main([*DIGITS, "--quiet", "--json", str(static)]) == 0
+    assert cli.main([*SET_RUN, "--json", str(evolving)]) == 0
+    capsys.readouterr()
+    image = tmp_path / "set-run.png"
+    assert cli.main(["plot", str(evolving), "-o", str(image), "--dpi", "40"]) == 0
+    assert capsys.readouterr().out == f"wrote {image}\n"
+    with_topology = _check_png(image)
+    # Default output: beside the JSON file, with the suffix .png.
+    assert cli.main(["plot", str(static), "--dpi", "40"]) == 0
+    without_topology = _check_png(tmp_path / "static.png")
+    assert with_topology[0] > without_topology[0]  # the topology rows below the curves
+
+
+def test_plot_of_an_interrupted_run(tmp_path, capsys):
+    """NaN values are written as null; the plot draws them as gaps."""
+    pytest.importorskip("matplotlib")
+    run = {"history": {"loss": [1.0, None], "accuracy": [0.5, None], "time": [0.1, 0.1]}}
+    source = tmp_path / "run.json"
+    source.write_text(json.dumps(run))
+    assert cli.main(["plot", str(source), "--dpi", "40"]) == 0
+    _check_png(tmp_path / "run.png")
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "no such file"),
+        ("{", "not valid JSON"),
+        ("[1, 2]", "not the output of 'truesparse train --json'"),
+        ('{"history": {"accuracy": [0.5]}}', "cannot draw this run"),
+    ],
+    ids=["missing", "invalid", "not a run", "no loss"],
+)
+def test_plot_errors_name_the_file(content, message, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    source = tmp_path / "run.json"
+    if content is not None:
+        source.write_text(content)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["plot", str(source)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("truesparse plot: error: ")
+    assert str(source) in err and message in err
+    assert not (tmp_path / "run.png").exists()
+
+
+def test_plot_bad_output(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    source = tmp_path / "run.json"
+    source.write_text(json.dumps({"history": {"loss": [1.0], "accuracy": [0.5]}}))
+    for output, message in (("run.xyz", "cannot write 'xyz'"), ("no/such/dir/x.png", "--output")):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["plot", str(source), "-o", str(tmp_path / output)])
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+
+
+def test_plot_without_matplotlib(tmp_path, capsys, monkeypatch):
+    source = tmp_path / "run.json"
+    source.write_text(json.dumps({"history": {"loss": [1.0], "accuracy": [0.5]}}))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["plot", str(source)])
+    assert exit_info.value.code == 2
+    assert 'pip install "truesparse[plot]"' in capsys.readouterr().err
+
+
+class _FitWithProgress(ts.MLP):
+    """A stand-in for MLP.fit with the progress hook: one bar per epoch, driven with the
+    values the engine's poll passes, closed with the epoch's record."""
+
+    def fit(self, X, y, *, progress, epochs, batch_size, callback, **kwargs):
+        def bars(record):
+            bar = progress(len(X), batch_size=batch_size, epoch=record["epoch"], epochs=epochs)
+            with bar:
+                for seen in range(batch_size, len(X) + batch_size, batch_size):
+                    bar.update(min(seen, len(X)), record["loss"], record["accuracy"])
+                bar.close(record)
+            return callback(record)
+
+        return super().fit(X, y, epochs=epochs, batch_size=batch_size, callback=bars, **kwargs)
+
+
+@pytest.mark.parametrize("option", ["--progress", "--no-progress", None])
+def test_train_passes_a_progress_factory_when_fit_takes_one(option, monkeypatch, capsys):
+    pytest.importorskip("tqdm")
+    monkeypatch.setattr(cli, "FIT_TAKES_PROGRESS", True)
+    monkeypatch.setattr(ts, "MLP", _FitWithProgress)
+    assert cli.main([*DIGITS, *([option] if option else [])]) == 0
+    captured = capsys.readouterr()
+    assert len(epoch_lines(captured.out)) == 2  # the table is printed as before
+    if option == "--progress":
+        # Bars of 1438 examples, cleared at the end of each epoch (the table row follows);
+        # tqdm redraws at most every 0.1 s, so the intermediate states may not show.
+        assert "epoch 1/2" in captured.err and "epoch 2/2" in captured.err
+        assert "/1438" in captured.err and "ex/s" in captured.err
+        assert captured.err.endswith("\r")
+    else:  # off, or automatic: captured stderr is not a terminal
+        assert captured.err == ""
+
+
+def test_progress_without_tqdm_exits_2(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*DIGITS, "--progress"])
+    assert exit_info.value.code == 2
+    assert (
+        capsys.readouterr().err
+        == "truesparse train: error: --progress needs tqdm: pip install tqdm\n"
+    )

@@ -37,7 +37,7 @@ from truesparse.io import write_json_atomic
 from truesparse.model import LOSSES as MODEL_LOSSES
 from truesparse.model import WEIGHT_INITS
 from truesparse.plot import degrees
-from truesparse.progress import EpochProgress
+from truesparse.progress import EpochProgress, tqdm_available
 
 __all__ = ["effective_config", "main", "write_json_atomic"]
 
@@ -499,7 +499,7 @@ def _check_train_arguments(args: argparse.Namespace, parser: argparse.ArgumentPa
         parser.error(f"--dataset {args.dataset} needs --path DIR (the directory holding its files)")
     if args.json is not None:  # fail now rather than after training
         _check_output_file(parser, "--json", args.json)
-    if args.progress and importlib.util.find_spec("tqdm") is None:
+    if args.progress and not tqdm_available():
         _fail(parser, "--progress needs tqdm: pip install tqdm")
     if args.density is None and args.densities is None and args.epsilon is None:
         args.density = DEFAULT_DENSITY

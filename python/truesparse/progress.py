@@ -22,7 +22,7 @@ import math
 import sys
 from typing import IO, Any, Callable, Optional, Union
 
-__all__ = ["EpochProgress", "epoch_progress_factory"]
+__all__ = ["EpochProgress", "epoch_progress_factory", "tqdm_available"]
 
 INSTALL_HINT = "pip install tqdm"
 
@@ -34,7 +34,8 @@ def _is_terminal(file: Any) -> bool:
         return False
 
 
-def _tqdm_available() -> bool:
+def tqdm_available() -> bool:
+    """Whether tqdm can be imported (it is imported to find out)."""
     try:
         import tqdm  # noqa: F401
     except ImportError:
@@ -78,7 +79,7 @@ class EpochProgress:
         self.batch_size = None if batch_size is None else int(batch_size)
         self.file = sys.stderr if file is None else file
         if enabled is None:
-            enabled = bool(verbose) and _is_terminal(self.file) and _tqdm_available()
+            enabled = bool(verbose) and _is_terminal(self.file) and tqdm_available()
         self.enabled = bool(enabled)
         self._bar = None
         self._seen = 0
@@ -205,7 +206,7 @@ def epoch_progress_factory(
         raise TypeError(
             f"progress must be None, True, False or a callable, got {type(progress).__name__}"
         )
-    if progress is True and not _tqdm_available():
+    if progress is True and not tqdm_available():
         raise ImportError(f"the progress bar needs tqdm: {INSTALL_HINT}")
 
     def make(
