@@ -425,6 +425,17 @@ def test_regressor_loss_and_classifier_label_smoothing(iris, regression):
     assert smoothed.model_.label_smoothing == pytest.approx(0.1)
 
 
+def test_batch_norm_needs_two_examples_per_batch(iris):
+    X, y = iris
+    clf = SparseMLPClassifier(**dict(SMALL, batch_norm=True, batch_size=149, max_iter=2))
+    with pytest.raises(ValueError, match=match_all("batch_norm", "n_samples = 150", "149")):
+        clf.fit(X, y)
+    with pytest.raises(ValueError, match="n_samples = 1 "):
+        clf.fit(X[:1], y[:1])
+    clf.set_params(batch_size=50).fit(X, y)
+    assert clf.model_.modules[1].kind == "batch_norm"
+
+
 def test_diverging_training_is_an_error(iris):
     X, y = iris
     with pytest.raises(ValueError, match=match_all("[SparseMLPClassifier.fit]", "loss became")):

@@ -321,6 +321,14 @@ class _SparseMLPBase(BaseEstimator):
         else:
             sizes = [X.shape[1], *self._hidden_sizes(op), outputs]
             model = MLP(sizes, seed=self._seed(op), **model_kwargs)
+        n = X.shape[0]
+        last_batch = n % batch_size or min(batch_size, n)
+        if last_batch == 1 and any(m.kind == "batch_norm" for m in model.modules):
+            # checked before training: the engine would stop at that batch, mid-epoch
+            raise ValueError(
+                f"[{op}] batch_norm=True needs at least 2 examples in every batch; n_samples = "
+                f"{n} with batch_size={batch_size} leaves a batch of one sample"
+            )
 
         # scikit-learn's stopping rule (MLPClassifier): stop once the training loss has not
         # improved by at least tol for more than n_iter_no_change consecutive epochs.
