@@ -13,7 +13,7 @@ The fitted network is ``model_`` (a :class:`truesparse.MLP`); ``history_`` is th
 last ``fit`` and ``loss_curve_`` the training loss of every epoch. Parameters, defaults and the
 scikit-learn checks that are skipped are in ``docs/sklearn.md``.
 
-This module needs scikit-learn (``pip install scikit-learn``); the rest of truesparse does not.
+This module needs scikit-learn >= 1.6; the rest of truesparse does not.
 """
 
 from __future__ import annotations
@@ -26,7 +26,13 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+
+try:
+    from sklearn.utils.validation import check_is_fitted, validate_data
+except ImportError:  # scikit-learn < 1.6: no validate_data, no __sklearn_tags__
+    raise ImportError(
+        "truesparse.sklearn needs scikit-learn >= 1.6: pip install 'scikit-learn>=1.6'"
+    ) from None
 
 from . import layers as _layers
 from .density import ALLOCATIONS
