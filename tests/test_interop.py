@@ -252,6 +252,40 @@ def test_torch_gradients_equal_the_engine_gradients(torch):
     assert_close(x2.grad.numpy(), 2 * Z @ W)
 
 
+@pytest.mark.parametrize(
+    "loss, last, smoothing",
+    [
+        ("softmax_cross_entropy", None, 0.1),
+        ("cross_entropy", L.Softmax, 0.1),
+        ("negative_log_likelihood", L.LogSoftmax, 0.0),
+        ("squared_error", None, 0.0),
+        ("logistic_cross_entropy", None, 0.0),
+    ],
+)
+def test_the_documented_torch_losses_equal_the_engine_losses(torch, loss, last, smoothing):
+    """The loss table of docs/interop.md: the module's output into the PyTorch expression
+    gives the model's loss."""
+    F = torch.nn.functional
+    specs = [L.Linear(10, density=0.5), L.Tanh(), L.Linear(4, density=0.5)]
+    specs += [last()] if last else []
+    model = ts.Sequential(N_IN, specs, loss=loss, label_smoothing=smoothing, dtype=np.float64)
+    X, y = _data(n=25, classes=4, dtype=np.float64)
+    out = to_torch(model, layers=specs)(torch.from_numpy(X))
+    labels = torch.from_numpy(y)
+    T = F.one_hot(labels, 4).double()
+    T_smooth = (1 - smoothing) * T + smoothing / 4
+    expected = {
+        "softmax_cross_entropy": lambda: F.cross_entropy(out, labels, label_smoothing=smoothing),
+        "cross_entropy": lambda: -(T_smooth * out.log()).sum(1).mean(),
+        "negative_log_likelihood": lambda: F.nll_loss(out, labels),
+        "squared_error": lambda: F.mse_loss(out, T, reduction="sum") / len(X),
+        "logistic_cross_entropy": lambda: (
+            F.binary_cross_entropy_with_logits(out, T, reduction="sum") / len(X)
+        ),
+    }[loss]()
+    assert_close(np.float64(expected.item()), np.float64(model.evaluate(X, y)["loss"]))
+
+
 def test_a_few_torch_training_steps_fine_tune_the_csr_values(torch):
     specs = [L.Linear(32, density=0.2), L.ReLU(), L.Linear(5, density=0.5)]
     model = ts.Sequential(N_IN, specs, seed=6)
@@ -445,6 +479,27 @@ def test_from_torch_of_a_state_dict(torch):
     assert model.layers[0].is_sparse and not model.layers[1].is_sparse
     X, _ = _data()
     assert_close(model.forward(X), torch_forward(torch, module, X))
+
+
+def test_from_torch_of_a_numpy_state_dict_needs_no_torch():
+    rng = np.random.default_rng(9)
+    W1 = rng.standard_normal((10, N_IN)) * (rng.random((10, N_IN)) < 0.3)
+    W2 = rng.standard_normal((3, 10))
+    b1, b2 = rng.standard_normal(10), rng.standard_normal(3)
+    state = {"fc1.weight": W1, "fc1.bias": b1, "fc2.weight": W2, "fc2.bias": b2}
+    model = from_torch(state, activation="tanh", dtype=np.float64)
+    assert model.layers[0].is_sparse and not model.layers[1].is_sparse
+    assert np.array_equal(model.layers[0].W.toarray(), W1)
+    X, _ = _data(dtype=np.float64)
+    assert_close(model.forward(X), np.tanh(X @ W1.T + b1) @ W2.T + b2)
+
+
+def test_from_torch_of_a_single_linear(torch):
+    lin = torch.nn.Linear(N_IN, 3)
+    model = from_torch(lin)
+    assert [m.kind for m in model.modules] == ["linear"]
+    X, _ = _data()
+    assert_close(model.forward(X), torch_forward(torch, lin, X))
 
 
 def test_from_torch_batch_norm_statistics(torch):
