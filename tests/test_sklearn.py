@@ -71,10 +71,15 @@ def regression():
 
 
 # -- scikit-learn's checks -----------------------------------------------------------------------
-@parametrize_with_checks(
-    [SparseMLPClassifier(), SparseMLPRegressor()], expected_failed_checks=expected_failed_checks
-)
+@parametrize_with_checks([SparseMLPClassifier(), SparseMLPRegressor()])
 def test_sklearn_checks(estimator, check):
+    # The expected failures are skipped, not strictly expected to fail: whether float32 bits
+    # depend on the batch size depends on the BLAS kernels of the machine that runs this
+    # (test_subset_invariance checks the float32 agreement and the float64 check instead).
+    name = getattr(check, "func", check).__name__
+    reason = expected_failed_checks(estimator).get(name)
+    if reason is not None:
+        pytest.skip(reason)
     check(estimator)
 
 
