@@ -444,3 +444,28 @@ def test_progress_without_tqdm_exits_2(monkeypatch, capsys):
         capsys.readouterr().err
         == "truesparse train: error: --progress needs tqdm: pip install tqdm\n"
     )
+
+
+def test_regression_data_set(tmp_path, capsys):
+    """diabetes has real targets: one output, squared_error, no accuracy columns."""
+    out_file = tmp_path / "run.json"
+    args = ["train", "--dataset", "diabetes", "--sizes", "16", "--density", "0.5"]
+    assert cli.main([*args, "--epochs", "2", "--lr", "0.0001", "--json", str(out_file)]) == 0
+    out = capsys.readouterr().out
+    assert "10 features, a real target (regression)" in out and "layers 10-16-1 |" in out
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["1"], ["2"])]
+    rows = [r for r in rows if len(r) == 5]
+    assert [r[0] for r in rows] == ["1", "2"]
+    for _, loss, test_loss, rmse, _ in rows:
+        assert float(loss) > 0
+        assert float(rmse) == pytest.approx(float(test_loss) ** 0.5, rel=1e-3)
+    assert out.splitlines()[-1].startswith("final test loss")
+    record = json.loads(out_file.read_text())
+    assert record["task"] == "regression" and record["sizes"] == [10, 16, 1]
+    assert record["config"]["loss"] == "squared_error"
+    assert sorted(record["history"]) == ["loss", "time", "val_loss"]
+    assert "test_accuracy" not in record and record["test_loss"] > 0
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*args, "--loss", "softmax_cross_entropy"])
+    assert exit_info.value.code == 2
+    assert "regression" in capsys.readouterr().err

@@ -129,6 +129,20 @@ def test_history_of_a_json_run_with_nulls(mpl, tmp_path):
     assert np.isnan(fig.axes[0].get_lines()[1].get_ydata()[-1])
 
 
+def test_history_without_accuracy_has_one_panel(mpl, tmp_path):
+    """A regression history (squared_error, one output) has no accuracies."""
+    from matplotlib.figure import Figure
+
+    run = {"history": {"loss": [900.0, 500.0], "val_loss": [950.0, 600.0], "time": [0, 0]}}
+    path = tmp_path / "regression.png"
+    fig = tsplot.history(run, path=path, dpi=DPI)
+    check_png(path, min_size=(150, 200))
+    assert len(fig.axes) == 1 and len(fig.axes[0].get_lines()) == 2
+    assert len(tsplot.run(run).axes) == 1
+    single = Figure().subplots()
+    assert len(tsplot.history(run, ax=single).axes) == 1  # no twin axis
+
+
 def test_history_into_given_axes(mpl, data):
     from matplotlib.figure import Figure
 

