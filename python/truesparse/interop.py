@@ -65,7 +65,6 @@ _SPEC_KIND = {
     L.SReLU: "srelu",
     L.Affine: "affine",
 }
-_ACTIVATION_NAME = {cls: name for name, cls in L.ACTIVATIONS.items()}
 # The filters of PyTorch's warnings about sparse CSR tensors, applied around every place that
 # builds one (the beta-state notice is a warn-once warning of torch's C++ core).
 _SPARSE_WARNINGS = ("Sparse CSR tensor support is in beta state",)
@@ -223,11 +222,12 @@ def _torch_classes() -> dict[str, type]:
             if dtype is None:
                 dtype = torch.float64 if W.dtype == np.float64 else torch.float32
             out, inp = W.shape
+            itype = np.int32 if max(W.nnz, out, inp) < 2**31 else np.int64
             return cls(
                 inp,
                 out,
-                torch.from_numpy(np.asarray(W.indptr, np.int64)),
-                torch.from_numpy(np.asarray(W.indices, np.int64)),
+                torch.from_numpy(np.asarray(W.indptr, itype)),
+                torch.from_numpy(np.asarray(W.indices, itype)),
                 torch.as_tensor(np.asarray(W.data), dtype=dtype),
                 None if bias is None else torch.as_tensor(np.asarray(bias), dtype=dtype),
             )
@@ -641,7 +641,8 @@ class _Layer:
 
 
 def _array(t, op: str, where: str, name: str) -> np.ndarray:
-    """A float64 ndarray of a tensor or array (exact for float32 and float64)."""
+    """An ndarray of a tensor or array: float32 and float64 as they are, other real dtypes
+    (half precision, integers, bool) as float64."""
     if hasattr(t, "detach"):  # a torch tensor
         torch = sys.modules["torch"]
         if t.layout != torch.strided:
@@ -649,14 +650,17 @@ def _array(t, op: str, where: str, name: str) -> np.ndarray:
                 f"[{op}] {where}: {name} is a sparse torch tensor ({t.layout}); pass its "
                 f"dense form (.to_dense()) and the pattern as masks="
             )
+        if t.is_complex():
+            raise TypeError(f"[{op}] {where}: {name} has dtype {t.dtype}, not real numbers")
         t = t.detach().cpu()
-        if t.is_floating_point() or t.is_complex():
+        if t.dtype not in (torch.float32, torch.float64):
             t = t.to(torch.float64)
         t = t.numpy()
     a = np.asarray(t)
     if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_) or np.iscomplexobj(a):
         raise TypeError(f"[{op}] {where}: {name} has dtype {a.dtype}, not real numbers")
-    a = a.astype(np.float64)
+    if a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float64)
     if not np.all(np.isfinite(a)):
         raise ValueError(f"[{op}] {where}: {name} contains NaN or infinity")
     return a
@@ -1112,8 +1116,8 @@ def from_torch(
 
 def _folded(p: _Layer) -> _Layer:
     """A batch norm layer as the Affine layer of its evaluation forward."""
-    gamma, beta = p.parameters["gamma"], p.parameters["beta"]
-    mean, var = p.statistics["running_mean"], p.statistics["running_var"]
+    gamma, beta = (p.parameters[k].astype(np.float64) for k in ("gamma", "beta"))
+    mean, var = (p.statistics[k].astype(np.float64) for k in ("running_mean", "running_var"))
     scale = gamma / np.sqrt(var + p.spec.eps)
     return _Layer(L.Affine(), p.where, parameters={"gamma": scale, "beta": beta - scale * mean})
 
@@ -1283,10 +1287,16 @@ def load_npz(path) -> NpzWeights:
         if not isinstance(entries, list):
             raise ValueError(f"[{op}] the architecture has no list of modules")
 
-        def get(key):
+        def get(key, kinds="fiub"):
             if key not in npz.files:
                 raise ValueError(f"[{op}] {path!r} has no entry {key!r}")
-            return npz[key]
+            try:
+                a = npz[key]
+            except Exception as e:  # object arrays (pickle), a damaged member
+                raise ValueError(f"[{op}] entry {key!r} cannot be read: {e}") from e
+            if a.dtype.kind not in kinds:
+                raise ValueError(f"[{op}] entry {key!r} has dtype {a.dtype}")
+            return a
 
         layers, modules = [], []
         for m, entry in enumerate(entries):
@@ -1300,16 +1310,16 @@ def load_npz(path) -> NpzWeights:
                         f"[{op}] module {m}: linear layer {li!r}, expected {len(layers)}"
                     )
                 data, indices, indptr = (
-                    get(f"layer{li}/data"),
-                    get(f"layer{li}/indices"),
-                    get(f"layer{li}/indptr"),
+                    get(f"layer{li}/data", "f"),
+                    get(f"layer{li}/indices", "iu"),
+                    get(f"layer{li}/indptr", "iu"),
                 )
-                shape = get(f"layer{li}/shape")
-                if shape.shape != (2,) or shape.dtype.kind not in "iu" or np.any(shape < 1):
+                shape = get(f"layer{li}/shape", "iu")
+                if shape.shape != (2,) or np.any(shape < 1):
                     raise ValueError(f"[{op}] layer{li}/shape must be two positive integers")
                 shape = (int(shape[0]), int(shape[1]))
                 _check_csr(indptr, indices, data.shape, shape, op, f"layer{li}")
-                b = get(f"layer{li}/bias")
+                b = get(f"layer{li}/bias", "f")
                 if b.shape != (shape[0],):
                     raise ValueError(
                         f"[{op}] layer{li}/bias has shape {b.shape}, expected ({shape[0]},)"
