@@ -96,9 +96,11 @@ def assert_consistent(m, epochs_done: int, delta_t=None):
     """The model works and its records agree with it after an interruption."""
     for layer in m.layers:
         assert np.isfinite(layer.W.data).all() and np.isfinite(layer.b).all()
-    lengths = {key: len(v) for key, v in m.history_.items() if key != "topology"}
+    lengths = {key: len(v) for key, v in m.history_.items() if key not in ("topology", "degrees")}
     assert set(lengths.values()) == {epochs_done}, lengths
     assert m._epochs_done == epochs_done
+    if "degrees" in m.history_:  # the degrees at the end were recorded despite the interrupt
+        assert m.history_["degrees"]["end"] == ts.plot.degrees(m)
     if delta_t is not None:  # every update that ran is recorded, once per sparse layer
         steps = [r["step"] for r in m.history_["topology"]]
         assert steps == list(range(delta_t, m._core.steps + 1, delta_t)), (steps, m._core.steps)

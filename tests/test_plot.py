@@ -199,8 +199,14 @@ def test_topology_png_with_start_and_end_degrees(mpl, data, tmp_path):
 
 def test_topology_png_from_records_alone(mpl, data, tmp_path):
     """Without degree snapshots the distribution after the last update is drawn."""
-    _, history, _ = train(data, evolution=ts.SET(zeta=0.3), validation=False)
+    model, history, _ = train(data, evolution=ts.SET(zeta=0.3), validation=False)
     path = tmp_path / "topology.png"
+    fig = tsplot.topology(history, path=path, dpi=DPI)  # fit recorded the degrees
+    check_png(path)
+    labels = [text.get_text() for text in fig.axes[1].get_legend().get_texts()]
+    assert len(labels) == 2 and labels[0].startswith("start") and labels[1].startswith("end")
+    assert history["degrees"]["end"] == tsplot.degrees(model)
+    del history["degrees"]
     fig = tsplot.topology(history, path=path, dpi=DPI)
     check_png(path)
     labels = [text.get_text() for text in fig.axes[1].get_legend().get_texts()]

@@ -154,6 +154,12 @@ void bind_network(py::module_& m, const char* name) {
           },
           py::arg("m"), py::arg("name"), py::arg("value"))
       .def(
+          "set_module_statistic",
+          [](model& s, std::size_t m, const std::string& name, const carray<T>& value) {
+            s.set_statistic(m, name, value.data(), value.size());
+          },
+          py::arg("m"), py::arg("name"), py::arg("value"))
+      .def(
           "module_statistics",  // {name: copy} of a layer's running statistics (batch norm)
           [](model& s, std::size_t m) {
             py::dict out;

@@ -7,11 +7,12 @@ batch forward and backward passes with Intel oneMKL's sparse BLAS and our own ke
 >>> model = ts.MLP([784, 1024, 512, 10], density=0.05, seed=0)
 """
 
-from . import callbacks, checkpoint, layers
+from . import callbacks, checkpoint, layers, plot
 from ._core import get_num_threads, mkl_version, set_num_threads
 from ._version import __version__
 from .density import epsilon_densities, er_densities, uniform_densities
 from .evolution import SET, RigL
+from .interop import from_torch, load_npz
 from .model import MLP, Sequential, load
 from .optim import (
     SGD,
@@ -44,10 +45,13 @@ __all__ = [
     "checkpoint",
     "epsilon_densities",
     "er_densities",
+    "from_torch",
     "get_num_threads",
     "layers",
     "load",
+    "load_npz",
     "mkl_version",
+    "plot",
     "set_num_threads",
     "uniform_densities",
 ]

@@ -112,6 +112,9 @@ def _write(model, f: IO[bytes], metadata: Optional[dict]) -> None:
             "plan": model._plan,
             "history_keys": list(history),
             "topology": topology,
+            "history_json": {  # other entries (the degree histograms): JSON as they are
+                k: v for k, v in history.items() if k not in HISTORY_ARRAYS and k != "topology"
+            },
         },
         "metadata": metadata or {},
         "arrays": {},

@@ -28,15 +28,16 @@ import sys
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 import scipy.sparse as sp
 
 from . import layers as L
 from ._version import __version__
+from .checkpoint import spec_to_json
 from .io import atomic_file
-from .model import LAST_LAYER, MLP, Sequential
+from .model import LAST_LAYER, Sequential
 from .views import LinearView
 
 __all__ = [
@@ -440,93 +441,6 @@ def _canonical_csr(W, op: str) -> sp.csr_array:
 
 
 # -- the layer specs of a model ---------------------------------------------------------------------
-def _spec_kind(spec) -> Optional[str]:
-    for cls in type(spec).__mro__:
-        if cls in _SPEC_KIND:
-            return _SPEC_KIND[cls]
-    return None
-
-
-def _module_specs(model: Sequential, layers, op: str, strict: bool) -> list:
-    """The layer spec of every module of ``model``: from ``layers`` (the list the model was
-    built from) if given, else what the public API determines (see docs/interop.md). A module
-    whose spec cannot be determined is None, or a ValueError when ``strict``."""
-    modules = model.modules
-    if layers is not None:
-        if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
-            raise TypeError(
-                f"[{op}] layers must be the list of truesparse.layers specs the model was built "
-                f"from, got {type(layers).__name__}"
-            )
-        specs = list(layers)
-        if len(specs) != len(modules):
-            raise ValueError(
-                f"[{op}] layers has {len(specs)} specs but the model has {len(modules)} layers"
-            )
-        for i, (spec, module) in enumerate(zip(specs, modules)):
-            if not isinstance(spec, L.LayerSpec):
-                raise TypeError(
-                    f"[{op}] layers[{i}] must be a truesparse.layers spec, got {type(spec).__name__}"
-                )
-            kind = _spec_kind(spec)
-            if kind != module.kind:
-                raise ValueError(
-                    f"[{op}] layers[{i}] is {type(spec).__name__} but layer {i} of the model is "
-                    f"{_describe_kind(module)}"
-                )
-            if kind == "linear" and spec.size != module.shape[0]:
-                raise ValueError(
-                    f"[{op}] layers[{i}] is Linear({spec.size}) but layer {i} of the model has "
-                    f"{module.shape[0]} outputs"
-                )
-        return specs
-    is_mlp = isinstance(model, MLP)
-    activation = L.ACTIVATIONS.get(getattr(model, "activation", None) or "")
-    specs = []
-    for i, module in enumerate(modules):
-        kind = module.kind
-        spec = None
-        if kind == "linear":
-            spec = L.Linear(module.shape[0], density=min(1.0, max(module.density, 1e-300)))
-        elif kind == "softmax":
-            spec = L.Softmax()
-        elif kind == "log_softmax":
-            spec = L.LogSoftmax()
-        elif kind == "affine":
-            spec = L.Affine()
-        elif kind == "srelu":
-            tl, al, tr, ar = (float(v) for v in module.parameters["t"])
-            spec = L.SReLU(tl, al, tr, ar) if tl < tr else L.SReLU()
-        elif kind == "batch_norm" and is_mlp:
-            spec = L.BatchNorm()  # truesparse.MLP always uses the defaults
-        elif (
-            kind == "activation"
-            and is_mlp
-            and activation in (L.ReLU, L.Sigmoid, L.Tanh, L.Identity)
-        ):
-            spec = activation()
-        if spec is None and strict:
-            what = {
-                "activation": "which activation it is (and its alpha)",
-                "batch_norm": "its eps and momentum",
-                "dropout": "its p",
-            }.get(kind, "its settings")
-            raise ValueError(
-                f"[{op}] layer {i} of the model is {_describe_kind(module)}, and the model does "
-                f"not tell {what}; pass layers=[...], the list of truesparse.layers specs the "
-                f"model was built from (for an MLP: truesparse.model.mlp_layers(...))"
-            )
-        specs.append(spec)
-    return specs
-
-
-def _describe_kind(module) -> str:
-    if module.kind == "linear":
-        return "a Linear layer"
-    name = L.KIND_NAMES.get(module.kind, module.kind)
-    return f"{'an' if name[0] in 'aeiouAEIOU' else 'a'} {name} layer"
-
-
 def _check_model(model, op: str) -> None:
     if not isinstance(model, Sequential):
         raise TypeError(
@@ -535,7 +449,7 @@ def _check_model(model, op: str) -> None:
 
 
 # -- to_torch ---------------------------------------------------------------------------------------
-def to_torch(model: Sequential, *, layers: Optional[Sequence[L.LayerSpec]] = None):
+def to_torch(model: Sequential):
     """The model as a ``torch.nn.Sequential`` with the same forward (one torch module per
     truesparse layer, in order; ``module[i]`` is ``model.modules[i]``).
 
@@ -543,15 +457,12 @@ def to_torch(model: Sequential, *, layers: Optional[Sequence[L.LayerSpec]] = Non
     ``crow_indices``/``col_indices`` buffers, its values as the parameter ``values``), dense
     ones ``nn.Linear``; batch norm keeps its running statistics, eps and momentum. The
     module's dtype is the model's (float32 or float64). The loss is not part of the module.
-
-    ``layers``: the list of ``truesparse.layers`` specs the model was built from. It is needed
-    when the model does not tell a layer's settings (which activation a Sequential's
-    activation layer is, a dropout's p, a Sequential's batch norm eps and momentum); an MLP
-    tells them unless it has dropout or a leaky_relu/all_relu activation.
+    Each layer's settings (which activation, a dropout's p, batch norm's eps and momentum) are
+    those of the specs the model was built from (``model.specs``).
     """
     op = "to_torch"
     _check_model(model, op)
-    specs = _module_specs(model, layers, op, strict=True)
+    specs = model.specs
     torch = _import_torch(op)
     T = _torch_classes()
     nn = torch.nn
@@ -1017,8 +928,7 @@ def from_torch(
     ``fold_batch_norm=True`` turns every BatchNorm1d into a truesparse ``Affine`` layer with
     its running statistics folded in (``γ/√(var + eps)``, ``β − γ·mean/√(var + eps)``): the
     same forward in evaluation mode. By default a BatchNorm1d becomes a truesparse
-    ``BatchNorm``; truesparse cannot set running statistics yet, so a BatchNorm1d whose
-    running statistics are not the initial ones (mean 0, variance 1) is then an error.
+    ``BatchNorm`` with its γ, β, running mean and running variance.
     """
     op = "from_torch"
     if masks is None:
@@ -1074,15 +984,6 @@ def from_torch(
                 raise ValueError(f"[{op}] {p.where} has {n} features but gets {width}")
             inputs = n if inputs is None else inputs
             width = n
-    for p in parsed:
-        if isinstance(p.spec, L.BatchNorm):
-            stats = p.statistics
-            if not (np.all(stats["running_mean"] == 0) and np.all(stats["running_var"] == 1)):
-                raise ValueError(
-                    f"[{op}] {p.where} has running statistics, which truesparse cannot set yet; "
-                    f"pass fold_batch_norm=True to fold them into an Affine layer (the same "
-                    f"forward in evaluation mode)"
-                )
     # All-ReLU: the engine numbers its activation layers; keep each layer's slope
     activations = 0
     for p in parsed:
@@ -1109,6 +1010,8 @@ def from_torch(
             else:
                 for name, value in p.parameters.items():
                     module.set(name, value)
+                for name, value in (p.statistics or {}).items():
+                    module.set_statistic(name, value)
     except (ValueError, TypeError) as e:  # Sequential's own checks: loss, dtype, seed, ...
         raise type(e)(f"[{op}] {e}") from e
     return model
@@ -1168,7 +1071,6 @@ def export_npz(
     model: Sequential,
     path,
     *,
-    layers: Optional[Sequence[L.LayerSpec]] = None,
     compressed: bool = False,
 ) -> None:
     """Write every layer of ``model`` to one ``.npz`` file at ``path`` (atomically; exactly
@@ -1179,15 +1081,14 @@ def export_npz(
     in, as scipy's; a dense layer stores its full pattern), ``layer{l}/bias``;
     ``module{m}/<name>`` for the parameters and statistics of the other layers (``gamma``,
     ``beta``, ``running_mean``, ``running_var``, ``t``); ``architecture``, a JSON string
-    describing the model and its layers (docs/interop.md has the layout). ``layers``: as for
-    :func:`to_torch`; without it, a layer whose settings the model does not tell is described
-    by its kind only. ``compressed=True`` writes a zip-compressed file (``np.savez_compressed``).
+    describing the model and its layers (docs/interop.md has the layout), with each layer's
+    spec (``model.specs``). ``compressed=True writes a zip-compressed file (``np.savez_compressed``).
     Non-finite weights are an error (such a file could not be loaded back into a model).
     """
     op = "export_npz"
     _check_model(model, op)
     path = _check_path(path, op, must_exist=False)
-    specs = _module_specs(model, layers, op, strict=False)
+    specs = model.specs
     arrays: dict[str, np.ndarray] = {}
     entries = []
     li = -1  # the index of the linear layer
@@ -1227,7 +1128,7 @@ def export_npz(
                     )
                 arrays[f"module{m}/{name}"] = np.ascontiguousarray(value)
             entry["arrays"] = sorted(named)
-        entry["spec"] = None if spec is None else _spec_dict(spec)
+        entry["spec"] = spec_to_json(spec)
         entries.append(entry)
     architecture = {
         "format": NPZ_FORMAT,
@@ -1244,15 +1145,6 @@ def export_npz(
     save = np.savez_compressed if compressed else np.savez
     with atomic_file(path, "wb") as f:
         save(f, **arrays)
-
-
-def _spec_dict(spec) -> dict:
-    """A layer spec as JSON: {"type": "LeakyReLU", "alpha": 0.01} (its dataclass fields)."""
-    d: dict[str, Any] = {"type": type(spec).__name__}
-    for name in getattr(spec, "__dataclass_fields__", {}):
-        value = getattr(spec, name)
-        d[name] = float(value) if isinstance(value, float) else value
-    return d
 
 
 def load_npz(path) -> NpzWeights:

@@ -25,6 +25,8 @@ from .callbacks import Callback
 from .density import allocate, check_sizes
 from .evolution import SET, RigL, record_to_dict
 from .optim import SGD, Adam
+from .plot import degrees
+from .progress import epoch_progress_factory
 from .views import LinearView, ModuleView, type_error_if_not_numeric
 
 __all__ = ["LOSSES", "MLP", "WEIGHT_INITS", "Sequential", "load", "mlp_layers"]
@@ -69,6 +71,13 @@ class _Run:
     config: Any
     set_options: Any
     rigl_options: Any
+    epochs: int
+    verbose: int
+    bars: Callable
+    callback: Optional[Callable[[dict], Any]]
+    callbacks: list
+    checkpoint: Optional[Union[str, os.PathLike]]
+    checkpoint_every: int
 
 
 def _choice(table: dict, value: Any, what: str, op: str) -> Any:
@@ -316,6 +325,7 @@ class Sequential:
         initial_epoch: Optional[int] = None,
         checkpoint: Optional[Union[str, os.PathLike]] = None,
         checkpoint_every: int = 1,
+        progress=None,
     ) -> dict[str, list]:
         """Train with mini-batch SGD; returns the history (also kept as ``history_``).
 
@@ -347,6 +357,13 @@ class Sequential:
         are those after the last finished batch, ``history_`` holds every epoch whose training
         batches finished (NaN validation values if its validation was interrupted) and
         ``history_["topology"]`` every update that ran. An ignored SIGINT stays ignored.
+
+        **Seeing it.** ``verbose=1`` prints one line per epoch, or shows a progress bar
+        (batches, running loss and accuracy, examples per second) when stderr is a terminal
+        and tqdm is installed; ``progress=True``/``False`` forces the bar on or off, and a
+        callable makes the bars (:func:`truesparse.progress.epoch_progress_factory`). With
+        ``evolution``, ``history["degrees"]`` holds every sparse layer's in/out-degree
+        histograms at the start and the end of the plan (:func:`truesparse.plot.topology`).
         """
         op = self._op("fit")
         epochs = _count(epochs, "epochs", op, minimum=0)
@@ -362,6 +379,10 @@ class Sequential:
             raise TypeError(
                 f"[{op}] evolution must be truesparse.SET or RigL, got {type(evolution).__name__}"
             )
+        try:
+            bars = epoch_progress_factory(progress, verbose)
+        except (TypeError, ImportError) as e:
+            raise type(e)(f"[{op}] {e}") from None
         callbacks = list(callbacks)
         for c in callbacks:
             if not isinstance(c, Callback):
@@ -401,6 +422,8 @@ class Sequential:
         if initial_epoch is None:
             first = 0
             self.history_ = {key: [] for key in keys}
+            if evolution is not None:
+                self.history_["degrees"] = {"start": degrees(self)}
         else:
             first = self._continued_plan(plan, initial_epoch, op)
             plan = self._plan
@@ -425,29 +448,47 @@ class Sequential:
                 if isinstance(evolution, RigL)
                 else None
             ),
+            epochs=epochs,
+            verbose=verbose,
+            bars=bars,
+            callback=callback,
+            callbacks=callbacks,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
         )
         run.config.schedule_start = plan["start_step"]  # the schedule's t = 0: the plan's start
         for c in callbacks:
             c.on_train_begin(self)
         with InterruptGuard() as guard:
-            for epoch in range(first, epochs):
-                record = self._fit_epoch(run, guard, last_epoch=epoch + 1 == epochs)
-                if verbose:
-                    print(_epoch_line(record), file=sys.stdout, flush=True)
-                if checkpoint is not None and (
-                    (epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs
-                ):
-                    self.save(checkpoint)
-                guard.raise_pending()  # a Ctrl-C held back while the epoch was recorded
-                with guard.released():  # a Ctrl-C in the user's code raises there
-                    stop = callback is not None and callback(record) is False
-                    for c in callbacks:
-                        stop = c.on_epoch_end(self, record, history) is False or stop
-                if stop:
-                    break
+            try:
+                self._fit_epochs(run, guard, first)
+            finally:
+                if "degrees" in history:
+                    history["degrees"]["end"] = degrees(self)
         for c in callbacks:
             c.on_train_end(self)
         return history
+
+    def _fit_epochs(self, run: "_Run", guard: InterruptGuard, first: int) -> None:
+        """The epochs of ``fit``: train one, show it, checkpoint it, call the callbacks."""
+        history, epochs = self.history_, run.epochs
+        for epoch in range(first, epochs):
+            last = epoch + 1 == epochs
+            bar = run.bars(len(run.X), batch_size=run.batch_size, epoch=epoch + 1, epochs=epochs)
+            with bar:
+                record = self._fit_epoch(run, bar.wrap(guard.poll), guard.poll, last_epoch=last)
+                bar.close(record)
+            if run.verbose and not getattr(bar, "enabled", False):
+                print(_epoch_line(record), file=sys.stdout, flush=True)
+            if run.checkpoint is not None and ((epoch + 1) % run.checkpoint_every == 0 or last):
+                self.save(run.checkpoint)
+            guard.raise_pending()  # a Ctrl-C held back while the epoch was recorded
+            with guard.released():  # a Ctrl-C in the user's code raises there
+                stop = run.callback is not None and run.callback(record) is False
+                for c in run.callbacks:
+                    stop = c.on_epoch_end(self, record, history) is False or stop
+            if stop:
+                break
 
     def _continued_plan(self, plan: dict, initial_epoch, op: str) -> int:
         """Checks that ``fit(..., initial_epoch=k)`` continues the model's plan with the same
@@ -474,7 +515,7 @@ class Sequential:
                 )
         return k
 
-    def _fit_epoch(self, run: "_Run", guard: InterruptGuard, last_epoch: bool) -> dict:
+    def _fit_epoch(self, run: "_Run", train_poll, val_poll, last_epoch: bool) -> dict:
         """One epoch of ``fit``: train, evolve, validate, and record it in ``history_``. A
         Ctrl-C (or an error) stops it between batches; what ran is recorded before it is
         raised: the topology records of the updates that ran and, once the training batches
@@ -492,7 +533,7 @@ class Sequential:
             run.shuffle,
             run.set_options,
             run.rigl_options,
-            poll=guard.poll,
+            poll=train_poll,
         )
         self._has_gradients = True
         if run.evolution is not None:
@@ -513,16 +554,36 @@ class Sequential:
         try:
             if run.val is not None:
                 record["val_loss"], record["val_accuracy"] = self._core.evaluate(
-                    *run.val, poll=guard.poll
+                    *run.val, poll=val_poll
                 )
         except BaseException:
             record["val_loss"] = record["val_accuracy"] = float("nan")
             raise
         finally:
             for key in history:
-                if key != "topology":
+                if key not in ("topology", "degrees"):
                     history[key].append(record[key])
         return record
+
+    @property
+    def specs(self) -> tuple:
+        """The layer specs the model was built from, one per entry of ``modules``."""
+        return tuple(self._specs)
+
+    # -- export ----------------------------------------------------------------------------------
+    def to_torch(self):
+        """This model as a ``torch.nn.Module`` with the same forward (sparse layers as CSR
+        tensors); see :func:`truesparse.interop.to_torch` (torch is imported only here)."""
+        from .interop import to_torch
+
+        return to_torch(self)
+
+    def export_npz(self, path: Union[str, os.PathLike]) -> None:
+        """Every linear layer as SciPy CSR arrays and its bias, in one ``.npz`` that
+        ``np.load`` reads (:func:`truesparse.interop.export_npz`)."""
+        from .interop import export_npz
+
+        export_npz(self, path)
 
     @property
     def epochs_done(self) -> int:
@@ -733,8 +794,10 @@ def _from_checkpoint(arch: dict, training: dict, arrays: dict) -> Sequential:
     for key in training["history_keys"]:
         if key == "topology":
             history[key] = checkpoint_module.join_records(training["topology"], arrays)
-        else:
+        elif key in checkpoint_module.HISTORY_ARRAYS:
             history[key] = arrays[f"history/{key}"].tolist()
+        else:
+            history[key] = training["history_json"][key]
     model.history_ = history
     model._epochs_done = epochs_done
     model._plan = plan

@@ -48,15 +48,15 @@ def degrees(model) -> list[dict]:
     for index, layer in enumerate(model.layers):
         if not layer.is_sparse:
             continue
-        W = layer.W
-        rows, cols = W.shape
-        out_degree = np.diff(np.asarray(W.indptr, dtype=np.int64))
-        in_degree = np.bincount(np.asarray(W.indices, dtype=np.int64), minlength=cols)
+        rows, cols = layer.shape
+        indptr, indices = model._core.layer_pattern(index)  # the pattern without its values
+        out_degree = np.diff(np.asarray(indptr, dtype=np.int64))
+        in_degree = np.bincount(np.asarray(indices, dtype=np.int64), minlength=cols)
         out.append(
             {
                 "layer": index,
                 "shape": [int(rows), int(cols)],
-                "nnz": int(W.nnz),
+                "nnz": int(indices.size),
                 "in_degree_histogram": np.bincount(in_degree).tolist(),
                 "out_degree_histogram": np.bincount(out_degree).tolist(),
             }

@@ -179,7 +179,8 @@ class LinearView:
 class ModuleView:
     """A view of one non-linear layer of a model (activation, softmax, batch norm, dropout,
     SReLU, affine). ``parameters``/``gradients`` are dicts of copies (batch norm and affine:
-    ``gamma``, ``beta``; SReLU: ``t`` = [tl, al, tr, ar]); ``set(name, value)`` replaces one."""
+    ``gamma``, ``beta``; SReLU: ``t`` = [tl, al, tr, ar]); ``set(name, value)`` replaces one;
+    batch norm's ``running_mean``/``running_var`` are replaced by ``set_statistic``."""
 
     def __init__(self, model: "Sequential", index: int) -> None:
         self._model = model
@@ -211,6 +212,26 @@ class ModuleView:
         if not np.all(np.isfinite(value)):
             raise ValueError(f"[{op}] {name} contains NaN or infinity")
         self._model._core.set_module_parameter(self._index, name, value)
+
+    def set_statistic(self, name: str, value) -> None:
+        """Replace a running statistic (batch norm's ``running_mean`` or ``running_var``, which
+        must be >= 0)."""
+        op = f"{L.KIND_NAMES.get(self.kind, self.kind)}.set_statistic"
+        current = self._model._core.module_statistics(self._index)
+        if name not in current:
+            raise ValueError(
+                f"[{op}] no statistic named {name!r}; this layer has {sorted(current)}"
+            )
+        value = np.asarray(value)
+        type_error_if_not_numeric(value, op, name)
+        value = np.ascontiguousarray(value, dtype=self._model.dtype).ravel()
+        if value.size != current[name].size:
+            raise ValueError(f"[{op}] {name} needs {current[name].size} values, got {value.size}")
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"[{op}] {name} contains NaN or infinity")
+        if name == "running_var" and np.any(value < 0):
+            raise ValueError(f"[{op}] running_var must be >= 0, got {value.min()}")
+        self._model._core.set_module_statistic(self._index, name, value)
 
     def _statistic(self, name: str) -> np.ndarray:
         statistics = self._model._core.module_statistics(self._index)

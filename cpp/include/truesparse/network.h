@@ -178,6 +178,19 @@ class network {
     throw std::invalid_argument(msg("[", module.kind(), ".set] no parameter named ", name));
   }
 
+  // Replaces the statistic `name` (batch norm's running_mean, running_var) of module m.
+  void set_statistic(std::size_t m, const std::string& name, const T* values, size_type size) {
+    layer<T>& module = *modules.at(m);
+    for (auto& st : module.statistics())
+      if (name == st.name) {
+        TS_REQUIRE(size == st.size, "[", module.kind(), ".set_statistic] ", name, " needs ", st.size,
+                   " values, got ", size);
+        std::copy(values, values + size, st.value);
+        return;
+      }
+    throw std::invalid_argument(msg("[", module.kind(), ".set_statistic] no statistic named ", name));
+  }
+
   // Network output (K,N) of a feature-major batch X (D_0, N).
   const matrix<T>& forward(const matrix<T>& X, bool train = false) {
     TS_REQUIRE(X.rows == inputs(), "[forward] X has ", X.rows, " features but the model has ", inputs(),
