@@ -16,7 +16,7 @@ import pytest
 import processes
 import truesparse as ts
 from conftest import match_all
-from truesparse import cli
+from truesparse import cli, datasets
 
 DIGITS = ["train", "--dataset", "digits", "--sizes", "32", "--density", "0.5", "--epochs", "2"]
 HISTORY_KEYS = ["loss", "accuracy", "val_loss", "val_accuracy", "time"]
@@ -401,27 +401,9 @@ def test_plot_without_matplotlib(tmp_path, capsys, monkeypatch):
     assert 'pip install "truesparse[plot]"' in capsys.readouterr().err
 
 
-class _FitWithProgress(ts.MLP):
-    """A stand-in for MLP.fit with the progress hook: one bar per epoch, driven with the
-    values the engine's poll passes, closed with the epoch's record."""
-
-    def fit(self, X, y, *, progress, epochs, batch_size, callback, **kwargs):
-        def bars(record):
-            bar = progress(len(X), batch_size=batch_size, epoch=record["epoch"], epochs=epochs)
-            with bar:
-                for seen in range(batch_size, len(X) + batch_size, batch_size):
-                    bar.update(min(seen, len(X)), record["loss"], record["accuracy"])
-                bar.close(record)
-            return callback(record)
-
-        return super().fit(X, y, epochs=epochs, batch_size=batch_size, callback=bars, **kwargs)
-
-
 @pytest.mark.parametrize("option", ["--progress", "--no-progress", None])
-def test_train_passes_a_progress_factory_when_fit_takes_one(option, monkeypatch, capsys):
+def test_train_shows_a_progress_bar_per_epoch(option, capsys):
     pytest.importorskip("tqdm")
-    monkeypatch.setattr(cli, "FIT_TAKES_PROGRESS", True)
-    monkeypatch.setattr(ts, "MLP", _FitWithProgress)
     assert cli.main([*DIGITS, *([option] if option else [])]) == 0
     captured = capsys.readouterr()
     assert len(epoch_lines(captured.out)) == 2  # the table is printed as before
@@ -469,3 +451,85 @@ def test_regression_data_set(tmp_path, capsys):
         cli.main([*args, "--loss", "softmax_cross_entropy"])
     assert exit_info.value.code == 2
     assert "regression" in capsys.readouterr().err
+
+
+# --- checkpoints: --save, --resume, evaluate ----------------------------------------------------
+PLANNED_RUN = [
+    "train", "--dataset", "digits", "--sizes", "64", "--density", "0.3", "--epochs", "6",
+    "--lr", "0.05", "--schedule", "cosine", "--evolution", "rigl", "--delta-t", "10",
+]  # fmt: skip
+
+
+def comparable(run: dict) -> dict:
+    """What a repeated run must reproduce exactly (not the times, paths or thread counts)."""
+    history = {k: v for k, v in run["history"].items() if k != "time"}
+    keep = ("sizes", "layers", "topology", "degrees", "test_loss", "test_accuracy")
+    return {"history": history, **{k: run[k] for k in keep}}
+
+
+def test_a_run_killed_and_resumed_equals_the_uninterrupted_run(tmp_path, capsys):
+    assert cli.main([*PLANNED_RUN, "--quiet", "--json", str(tmp_path / "whole.json")]) == 0
+    checkpoint = tmp_path / "run.tsck"
+    command = [*PLANNED_RUN, "--save", str(checkpoint)]
+    code = f"import sys; from truesparse import cli; sys.exit(cli.main({command!r}))"
+    with processes.started_python(code) as proc:
+        for line in proc.stdout:
+            if line.split()[:1] == ["3"] and len(line.split()) == 6:
+                break  # epoch 3 is done and saved
+        proc.kill()  # during epoch 4 or its checkpoint
+        proc.wait(timeout=60)
+    capsys.readouterr()
+    resumed = tmp_path / "resumed.json"
+    assert cli.main(["train", "--resume", str(checkpoint), "--json", str(resumed)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"resuming .*run.tsck after epoch [34] of 6", out)
+    whole, again = (json.loads(p.read_text()) for p in (tmp_path / "whole.json", resumed))
+    assert comparable(again) == comparable(whole)
+    assert again["checkpoint"] == str(checkpoint) and ts.load(checkpoint).planned_run["done"] == 6
+
+
+def test_evaluate_a_checkpoint(tmp_path, capsys):
+    checkpoint = tmp_path / "m.tsck"
+    assert cli.main([*DIGITS, "--seed", "3", "--quiet", "--save", str(checkpoint)]) == 0
+    final = capsys.readouterr().out.splitlines()[-1]
+    result = tmp_path / "eval.json"
+    assert (
+        cli.main(["evaluate", str(checkpoint), "--dataset", "digits", "--json", str(result)]) == 0
+    )
+    out = capsys.readouterr().out
+    accuracy = re.search(r"final test accuracy (\S+)", final).group(1)
+    assert f"test accuracy {accuracy}" in out  # the training run's split (seed 3) is reused
+    record = json.loads(result.read_text())
+    model = ts.load(checkpoint)
+    X_train, y_train, X_test, y_test = datasets.load("digits", seed=3)
+    assert record["test_loss"] == model.evaluate(X_test, y_test)["loss"]
+    assert record["seed"] == 3 and record["examples"] == len(X_test)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["evaluate", "{missing}", "--dataset", "digits"], "no such file"),
+        (["evaluate", "{text}", "--dataset", "digits"], "is not a truesparse checkpoint"),
+        (["evaluate", "{model}", "--dataset", "diabetes"], "has 10 features but the model has 64"),
+        (["train", "--resume", "{text}"], "--resume '"),
+        (["train", "--resume", "{bare}"], "records no command-line options"),
+        (["train", "--resume", "{model}", "--sizes", "8"], "the model's layers are 64-32-10"),
+    ],
+)
+def test_checkpoint_errors_are_one_line(tmp_path, capsys, args, message):
+    paths = {
+        "missing": tmp_path / "missing.tsck",
+        "text": tmp_path / "text.tsck",
+        "model": tmp_path / "model.tsck",
+        "bare": tmp_path / "bare.tsck",
+    }
+    paths["text"].write_text("not a checkpoint")
+    assert cli.main([*DIGITS, "--quiet", "--save", str(paths["model"])]) == 0
+    ts.MLP([64, 32, 10], density=0.5).save(paths["bare"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([a.format(**{k: str(v) for k, v in paths.items()}) for a in args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and message in err, err

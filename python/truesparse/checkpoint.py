@@ -57,8 +57,8 @@ class CheckpointError(ValueError):
 # -- writing ---------------------------------------------------------------------------------------
 def save(model, path: Union[str, os.PathLike], *, metadata: Optional[dict] = None) -> None:
     """Write ``model`` to ``path`` atomically (the previous file stays intact until the new one
-    is complete). ``metadata`` is any JSON-serialisable dict stored with it (the command line
-    stores its configuration there)."""
+    is complete). ``metadata`` is any JSON-serialisable dict stored with it (default: the
+    model's ``metadata`` attribute; the command line stores its configuration there)."""
     _check_metadata(metadata, "save")
     directory = os.path.dirname(os.path.abspath(os.fspath(path)))
     if not os.path.isdir(directory):
@@ -93,6 +93,9 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 
 def _write(model, f: IO[bytes], metadata: Optional[dict]) -> None:
+    if metadata is None:
+        metadata = model.metadata
+        _check_metadata(metadata, "save")
     arrays = {f"state/{name}": a for name, a in model._core.get_state().items()}
     history = model.history_
     for key in HISTORY_ARRAYS:
@@ -116,7 +119,7 @@ def _write(model, f: IO[bytes], metadata: Optional[dict]) -> None:
                 k: v for k, v in history.items() if k not in HISTORY_ARRAYS and k != "topology"
             },
         },
-        "metadata": metadata or {},
+        "metadata": metadata,
         "arrays": {},
     }
     with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as z:
@@ -148,10 +151,20 @@ def loads(data: bytes):
 
 
 def read_metadata(path: Union[str, os.PathLike]) -> dict:
-    """The ``metadata`` dict stored with a checkpoint (checked like a full load)."""
+    """The ``metadata`` dict stored with a checkpoint, from its header alone (the arrays are
+    neither read nor checked: :func:`load` does that)."""
     name = os.fspath(path)
+    if not os.path.exists(name):
+        raise FileNotFoundError(f"[load] no such file: {name!r}")
     with open(name, "rb") as f:
-        return _read(f, name)[1]
+        try:
+            z = zipfile.ZipFile(f)
+        except zipfile.BadZipFile:
+            raise _fail(name, "is not a truesparse checkpoint: not a ZIP archive") from None
+        with z:
+            if HEADER not in z.namelist():
+                raise _fail(name, f"is not a truesparse checkpoint: it has no {HEADER}")
+            return _header(z, name)["metadata"]
 
 
 def _fail(name: str, what: str) -> CheckpointError:
@@ -184,6 +197,7 @@ def _read(f: IO[bytes], name: str):
     except (KeyError, TypeError, ValueError) as e:
         reason = str(e).removeprefix("[load] ")  # the engine's checks name the array
         raise _fail(name, f"is corrupted: {reason}") from None
+    model.metadata = header["metadata"]
     return model, header["metadata"]
 
 

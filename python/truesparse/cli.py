@@ -5,6 +5,9 @@ is installed.
     truesparse train --dataset cifar10 --path ~/data/cifar --epsilon 20 --json run.json
     truesparse train --config run.toml --epochs 5      # options from a file; the command line wins
     truesparse train --config run.json --json again.json   # repeat a run from its JSON output
+    truesparse train --dataset digits --save run.tsck  # a checkpoint after every epoch
+    truesparse train --resume run.tsck                  # continue its planned run
+    truesparse evaluate run.tsck --dataset digits       # test loss and accuracy of a checkpoint
     truesparse plot run.json -o run.png                 # learning curves (and topology)
     truesparse info
 
@@ -30,8 +33,8 @@ from typing import Callable, NoReturn
 import numpy as np
 
 import truesparse as ts
+from truesparse import checkpoint, datasets, evolution, layers, optim
 from truesparse import config as config_module
-from truesparse import datasets, evolution, layers, optim
 from truesparse import density as density_module
 from truesparse.io import write_json_atomic
 from truesparse.model import LOSSES as MODEL_LOSSES
@@ -77,17 +80,40 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
     """Parse ``argv``; with ``--config FILE``, parse again with the file's options as the
     subcommand's defaults, so that the command line overrides the file."""
     args = parser.parse_args(argv)
-    if getattr(args, "config", None) is None:
+    config, resume = getattr(args, "config", None), getattr(args, "resume", None)
+    if config is None and resume is None:
         return args
     sub = args.parser
     try:
-        given = config_module.from_file(args.config, sub)
+        if config is not None:
+            given = config_module.from_file(config, sub)
+        else:  # --resume: the options of the run that wrote the checkpoint
+            given = _checkpoint_options(resume, sub)
     except config_module.ConfigError as e:
-        _fail(sub, f"--config {e}")
+        _fail(sub, f"{'--config' if config is not None else '--resume'} {e}")
     sub.set_defaults(**given)
     args = parser.parse_args(argv)
     config_module.resolve_exclusive(args, given, sub)
     return args
+
+
+def _checkpoint_options(path: str, parser: argparse.ArgumentParser) -> dict:
+    """The options recorded in a checkpoint written by ``train --save`` (its metadata's
+    ``config``), checked like a ``--config`` file."""
+    try:
+        metadata = checkpoint.read_metadata(path)
+    except (OSError, ValueError) as e:
+        raise config_module.ConfigError(str(e).removeprefix("[load] ")) from None
+    table = metadata.get("config") if isinstance(metadata, dict) else None
+    if not isinstance(table, dict):
+        raise config_module.ConfigError(
+            f"{path}: the checkpoint records no command-line options (not written by "
+            "'truesparse train --save'); pass --config with the run's options"
+        )
+    try:
+        return config_module.check(table, parser)
+    except config_module.ConfigError as e:
+        raise config_module.ConfigError(f"{path}: {e}") from None
 
 
 def _fail(parser: argparse.ArgumentParser, message: str) -> NoReturn:
@@ -360,6 +386,18 @@ def _make_parser() -> argparse.ArgumentParser:
         help="write configuration, versions, history, topology and results to FILE",
     )
     output.add_argument(
+        "--save",
+        metavar="FILE",
+        help="write a checkpoint of the model (with these options) to FILE after every epoch; "
+        "default with --resume: the checkpoint resumed from",
+    )
+    train.add_argument(
+        "--resume",
+        metavar="FILE",
+        help="continue the planned run saved in FILE by --save: its options are the defaults "
+        "(the command line overrides them; the plan's own must stay the same)",
+    )
+    output.add_argument(
         "--quiet",
         action=argparse.BooleanOptionalAction,
         default=False,
@@ -391,6 +429,29 @@ def _make_parser() -> argparse.ArgumentParser:
     plot.add_argument("--title", help="figure title (default: data set, sizes, evolution)")
     plot.add_argument("--dpi", type=_positive_int, metavar="N", help="resolution of raster formats")
 
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="the test loss and accuracy of a checkpoint on a data set",
+        description="Evaluate a model saved by 'truesparse train --save' (or model.save) on the "
+        "test split of a data set.",
+    )
+    evaluate.set_defaults(run=_evaluate, parser=evaluate)
+    evaluate.add_argument("model", metavar="MODEL", help="a checkpoint file")
+    evaluate.add_argument("--dataset", required=True, choices=list(datasets.DATASETS))
+    evaluate.add_argument(
+        "--path", metavar="DIR", help="directory holding the files of mnist or cifar10"
+    )
+    evaluate.add_argument(
+        "--seed",
+        type=_int_at_least(0),
+        help="the split of mnist5k, digits and diabetes (default: the training run's, recorded "
+        "in the checkpoint, else 0)",
+    )
+    evaluate.add_argument(
+        "--split", choices=["test", "train"], default="test", help="(default: %(default)s)"
+    )
+    evaluate.add_argument("--json", metavar="FILE", help="write the result to FILE")
+
     info = commands.add_parser(
         "info",
         help="show version, threads and data sets",
@@ -401,11 +462,6 @@ def _make_parser() -> argparse.ArgumentParser:
 
 
 # --- train ------------------------------------------------------------------------------
-
-# Whether MLP.fit takes ``progress=`` (a per-epoch factory of EpochProgress bars, see
-# truesparse.progress.epoch_progress_factory). Until it does, the CLI builds the factory but
-# cannot pass it; this is the one line to change when fit has the hook.
-FIT_TAKES_PROGRESS = False
 
 
 def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -420,35 +476,53 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     # A regression target is one real number per example: one output.
     outputs = 1 if regression else int(max(y_train.max(), y_test.max())) + 1
     sizes = [X_train.shape[1], *args.sizes, outputs]
-    model, optimizer, evolution = _build(args, parser, sizes, len(X_train))
+    optimizer, evolution = _training_settings(args, parser, len(X_train))
+    initial_epoch = None
+    if args.resume is not None:
+        model = _load_model(args.resume, parser, "--resume")
+        if model.sizes != sizes:
+            _fail(
+                parser,
+                f"--resume {args.resume}: the model's layers are {_join(model.sizes, '-')}, "
+                f"the options give {_join(sizes, '-')}",
+            )
+        plan = model.planned_run
+        if plan is None:
+            _fail(parser, f"--resume {args.resume}: the model has no planned run to continue")
+        initial_epoch = plan["done"]
+    else:
+        model = _build(args, parser, sizes)
+    model.metadata = {"config": effective_config(args)}
     layers = [_describe_layer(layer) for layer in model.layers]
     threads = ts.get_num_threads()
     _print_header(say, args, sizes, regression, len(X_train), len(X_test), threads, layers)
+    if initial_epoch is not None:
+        say(f"resuming {args.resume} after epoch {initial_epoch} of {args.epochs}")
     history_keys = _REGRESSION_KEYS if regression else _HISTORY_KEYS
 
-    records: list[dict] = []
-
     def after_epoch(record: dict) -> None:
-        records.append({key: record[key] for key in history_keys})
-        say(_epoch_row(len(records), record, regression))
+        say(_epoch_row(len(model.history_["loss"]), record, regression))
 
-    fit_options = dict(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        optimizer=optimizer,
-        validation_data=(X_test, y_test),
-        shuffle=True,
-        verbose=0,
-        callback=after_epoch,
-        evolution=evolution,
-    )
-    if FIT_TAKES_PROGRESS:
-        fit_options["progress"] = _progress_factory(args)
+    save = args.save if args.save is not None else args.resume
     degrees_start = degrees(model)
     interrupted = False
     start = time.perf_counter()
     try:
-        model.fit(X_train, y_train, **fit_options)
+        model.fit(
+            X_train,
+            y_train,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            optimizer=optimizer,
+            validation_data=(X_test, y_test),
+            shuffle=True,
+            verbose=0,
+            callback=after_epoch,
+            evolution=evolution,
+            initial_epoch=initial_epoch,
+            checkpoint=save,
+            progress=_progress_factory(args),
+        )
     except ValueError as e:
         _fail(parser, str(e))
     except KeyboardInterrupt:
@@ -456,12 +530,11 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     train_time = time.perf_counter() - start
 
     final = model.evaluate(X_test, y_test)
-    status = f"interrupted after {len(records)} epochs | " if interrupted else ""
-    if regression:  # squared_error of one output: the mean squared error
-        result = f"final test loss {final['loss']:.4f} (RMSE {math.sqrt(final['loss']):.4f})"
-    else:
-        result = f"final test accuracy {final['accuracy']:.4f} (loss {final['loss']:.4f})"
-    print(f"{status}{result} | training time {train_time:.2f} s", flush=True)
+    history = model.history_
+    status = f"interrupted after {len(history['loss'])} epochs | " if interrupted else ""
+    print(
+        f"{status}{_result_line(final, regression)} | training time {train_time:.2f} s", flush=True
+    )
     if args.json is not None:
         run = {
             "truesparse_version": ts.__version__,
@@ -471,16 +544,37 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             "sizes": sizes,
             "threads": threads,
             "layers": layers,
-            "history": {key: [_number(r[key]) for r in records] for key in history_keys},
-            "topology": [_topology_record(r) for r in model.history_.get("topology", [])],
-            "degrees": {"start": degrees_start, "end": degrees(model)},
-            "test_loss": _number(final["loss"]),
+            "history": {key: [_number(v) for v in history[key]] for key in history_keys},
+            "topology": [_topology_record(r) for r in history.get("topology", [])],
+            "degrees": history.get("degrees", {"start": degrees_start, "end": degrees(model)}),
         }
-        if not regression:
-            run["test_accuracy"] = _number(final["accuracy"])
+        run.update(_result_fields(final, regression))
         run.update(train_time=train_time, interrupted=interrupted)
+        if save is not None:
+            run["checkpoint"] = save
         write_json_atomic(args.json, run)
     return 130 if interrupted else 0
+
+
+def _result_line(result: dict, regression: bool, split: str = "test") -> str:
+    if regression:  # squared_error of one output: the mean squared error
+        rmse = math.sqrt(result["loss"]) if result["loss"] >= 0 else math.nan
+        return f"final {split} loss {result['loss']:.4f} (RMSE {rmse:.4f})"
+    return f"final {split} accuracy {result['accuracy']:.4f} (loss {result['loss']:.4f})"
+
+
+def _result_fields(result: dict, regression: bool, split: str = "test") -> dict:
+    fields = {f"{split}_loss": _number(result["loss"])}
+    if not regression:
+        fields[f"{split}_accuracy"] = _number(result["accuracy"])
+    return fields
+
+
+def _load_model(path: str, parser: argparse.ArgumentParser, option: str):
+    try:
+        return ts.load(path)
+    except (OSError, ValueError) as e:
+        _fail(parser, f"{option} {str(e).removeprefix('[load] ')}".strip())
 
 
 def _check_train_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -502,6 +596,8 @@ def _check_train_arguments(args: argparse.Namespace, parser: argparse.ArgumentPa
         parser.error(f"--dataset {args.dataset} needs --path DIR (the directory holding its files)")
     if args.json is not None:  # fail now rather than after training
         _check_output_file(parser, "--json", args.json)
+    if args.save is not None:
+        _check_output_file(parser, "--save", args.save)
     if args.progress and not tqdm_available():
         _fail(parser, "--progress needs tqdm: pip install tqdm")
     if args.dataset in datasets.REGRESSION:
@@ -525,24 +621,23 @@ def _check_output_file(parser: argparse.ArgumentParser, option: str, name: str) 
         parser.error(f"{option} {name}: directory {target.resolve().parent} does not exist")
 
 
-def _load_data(args: argparse.Namespace, parser: argparse.ArgumentParser):
-    """(X_train, y_train, X_test, y_test) of ``--dataset``, in the ``--dtype``."""
+def _load_data(args: argparse.Namespace, parser: argparse.ArgumentParser, dtype=None):
+    """(X_train, y_train, X_test, y_test) of ``--dataset``, in ``dtype`` (default:
+    ``--dtype``)."""
     try:
         X_train, y_train, X_test, y_test = datasets.load(
             args.dataset, seed=args.seed, path=args.path
         )
     except (OSError, ValueError, ImportError) as e:
         _fail(parser, str(e))
-    dtype = DTYPES[args.dtype]
+    dtype = DTYPES[args.dtype] if dtype is None else dtype
     return X_train.astype(dtype, copy=False), y_train, X_test.astype(dtype, copy=False), y_test
 
 
-def _build(args: argparse.Namespace, parser: argparse.ArgumentParser, sizes: list, n_train: int):
-    """(model, optimizer, evolution or None) from the options; sets ``--threads``."""
+def _build(args: argparse.Namespace, parser: argparse.ArgumentParser, sizes: list):
+    """The MLP of the options."""
     try:
-        if args.threads is not None:
-            ts.set_num_threads(args.threads)
-        model = ts.MLP(
+        return ts.MLP(
             sizes,
             density=args.density,
             densities=args.densities,
@@ -558,6 +653,15 @@ def _build(args: argparse.Namespace, parser: argparse.ArgumentParser, sizes: lis
             dtype=DTYPES[args.dtype],
             seed=args.seed,
         )
+    except ValueError as e:
+        _fail(parser, str(e))
+
+
+def _training_settings(args: argparse.Namespace, parser: argparse.ArgumentParser, n_train: int):
+    """(optimizer, evolution or None) from the options; sets ``--threads``."""
+    try:
+        if args.threads is not None:
+            ts.set_num_threads(args.threads)
         total_steps = max(1, args.epochs * -(-n_train // args.batch_size))
         schedule = ts.CosineLR(T_max=total_steps) if args.schedule == "cosine" else None
         if args.warmup_steps > 0:
@@ -581,7 +685,7 @@ def _build(args: argparse.Namespace, parser: argparse.ArgumentParser, sizes: lis
             evolution = ts.RigL(alpha=args.drop_fraction, delta_t=args.delta_t or 100)
     except ValueError as e:
         _fail(parser, str(e))
-    return model, optimizer, evolution
+    return optimizer, evolution
 
 
 def _print_header(say, args, sizes, regression, n_train, n_test, threads, layers) -> None:
@@ -675,6 +779,43 @@ def _number(x) -> float | None:
 
 def _join(values, separator: str) -> str:
     return separator.join(str(v) for v in values)
+
+
+# --- evaluate ---------------------------------------------------------------------------
+
+
+def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.json is not None:
+        _check_output_file(parser, "--json", args.json)
+    model = _load_model(args.model, parser, "")
+    if args.seed is None:  # the split of the training run, if the command line trained it
+        recorded = model.metadata.get("config") if isinstance(model.metadata, dict) else None
+        seed = recorded.get("seed") if isinstance(recorded, dict) else None
+        args.seed = seed if isinstance(seed, int) and seed >= 0 else 0
+    X_train, y_train, X_test, y_test = _load_data(args, parser, model.dtype)
+    X, y = (X_test, y_test) if args.split == "test" else (X_train, y_train)
+    regression = args.dataset in datasets.REGRESSION
+    try:
+        result = model.evaluate(X, y)
+    except (TypeError, ValueError) as e:
+        _fail(parser, f"{args.model} on {args.dataset}: {e}")
+    print(
+        f"{args.model}: {args.dataset} ({args.split}, {len(X)} examples) | "
+        f"{_result_line(result, regression, args.split).removeprefix('final ')}",
+        flush=True,
+    )
+    if args.json is not None:
+        out = {
+            "model": args.model,
+            "dataset": args.dataset,
+            "split": args.split,
+            "seed": args.seed,
+            "examples": len(X),
+            "truesparse_version": ts.__version__,
+        }
+        out.update(_result_fields(result, regression, args.split))
+        write_json_atomic(args.json, out)
+    return 0
 
 
 # --- plot -------------------------------------------------------------------------------

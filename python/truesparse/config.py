@@ -107,9 +107,10 @@ def read(path: PathLike) -> dict:
 # --- checking against a parser ---------------------------------------------------------------
 
 
-def options(parser: argparse.ArgumentParser, exclude: Iterable[str] = ("config",)) -> dict:
+def options(parser: argparse.ArgumentParser, exclude: Iterable[str] = ("config", "resume")) -> dict:
     """The options a file may give: destination name -> argparse action (``--help``,
-    ``--version`` and the destinations in ``exclude`` aside)."""
+    ``--version`` and the destinations in ``exclude`` aside: a file does not name another
+    file of options or a checkpoint to resume)."""
     found = {}
     for action in parser._actions:
         if not action.option_strings or action.dest == argparse.SUPPRESS:

@@ -219,6 +219,8 @@ class Sequential:
         self._has_gradients = False
         self._epochs_done = 0
         self._plan: Optional[dict] = None  # the planned run of the last fit (see fit)
+        # Anything JSON-serialisable the user attaches; saved with every checkpoint.
+        self.metadata: dict = {}
         self.history_: dict[str, list] = {}
 
     def _op(self, method: str) -> str:
@@ -604,7 +606,8 @@ class Sequential:
         """Write a checkpoint of this model to ``path`` (atomically): the architecture, every
         layer's weights and statistics, the optimizer state, the counters of every random
         stream, the planned run and the history. :func:`truesparse.load` reads it back into a
-        model that behaves identically. Format: :mod:`truesparse.checkpoint`."""
+        model that behaves identically. ``metadata`` (default: ``model.metadata``) is a
+        JSON-serialisable dict stored with it. Format: :mod:`truesparse.checkpoint`."""
         checkpoint_module.save(self, path, metadata=metadata)
 
     def __getstate__(self) -> dict:  # pickle and copy.deepcopy go through the checkpoint
