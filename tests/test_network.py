@@ -79,3 +79,27 @@ def test_module_views_check_set_with_public_names():
     assert_close(bn.running_var, np.ones(3, np.float32))
     with pytest.raises(AttributeError, match="SReLU layer has no running_mean"):
         _ = srelu.running_mean
+
+
+def test_batch_norm_statistics_can_be_set_and_are_used_in_evaluation():
+    model = ts.Sequential(
+        3, [L.Linear(3), L.BatchNorm(eps=1e-5)], loss="squared_error", dtype=np.float64
+    )
+    model.layers[0].set_weights(np.eye(3), np.zeros(3))
+    bn = model.modules[1]
+    mean, var = np.array([1.0, -2.0, 0.5]), np.array([4.0, 0.25, 1.0])
+    bn.set_statistic("running_mean", mean)
+    bn.set_statistic("running_var", var)
+    assert_close(bn.running_mean, mean)
+    assert_close(bn.running_var, var)
+    X = np.random.default_rng(0).standard_normal((5, 3))
+    assert_close(model.forward(X), (X - mean) / np.sqrt(var + 1e-5))  # γ = 1, β = 0
+    with pytest.raises(ValueError, match=match_all("[BatchNorm.set_statistic]", "running_std")):
+        bn.set_statistic("running_std", var)
+    with pytest.raises(ValueError, match=match_all("[BatchNorm.set_statistic]", ">= 0")):
+        bn.set_statistic("running_var", -var)
+    with pytest.raises(ValueError, match=match_all("[BatchNorm.set_statistic]", "needs 3", "2")):
+        bn.set_statistic("running_mean", mean[:2])
+    with pytest.raises(ValueError, match=match_all("[BatchNorm.set_statistic]", "NaN")):
+        bn.set_statistic("running_mean", [np.nan, 0, 0])
+    assert_close(bn.running_var, var)  # refused values changed nothing
