@@ -177,6 +177,16 @@ _positive_int = _int_at_least(1)
 _fraction = _float_in(0.0, 1.0, low_open=True)  # densities: (0, 1]
 
 
+def _data_arguments(group, dataset_help, *, required: bool) -> None:
+    """--dataset and --path, for train and evaluate."""
+    group.add_argument(
+        "--dataset", required=required, choices=list(datasets.DATASETS), help=dataset_help
+    )
+    group.add_argument(
+        "--path", metavar="DIR", help="directory holding the files of mnist or cifar10"
+    )
+
+
 def _make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="truesparse",
@@ -197,14 +207,10 @@ def _make_parser() -> argparse.ArgumentParser:
         help="read options from FILE: TOML, keys are the option names (batch_size or "
         "batch-size), or the JSON output of an earlier run; the command line overrides it",
     )
-    data = train.add_argument_group("data")
-    data.add_argument(
-        "--dataset",
-        choices=list(datasets.DATASETS),
-        help="required, on the command line or in the --config file",
-    )
-    data.add_argument(
-        "--path", metavar="DIR", help="directory holding the files of mnist or cifar10"
+    _data_arguments(
+        train.add_argument_group("data"),
+        "required, on the command line or in the --config file",
+        required=False,
     )
 
     model = train.add_argument_group("model")
@@ -437,10 +443,7 @@ def _make_parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(run=_evaluate, parser=evaluate)
     evaluate.add_argument("model", metavar="MODEL", help="a checkpoint file")
-    evaluate.add_argument("--dataset", required=True, choices=list(datasets.DATASETS))
-    evaluate.add_argument(
-        "--path", metavar="DIR", help="directory holding the files of mnist or cifar10"
-    )
+    _data_arguments(evaluate, None, required=True)
     evaluate.add_argument(
         "--seed",
         type=_int_at_least(0),

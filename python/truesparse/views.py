@@ -204,14 +204,19 @@ class ModuleView:
             raise ValueError(
                 f"[{op}] no parameter named {name!r}; this layer has {sorted(current)}"
             )
+        value = self._checked(value, current[name].size, op, name)
+        self._model._core.set_module_parameter(self._index, name, value)
+
+    def _checked(self, value, size: int, op: str, name: str) -> np.ndarray:
+        """``value`` as a flat array of the model's dtype with ``size`` finite numbers."""
         value = np.asarray(value)
         type_error_if_not_numeric(value, op, name)
         value = np.ascontiguousarray(value, dtype=self._model.dtype).ravel()
-        if value.size != current[name].size:
-            raise ValueError(f"[{op}] {name} needs {current[name].size} values, got {value.size}")
+        if value.size != size:
+            raise ValueError(f"[{op}] {name} needs {size} values, got {value.size}")
         if not np.all(np.isfinite(value)):
             raise ValueError(f"[{op}] {name} contains NaN or infinity")
-        self._model._core.set_module_parameter(self._index, name, value)
+        return value
 
     def set_statistic(self, name: str, value) -> None:
         """Replace a running statistic (batch norm's ``running_mean`` or ``running_var``, which
@@ -222,13 +227,7 @@ class ModuleView:
             raise ValueError(
                 f"[{op}] no statistic named {name!r}; this layer has {sorted(current)}"
             )
-        value = np.asarray(value)
-        type_error_if_not_numeric(value, op, name)
-        value = np.ascontiguousarray(value, dtype=self._model.dtype).ravel()
-        if value.size != current[name].size:
-            raise ValueError(f"[{op}] {name} needs {current[name].size} values, got {value.size}")
-        if not np.all(np.isfinite(value)):
-            raise ValueError(f"[{op}] {name} contains NaN or infinity")
+        value = self._checked(value, current[name].size, op, name)
         if name == "running_var" and np.any(value < 0):
             raise ValueError(f"[{op}] running_var must be >= 0, got {value.min()}")
         self._model._core.set_module_statistic(self._index, name, value)
