@@ -172,10 +172,12 @@ def test_fit_with_evolution_keeps_nnz_and_invariants(evolution, backend):
 
 # -- 2. SET: drop selection and uniform growth -------------------------------------------------
 def _set_reference_drop(values, positions, zeta):
-    """Positions SET drops: round(ζ #pos) smallest positive, round(ζ #neg) negative closest to
-    zero; zeros never; ties by lower storage index (none here)."""
+    """Positions SET drops: every exact zero, round(ζ #pos) smallest positive, round(ζ #neg)
+    negative closest to zero (#pos, #neg count the nonzero weights); ties by lower storage
+    index (none here). As the original's thresholds: keep only w > smallest kept positive or
+    w < largest kept negative."""
     idx = np.arange(values.size)
-    dropped = []
+    dropped = [idx[values == 0]]
     for select in (values > 0, values < 0):
         cand = idx[select]
         mag = np.abs(values[cand])
@@ -221,7 +223,8 @@ def test_set_drops_exactly_the_reference_and_grows_only_at_empty_positions(zeta,
     kept1 = np.isin(_positions(W1), survivors)
     kept0 = np.isin(pos0, survivors)
     assert np.array_equal(_bits(W1.data[kept1]), _bits(W0.data[kept0]))
-    assert np.count_nonzero(W0.data[kept0] == 0.0) == 2  # stored zeros are never dropped
+    assert np.count_nonzero(W0.data[kept0] == 0.0) == 0  # stored zeros never survive
+    assert np.count_nonzero(W0.data == 0.0) == 2
 
 
 def _uniformity_statistic(counts, trials, k):
@@ -569,7 +572,8 @@ def test_set_per_epoch_single_epoch_makes_no_update():
         (lambda: ts.SET(zeta=1.5), ("[SET]", "zeta", 1.5)),
         (lambda: ts.SET(zeta=-0.1), ("[SET]", "zeta")),
         (lambda: ts.SET(delta_t=0), ("[SET]", "delta_t")),
-        (lambda: ts.SET(regrow="uniform"), ("[SET]", "regrow", "uniform")),
+        (lambda: ts.SET(regrow="glorot"), ("[SET]", "regrow", "glorot")),
+        (lambda: ts.SET(regrow_std=-1.0), ("[SET]", "regrow_std", "-1.0")),
         (lambda: ts.RigL(alpha=-1), ("[RigL]", "alpha", -1)),
         (lambda: ts.RigL(alpha=1.5), ("[RigL]", "alpha")),
         (lambda: ts.RigL(delta_t=0), ("[RigL]", "delta_t", 0)),

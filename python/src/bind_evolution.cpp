@@ -9,6 +9,7 @@ namespace truesparse::python {
 
 void init_evolution(py::module_& m) {
   py::enum_<regrow_init>(m, "RegrowInit")
+      .value("uniform", regrow_init::uniform)
       .value("layer", regrow_init::layer)
       .value("zero", regrow_init::zero)
       .value("normal", regrow_init::normal);
@@ -20,6 +21,7 @@ void init_evolution(py::module_& m) {
       .def(py::init<>())
       .def_readwrite("zeta", &set_options::zeta)
       .def_readwrite("init", &set_options::init)
+      .def_readwrite("regrow_std", &set_options::regrow_std)
       .def_readwrite("delta_t", &set_options::delta_t);
   py::class_<rigl_options>(m, "RigLOptions")
       .def(py::init<>())
@@ -30,6 +32,17 @@ void init_evolution(py::module_& m) {
       .def_readwrite("schedule", &rigl_options::schedule)
       .def_readwrite("exponent", &rigl_options::exponent)
       .def_readwrite("skip_optimizer_step", &rigl_options::skip_optimizer_step);
+  m.def(
+      "input_noise",  // the noise train_epoch adds to batch `batch` of epoch `epoch`, (D, B)
+      [](std::uint64_t seed, std::uint64_t epoch, std::uint64_t batch, size_type rows, size_type cols,
+         double sigma) {
+        matrix<double> X(rows, cols);
+        std::fill(X.data.begin(), X.data.end(), 0.0);
+        add_input_noise(X, sigma, seed, epoch, batch);
+        return copy_out(X.ptr(), {static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)});
+      },
+      py::arg("seed"), py::arg("epoch"), py::arg("batch"), py::arg("rows"), py::arg("cols"),
+      py::arg("sigma"));
   m.def("drop_fraction", &drop_fraction, py::arg("schedule"), py::arg("alpha"), py::arg("t"),
         py::arg("t_end"), py::arg("exponent") = 2.0);
   py::class_<topology_record>(m, "TopologyRecord")

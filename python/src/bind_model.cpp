@@ -254,7 +254,8 @@ void bind_network(py::module_& m, const char* name) {
           "train_epoch",
           [](model& s, const carray<T>& X, std::optional<labels_array> y, std::optional<carray<T>> targets,
              size_type batch_size, const optimizer_config& opt, std::uint64_t epoch, bool shuffle,
-             std::optional<set_options> set, std::optional<rigl_options> rigl, py::object poll) {
+             std::optional<set_options> set, std::optional<rigl_options> rigl, py::object poll,
+             double input_noise) {
             const dataset<T> d = make_dataset(X, y, targets, "fit");
             evolution_plan plan;
             plan.set = set;
@@ -264,7 +265,7 @@ void bind_network(py::module_& m, const char* name) {
             {
               py::gil_scoped_release nogil;
               r = train_epoch(s, d, batch_size, opt, s.seed, epoch, shuffle, stop.function(),
-                              set || rigl ? &plan : nullptr);
+                              set || rigl ? &plan : nullptr, 1, input_noise);
             }
             // The error that stopped the epoch (Ctrl-C, or raised by poll) is returned, not
             // raised, so that the caller can keep the topology records of the batches that did
@@ -274,7 +275,7 @@ void bind_network(py::module_& m, const char* name) {
           },
           py::arg("X"), py::arg("y"), py::arg("targets"), py::arg("batch_size"), py::arg("optimizer"),
           py::arg("epoch"), py::arg("shuffle"), py::arg("set") = py::none(), py::arg("rigl") = py::none(),
-          py::arg("poll") = py::none())
+          py::arg("poll") = py::none(), py::arg("input_noise") = 0.0)
       .def(
           "evolve_set",
           [](model& s, const set_options& o) {
@@ -282,6 +283,30 @@ void bind_network(py::module_& m, const char* name) {
             return set_update_model(s, o);
           },
           py::arg("options"))
+      .def(
+          "remove_inputs",  // input neurons of the first linear layer; with a batch: RigL's growth
+          [](model& s, std::vector<index_t> cols, std::optional<carray<T>> X, std::optional<labels_array> y,
+             std::optional<carray<T>> tgt, const set_options& o) {
+            if (!X) {
+              py::gil_scoped_release nogil;
+              return remove_inputs_model<T>(s, std::move(cols), nullptr, o.init, o.regrow_std);
+            }
+            const dataset<T> d = make_dataset(*X, y, tgt, "remove_inputs");
+            py::gil_scoped_release nogil;
+            return remove_inputs_model(s, std::move(cols), &d, o.init, o.regrow_std);
+          },
+          py::arg("columns"), py::arg("X"), py::arg("y"), py::arg("targets"), py::arg("regrow"))
+      .def(
+          "layer_excluded_inputs",  // (D) bool: the removed inputs of linear layer l
+          [](model& s, std::size_t l) {
+            const auto* L = s.sparse_layer(l);
+            const auto D = static_cast<py::ssize_t>(s.layers.at(l)->in);
+            py::array_t<bool> out(D);
+            for (py::ssize_t j = 0; j < D; ++j)
+              out.mutable_data()[j] = L && L->excluded(static_cast<index_t>(j));
+            return out;
+          },
+          py::arg("l"))
       .def(
           "evolve_rigl",  // forward/backward of one batch, then one RigL update with fraction f
           [](model& s, const carray<T>& X, std::optional<labels_array> y, std::optional<carray<T>> tgt,

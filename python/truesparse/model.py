@@ -78,6 +78,7 @@ class _Run:
     callbacks: list
     checkpoint: Optional[Union[str, os.PathLike]]
     checkpoint_every: int
+    input_noise: float
 
 
 def _choice(table: dict, value: Any, what: str, op: str) -> Any:
@@ -328,6 +329,7 @@ class Sequential:
         checkpoint: Optional[Union[str, os.PathLike]] = None,
         checkpoint_every: int = 1,
         progress=None,
+        input_noise: float = 0.0,
     ) -> dict[str, list]:
         """Train with mini-batch SGD; returns the history (also kept as ``history_``).
 
@@ -360,6 +362,10 @@ class Sequential:
         batches finished (NaN validation values if its validation was interrupted) and
         ``history_["topology"]`` every update that ran. An ignored SIGINT stays ignored.
 
+        ``input_noise=σ`` adds Gaussian noise N(0, σ²) to the inputs of every training batch
+        (not to the targets, not in evaluation): with ``fit(X, X, ...)`` and
+        ``loss="squared_error"`` this trains a denoising autoencoder.
+
         **Seeing it.** ``verbose=1`` prints one line per epoch, or shows a progress bar
         (batches, running loss and accuracy, examples per second) when stderr is a terminal
         and tqdm is installed; ``progress=True``/``False`` forces the bar on or off, and a
@@ -371,6 +377,12 @@ class Sequential:
         epochs = _count(epochs, "epochs", op, minimum=0)
         batch_size = _count(batch_size, "batch_size", op, minimum=1)
         checkpoint_every = _count(checkpoint_every, "checkpoint_every", op, minimum=1)
+        if isinstance(input_noise, bool) or not isinstance(input_noise, (int, float, np.number)):
+            raise TypeError(f"[{op}] input_noise must be a number, got {input_noise!r}")
+        if not (np.isfinite(input_noise) and input_noise >= 0):
+            raise ValueError(
+                f"[{op}] input_noise must be a finite number >= 0, got {input_noise!r}"
+            )
         optimizer = SGD() if optimizer is None else optimizer
         if not isinstance(optimizer, (SGD, Adam)):
             raise TypeError(
@@ -415,6 +427,7 @@ class Sequential:
             "validation": val is not None,
             "optimizer": repr(optimizer),
             "evolution": repr(evolution),
+            "input_noise": float(input_noise),
             "steps_per_epoch": -(-X.shape[0] // batch_size),
             "start_epoch": self._epochs_done,
             "start_step": self._core.steps,
@@ -457,6 +470,7 @@ class Sequential:
             callbacks=callbacks,
             checkpoint=checkpoint,
             checkpoint_every=checkpoint_every,
+            input_noise=float(input_noise),
         )
         run.config.schedule_start = plan["start_step"]  # the schedule's t = 0: the plan's start
         for c in callbacks:
@@ -536,6 +550,7 @@ class Sequential:
             run.set_options,
             run.rigl_options,
             poll=train_poll,
+            input_noise=run.input_noise,
         )
         self._has_gradients = True
         if run.evolution is not None:
@@ -655,6 +670,58 @@ class Sequential:
                 f"[{self._op('evolve')}] evolution must be truesparse.SET or RigL, got {type(evolution).__name__}"
             )
         return [record_to_dict(r) for r in records]
+
+    # -- input neurons (feature selection) ------------------------------------------------------
+    def input_strength(self) -> np.ndarray:
+        """The strength of every input neuron (D,): the sum of |w| over its connections in the
+        first linear layer, from the stored values in O(nnz) (QuickSelection's and NeuroFS's
+        feature importance; a removed input has strength 0)."""
+        layer = self.layers[0]
+        values = np.abs(np.asarray(self._core.layer_values(0), dtype=np.float64))
+        if not layer.is_sparse:
+            return values.reshape(layer.shape).sum(axis=0)
+        _, indices = self._core.layer_pattern(0)
+        return np.bincount(indices, weights=values, minlength=layer.shape[1])
+
+    @property
+    def removed_inputs(self) -> np.ndarray:
+        """(D,) bool: the input neurons removed by :meth:`remove_inputs`."""
+        return np.asarray(self._core.layer_excluded_inputs(0), dtype=bool)
+
+    def remove_inputs(self, columns, X=None, y=None, regrow: Optional[SET] = None) -> dict:
+        """Remove input neurons (features) ``columns`` from the network, keeping its number of
+        weights: every connection of theirs in the first linear layer (which must be sparse) is
+        dropped and as many grow at empty positions of the other inputs, uniformly at random
+        (values as ``regrow``, a :class:`SET`, says; default ``SET()``: uniform in
+        ±√(6 / (n_in + n_out))) or, given a batch ``(X, y)``, where its gradient is largest, as
+        RigL grows (values 0). The removed inputs get no connection again: SET and RigL
+        never grow into them. Returns the update's record (:func:`record_to_dict`)."""
+        op = self._op("remove_inputs")
+        D = self.sizes[0]
+        cols = np.asarray(columns)
+        if cols.ndim != 1 or not (np.issubdtype(cols.dtype, np.integer) or cols.size == 0):
+            raise TypeError(
+                f"[{op}] columns must be a 1-D sequence of input indices, got {columns!r}"
+            )
+        if cols.size and (cols.min() < 0 or cols.max() >= D):
+            bad = cols.min() if cols.min() < 0 else cols.max()
+            raise ValueError(f"[{op}] input {bad} is outside [0, {D})")
+        if regrow is None:
+            regrow = SET()
+        if not isinstance(regrow, SET):
+            raise TypeError(f"[{op}] regrow must be a truesparse.SET, got {type(regrow).__name__}")
+        if (X is None) != (y is None):
+            raise ValueError(f"[{op}] give both X and y (gradient growth) or neither (random)")
+        labels = targets = None
+        if X is not None:
+            X = self._features(X, op)
+            labels, targets = self._targets(y, X.shape[0], op)
+        record = self._core.remove_inputs(
+            [int(c) for c in cols], X, labels, targets, regrow._options()
+        )
+        if X is not None:
+            self._has_gradients = True
+        return record_to_dict(record)
 
     def evaluate(self, X, y) -> dict[str, float]:
         """Mean loss and accuracy over (X, y)."""

@@ -130,6 +130,19 @@ struct sparse_linear : linear_layer<T> {
   // Sorted positions i*D+j ever stored (ITOP rate). Empty until the first topology change, so
   // a layer that never evolves pays nothing for it.
   std::vector<std::int64_t> ever_active;
+  // (D) 1 for an input column removed from the layer (feature selection, remove_inputs): it
+  // holds no weight and no growth ever reconnects it. Empty when no input was removed.
+  std::vector<std::uint8_t> excluded_inputs;
+
+  bool excluded(index_t j) const { return !excluded_inputs.empty() && excluded_inputs[j] != 0; }
+  // The columns growth may use: all, or those not excluded.
+  std::vector<index_t> growable_columns() const {
+    std::vector<index_t> cols;
+    cols.reserve(static_cast<std::size_t>(this->in));
+    for (index_t j = 0; j < this->in; ++j)
+      if (!excluded(j)) cols.push_back(j);
+    return cols;
+  }
 
   sparse_linear(csr_pattern p, sparse_backend be, bool need_dx)
       : base(p.cols, p.rows), backend(be), keep_transpose(need_dx) {
@@ -144,6 +157,7 @@ struct sparse_linear : linear_layer<T> {
     avector<T> values(static_cast<std::size_t>(p.nnz()), T(0));
     this->sW.clear();
     ever_active.clear();
+    excluded_inputs.clear();
     replace_topology(std::move(p), std::move(values));
   }
 

@@ -2,12 +2,14 @@
 // had never stopped: every layer's CSR pattern and values (or dense weights) and biases, the
 // other layers' parameters (batch norm's γ, β; SReLU's t) and statistics (running mean and
 // variance), the optimizer state aligned with each array, the positions a sparse layer ever
-// held (its ITOP rate), and the counters that seed every random stream (optimizer steps,
-// topology updates, each dropout layer's calls). Everything else a network holds is either
-// fixed by its options (rebuilt from them) or derived (Wᵀ, MKL handles, gradients, buffers).
+// held (its ITOP rate) and its removed inputs (feature selection), and the counters that seed
+// every random stream (optimizer steps, topology updates, each dropout layer's calls).
+// Everything else a network holds is either fixed by its options (rebuilt from them) or
+// derived (Wᵀ, MKL handles, gradients, buffers).
 //
 // for_each_state(m, f) calls f(name, ref) once per item, in a fixed order, where ref is one of
-//   avector<T>&, std::vector<index_t>&, std::vector<std::int64_t>&, std::vector<std::uint16_t>&
+//   avector<T>&, std::vector<index_t>&, std::vector<std::int64_t>&, std::vector<std::uint16_t>&,
+//   std::vector<std::uint8_t>&
 //     an array whose size may vary (a pattern's indices, optimizer moments, ...);
 //   state_span<T>   an array of fixed size (a bias, γ, running statistics);
 //   std::int64_t&, std::uint64_t&   a counter.
@@ -67,6 +69,7 @@ void for_each_state(network<T>& m, F&& f) {
         f(prefix + ".indices", sparse->pattern.indices);
         f(prefix + ".W", sparse->W);
         f(prefix + ".ever_active", sparse->ever_active);
+        f(prefix + ".excluded_inputs", sparse->excluded_inputs);
       } else {
         auto* dense = static_cast<dense_linear<T>*>(linear);
         f(prefix + ".W", state_span<T>{dense->W.data(), static_cast<size_type>(dense->W.size())});
@@ -106,6 +109,12 @@ void state_loaded(network<T>& m) {
         for (std::size_t k = 0; k < ever.size(); ++k)
           TS_REQUIRE(ever[k] >= 0 && ever[k] < positions && (k == 0 || ever[k - 1] < ever[k]), "[load] ",
                      prefix, ".ever_active must be increasing positions in [0, ", positions, ")");
+        const auto& excluded = sparse->excluded_inputs;
+        TS_REQUIRE(excluded.empty() || static_cast<index_t>(excluded.size()) == p.cols, "[load] ", prefix,
+                   ".excluded_inputs has ", excluded.size(), " entries; it must be empty or have ", p.cols);
+        for (index_t j : p.indices)
+          TS_REQUIRE(excluded.empty() || !excluded[j], "[load] ", prefix, " holds a weight in removed input ",
+                     j);
         avector<T> values = sparse->W;
         sparse->replace_topology(std::move(p), std::move(values));
       }

@@ -36,7 +36,9 @@ struct topology_record {
   std::vector<size_type> out_degree_histogram;  // [d] = output neurons (rows) with degree d
 };
 
-enum class regrow_init { layer, zero, normal };  // new SET weights: layer initializer, 0, N(0, 0.01²)
+// New SET weights: uniform in ±√(6 / (n_in + n_out)) with the layer's dense fans (the original
+// SET code; the default), the layer's initializer, 0, or N(0, σ²).
+enum class regrow_init { uniform, layer, zero, normal };
 enum class drop_schedule { cosine, constant, exponential };
 
 // RigL's drop fraction at step t: cosine α/2 (1 + cos(π t / T_end)), constant α,
@@ -90,19 +92,25 @@ inline std::vector<size_type> histogram(const std::vector<size_type>& degree) {
 
 }  // namespace detail
 
-// SET drop: the round(ζ #positive) smallest positive weights and the round(ζ #negative)
-// negative weights closest to zero (zeros are neither). Returns sorted storage indices.
+// SET drop: every weight that is exactly zero, the round(ζ #positive) smallest positive
+// weights and the round(ζ #negative) negative weights closest to zero (#positive and
+// #negative count the nonzero ones). As in the original, which keeps only the weights above
+// the smallest kept positive or below the largest kept negative, a zero never survives an
+// update: a connection that cannot learn (a dead unit, a constant input) is replaced.
+// Returns sorted storage indices.
 template <class T>
 std::vector<index_t> set_drop(const sparse_linear<T>& L, double zeta) {
   TS_REQUIRE(zeta >= 0 && zeta <= 1, "[SET] zeta must be in [0, 1], got ", zeta);
   std::vector<std::pair<T, index_t>> pos, neg;  // (value, k), O(nnz) scratch
+  std::vector<index_t> drop;
   for (index_t k = 0; k < static_cast<index_t>(L.W.size()); ++k) {
     if (L.W[k] > T(0))
       pos.emplace_back(L.W[k], k);
     else if (L.W[k] < T(0))
       neg.emplace_back(-L.W[k], k);  // magnitude: closest to zero first
+    else
+      drop.push_back(k);  // an exact zero (±0)
   }
-  std::vector<index_t> drop;
   for (auto* v : {&pos, &neg}) {
     const auto k = static_cast<std::size_t>(std::llround(zeta * static_cast<double>(v->size())));
     std::nth_element(v->begin(), v->begin() + k, v->end());  // (magnitude, index) order
@@ -126,23 +134,31 @@ std::vector<index_t> magnitude_drop(const sparse_linear<T>& L, size_type k) {
 }
 
 // SET grow: `count` positions drawn uniformly without replacement from those empty after the
-// drop (just-dropped positions included). Rejection sampling when at least a quarter of the
-// layer is empty (O(count) expected draws); otherwise the layer is nearly dense, nnz is
-// Θ(K·D), and the empty positions are listed and sampled from directly.
+// drop (just-dropped positions included), in the columns growth may use (all but removed
+// inputs). Rejection sampling when at least a quarter of those positions is empty (O(count)
+// expected draws); otherwise the layer is nearly dense, nnz is Θ(K·D), and the empty
+// positions are listed and sampled from directly.
 template <class T>
 std::vector<std::int64_t> random_grow(const sparse_linear<T>& L, const std::vector<index_t>& drop,
                                       size_type count, rng& g) {
   const csr_pattern& p = L.pattern;
-  const std::int64_t total = static_cast<std::int64_t>(p.rows) * p.cols;
+  const std::vector<index_t> cols = L.growable_columns();
+  const auto A = static_cast<std::int64_t>(cols.size());
+  const std::int64_t total = static_cast<std::int64_t>(p.rows) * A;  // growable positions
+  // Removed columns hold no weight, so every survivor sits in a growable position.
   const std::int64_t empty = total - (p.nnz() - static_cast<size_type>(drop.size()));
-  TS_ASSERT(count <= empty && "grow more connections than there are empty positions");
+  TS_REQUIRE(count <= empty, "[grow] ", count, " connections to grow but only ", empty,
+             " empty positions in the layer's inputs");
   std::vector<std::int64_t> chosen;
   chosen.reserve(static_cast<std::size_t>(count));
+  auto at = [&](std::int64_t r) {  // growable index r -> position i*D + j
+    return (r / A) * p.cols + cols[static_cast<std::size_t>(r % A)];
+  };
   if (4 * empty >= total) {
     std::unordered_set<std::int64_t> seen;
     seen.reserve(static_cast<std::size_t>(2 * count));
     while (static_cast<size_type>(chosen.size()) < count) {
-      const auto pos = static_cast<std::int64_t>(g.below(static_cast<std::uint64_t>(total)));
+      const auto pos = at(static_cast<std::int64_t>(g.below(static_cast<std::uint64_t>(total))));
       const auto i = static_cast<index_t>(pos / p.cols), j = static_cast<index_t>(pos % p.cols);
       if (detail::survives_at(p, drop, i, j) || !seen.insert(pos).second) continue;
       chosen.push_back(pos);
@@ -150,9 +166,12 @@ std::vector<std::int64_t> random_grow(const sparse_linear<T>& L, const std::vect
   } else {
     std::vector<std::int64_t> free;
     free.reserve(static_cast<std::size_t>(empty));
-    for (index_t i = 0; i < p.rows; ++i)
-      for (index_t j = 0; j < p.cols; ++j)
-        if (!detail::survives_at(p, drop, i, j)) free.push_back(static_cast<std::int64_t>(i) * p.cols + j);
+    for (std::int64_t r = 0; r < total; ++r) {
+      const auto pos = at(r);
+      if (!detail::survives_at(p, drop, static_cast<index_t>(pos / p.cols),
+                               static_cast<index_t>(pos % p.cols)))
+        free.push_back(pos);
+    }
     for (auto r : sample_positions(static_cast<std::int64_t>(free.size()), count, g))
       chosen.push_back(free[r]);
   }
@@ -160,7 +179,8 @@ std::vector<std::int64_t> random_grow(const sparse_linear<T>& L, const std::vect
   return chosen;
 }
 
-// RigL grow: the k positions not kept (survivors excluded, dropped ones eligible) with the
+// RigL grow: the k positions not kept (survivors and removed inputs excluded, dropped ones
+// eligible) with the
 // largest |(DZ Xᵀ)(i,j)|, DZ (K,N) and X (D,N) of the current batch. Row panels of the dense
 // gradient are computed by GEMM and scanned into a running top-k min-heap.
 template <class T>
@@ -192,7 +212,8 @@ std::vector<std::int64_t> gradient_grow(const sparse_linear<T>& L, const std::ve
       for (index_t j = 0; j < D; ++j) {
         while (k_row < end && p.indices[k_row] < j) ++k_row;
         if (k_row < end && p.indices[k_row] == j && !std::binary_search(drop.begin(), drop.end(), k_row))
-          continue;  // a kept weight
+          continue;                   // a kept weight
+        if (L.excluded(j)) continue;  // a removed input
         const entry e{std::abs(g[j]), static_cast<std::int64_t>(i) * D + j};
         if (static_cast<size_type>(top.size()) < k)
           top.push(e);
@@ -288,18 +309,24 @@ void apply_topology_change(sparse_linear<T>& L, const std::vector<index_t>& drop
   rec.in_degree_histogram = detail::histogram(in_deg);
 }
 
-// Initial values of SET's new weights: the layer's initializer (fan-in of the row, or the
-// dense fan-in, as the layer was initialised), zero, or N(0, 0.01²).
+// Initial values of SET's new weights: uniform in ±√(6 / (n_in + n_out)) (dense fans), the
+// layer's initializer (fan-in of the row, or the dense fan-in, as the layer was initialised),
+// zero, or N(0, std²).
 template <class T>
 std::vector<T> new_weight_values(const sparse_linear<T>& L, const std::vector<std::int64_t>& grow,
-                                 regrow_init how, rng& g) {
+                                 regrow_init how, rng& g, double std = 0.01) {
   std::vector<T> values(grow.size(), T(0));
   if (how == regrow_init::zero) return values;
   const csr_pattern& p = L.pattern;
   const double mean_col = static_cast<double>(p.nnz()) / std::max<index_t>(1, p.cols);
+  const double limit = std::sqrt(6.0 / (static_cast<double>(p.rows) + static_cast<double>(p.cols)));
   for (std::size_t r = 0; r < grow.size(); ++r) {
     if (how == regrow_init::normal) {
-      values[r] = static_cast<T>(0.01 * g.normal());
+      values[r] = static_cast<T>(std * g.normal());
+      continue;
+    }
+    if (how == regrow_init::uniform) {
+      values[r] = static_cast<T>(limit * (2.0 * g.uniform() - 1.0));
       continue;
     }
     const auto i = static_cast<index_t>(grow[r] / p.cols);
@@ -312,11 +339,11 @@ std::vector<T> new_weight_values(const sparse_linear<T>& L, const std::vector<st
 
 // One SET update of layer L: drop, grow uniformly, apply. `g` is the update's random stream.
 template <class T>
-topology_record set_update(sparse_linear<T>& L, double zeta, regrow_init how, rng& g) {
+topology_record set_update(sparse_linear<T>& L, double zeta, regrow_init how, rng& g, double std = 0.01) {
   topology_record rec;
   const auto drop = set_drop(L, zeta);
   const auto grow = random_grow(L, drop, static_cast<size_type>(drop.size()), g);
-  const auto values = new_weight_values(L, grow, how, g);
+  const auto values = new_weight_values(L, grow, how, g, std);
   apply_topology_change(L, drop, grow, values, rec);
   return rec;
 }
@@ -349,6 +376,46 @@ topology_record rigl_update(sparse_linear<T>& L, double f, const matrix<T>& DZ, 
   apply_topology_change(L, drop, grow, std::vector<T>(grow.size(), T(0)), rec);
   rec.reselected = static_cast<size_type>(reselected.size());
   sddmm(L.pattern, DZ, X, L.DW.data());
+  return rec;
+}
+
+// Removes the input neurons `cols` (sorted, unique) of layer L, keeping nnz: drops every
+// stored weight in those columns, marks them excluded from all later growth, and grows as
+// many connections at empty positions of the other columns: uniformly at random with SET's
+// new-weight values `how` (σ = std for normal) when DZ is null, else at the largest |DZ Xᵀ| of the batch as
+// RigL does (new weights 0, DW recomputed on the new pattern).
+template <class T>
+topology_record remove_inputs(sparse_linear<T>& L, const std::vector<index_t>& cols, rng& g, regrow_init how,
+                              double std, const matrix<T>* DZ = nullptr, const matrix<T>* X = nullptr) {
+  const csr_pattern& p = L.pattern;
+  std::vector<std::uint8_t> excluded = L.excluded_inputs;
+  if (excluded.empty()) excluded.assign(static_cast<std::size_t>(p.cols), 0);
+  for (index_t j : cols) {
+    TS_REQUIRE(j >= 0 && j < p.cols, "[remove_inputs] input ", j, " is outside [0, ", p.cols, ")");
+    TS_REQUIRE(!excluded[j], "[remove_inputs] input ", j, " was removed already");
+    excluded[j] = 1;
+  }
+  std::vector<index_t> drop;
+  for (index_t k = 0; k < static_cast<index_t>(p.indices.size()); ++k)
+    if (excluded[p.indices[k]] && !L.excluded(p.indices[k])) drop.push_back(k);
+  std::int64_t kept_inputs = 0;
+  for (auto e : excluded) kept_inputs += e ? 0 : 1;
+  const std::int64_t room =
+      static_cast<std::int64_t>(p.rows) * kept_inputs - (p.nnz() - static_cast<size_type>(drop.size()));
+  TS_REQUIRE(static_cast<std::int64_t>(drop.size()) <= room, "[remove_inputs] the ", drop.size(),
+             " connections of the removed inputs do not fit in the ", room, " empty positions of the ",
+             kept_inputs, " inputs left");
+  L.excluded_inputs.swap(excluded);
+  topology_record rec;
+  const auto count = static_cast<size_type>(drop.size());
+  if (DZ == nullptr) {
+    const auto grow = random_grow(L, drop, count, g);
+    apply_topology_change(L, drop, grow, new_weight_values(L, grow, how, g, std), rec);
+  } else {
+    const auto grow = gradient_grow(L, drop, count, *DZ, *X);
+    apply_topology_change(L, drop, grow, std::vector<T>(grow.size(), T(0)), rec);
+    sddmm(L.pattern, *DZ, *X, L.DW.data());
+  }
   return rec;
 }
 

@@ -94,7 +94,8 @@ double batch_gradients(network<T>& m, const dataset<T>& d, batch_buffers<T>& buf
 
 struct set_options {
   double zeta = 0.3;
-  regrow_init init = regrow_init::layer;
+  regrow_init init = regrow_init::uniform;
+  double regrow_std = 0.01;  // σ of regrow_init::normal
   std::int64_t delta_t = 0;  // > 0: update every delta_t steps inside the epoch loop;
                              // 0: the caller updates between epochs (set_update_model)
 };
@@ -124,7 +125,7 @@ std::vector<topology_record> set_update_model(network<T>& m, const set_options& 
   for (std::size_t l = 0; l < m.layers.size(); ++l)
     if (auto* L = m.sparse_layer(l)) {
       rng g(derive_seed(m.seed, 3, l, m.topology_updates));
-      records.push_back(set_update(*L, o.zeta, o.init, g));
+      records.push_back(set_update(*L, o.zeta, o.init, g, o.regrow_std));
       records.back().layer = l;
       records.back().step = m.steps;
     }
@@ -147,6 +148,32 @@ std::vector<topology_record> rigl_update_model(network<T>& m, const matrix<T>& X
   return records;
 }
 
+// Removes input neurons `cols` from the first linear layer (which must be sparse), keeping nnz
+// (remove_inputs in topology.h): the connections move to the other inputs uniformly at random
+// (values `how`, the stream of a SET update) or, with a batch d, where its gradient is largest.
+template <class T>
+topology_record remove_inputs_model(network<T>& m, std::vector<index_t> cols, const dataset<T>* d,
+                                    regrow_init how, double regrow_std = 0.01) {
+  auto* L = m.sparse_layer(0);
+  TS_REQUIRE(L, "[remove_inputs] the first linear layer is dense; removing inputs needs a sparse one");
+  std::sort(cols.begin(), cols.end());
+  TS_REQUIRE(std::adjacent_find(cols.begin(), cols.end()) == cols.end(),
+             "[remove_inputs] an input is listed twice");
+  rng g(derive_seed(m.seed, 3, 0, m.topology_updates));
+  topology_record rec;
+  if (d) {
+    batch_buffers<T> buf;
+    batch_gradients(m, *d, buf, "remove_inputs");
+    rec = remove_inputs(*L, cols, g, how, regrow_std, &m.layer_output_gradient(0), &m.layer_input(0, buf.X));
+  } else {
+    rec = remove_inputs(*L, cols, g, how, regrow_std);
+  }
+  rec.layer = 0;
+  rec.step = m.steps;
+  ++m.topology_updates;
+  return rec;
+}
+
 // The gradient of the batch d, then one RigL update of every sparse layer with fraction f.
 template <class T>
 std::vector<topology_record> rigl_update_on_batch(network<T>& m, const dataset<T>& d, double f) {
@@ -156,16 +183,35 @@ std::vector<topology_record> rigl_update_on_batch(network<T>& m, const dataset<T
   return rigl_update_model(m, buf.X, f);
 }
 
+// Noise injection (denoising autoencoders): X(i,n) += σ z, z ~ N(0, 1), for the feature-major
+// batch X (D,B) of batch `batch` in epoch `epoch`. Row i draws from its own stream
+// derive_seed(seed, 5, (epoch << 32) + batch, i), so the noise does not depend on the thread
+// count.
+template <class T>
+void add_input_noise(matrix<T>& X, double sigma, std::uint64_t seed, std::uint64_t epoch,
+                     std::uint64_t batch) {
+#pragma omp parallel for schedule(static) if (X.size() > parallel_threshold)
+  for (size_type i = 0; i < X.rows; ++i) {
+    rng g(derive_seed(seed, 5, (epoch << 32) + batch, static_cast<std::uint64_t>(i)));
+    T* row = X.row(i);
+    for (size_type n = 0; n < X.cols; ++n) row[n] += static_cast<T>(sigma * g.normal());
+  }
+}
+
 // One epoch of mini-batch SGD. The example order is a Fisher–Yates shuffle drawn from
 // derive_seed(seed, 2, epoch) (identity order when shuffle is false). should_stop is polled
 // every check_every batches between batches (never inside a kernel) with the progress so far.
+// input_noise > 0 adds Gaussian noise of that standard deviation to every batch's inputs
+// (add_input_noise), not to its targets.
 template <class T>
 epoch_result train_epoch(network<T>& m, const dataset<T>& d, size_type batch_size, const optimizer_config& c,
                          std::uint64_t seed, std::uint64_t epoch, bool shuffle,
                          const stop_poll& should_stop = {}, evolution_plan* evolution = nullptr,
-                         size_type check_every = 1) {
+                         size_type check_every = 1, double input_noise = 0.0) {
   check_dataset(m, d, "fit");
   TS_REQUIRE(batch_size > 0, "[fit] batch_size must be positive, got ", batch_size);
+  TS_REQUIRE(input_noise >= 0 && std::isfinite(input_noise), "[fit] input_noise must be >= 0, got ",
+             input_noise);
   validate(c);
   std::vector<std::int64_t> order(static_cast<std::size_t>(d.M));
   std::iota(order.begin(), order.end(), 0);
@@ -189,6 +235,8 @@ epoch_result train_epoch(network<T>& m, const dataset<T>& d, size_type batch_siz
     }
     const size_type B = std::min(batch_size, d.M - start);
     const targets<T> t = buf.gather(d, order.data() + start, B);
+    if (input_noise > 0)
+      add_input_noise(buf.X, input_noise, seed, epoch, static_cast<std::uint64_t>(batch_index));
     const loss_result lr = m.forward_backward(buf.X, t);
     ++m.steps;
     bool skip_step = false;
