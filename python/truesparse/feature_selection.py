@@ -219,7 +219,8 @@ class QuickSelection(_StrengthSelector):
         (n_in n_out))`` (``epsilon``).
     zeta : float in [0, 1], default=0.2
         SET: fraction of the positive and of the negative weights replaced after every epoch
-        (``zeta``).
+        (``zeta``). New connections start from N(0, 0.1²) (``Sparse_DAE.py``,
+        ``weightsEvolution_II``).
     input_noise : float >= 0, default=0.2
         Standard deviation σ of the Gaussian noise added to the inputs (``noise_factor``).
     dropout : float in [0, 1), default=0.2
@@ -306,7 +307,8 @@ class QuickSelection(_StrengthSelector):
         k = _k(op, self.k, D)
         hidden = _integer(op, "hidden_size", self.hidden_size, 1)
         epsilon = _real(op, "epsilon", self.epsilon, 0, low_open=True)
-        evolution = SET(zeta=_real(op, "zeta", self.zeta, 0, 1))
+        # new connections start from N(0, 0.1²), as in the reference (weightsEvolution_II)
+        evolution = SET(_real(op, "zeta", self.zeta, 0, 1), regrow="normal", regrow_std=0.1)
         noise = _real(op, "input_noise", self.input_noise, 0)
         dropout = _real(op, "dropout", self.dropout, 0, 1, high_open=True)
         epochs = _integer(op, "epochs", self.epochs, 1)
