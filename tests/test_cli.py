@@ -533,3 +533,80 @@ def test_checkpoint_errors_are_one_line(tmp_path, capsys, args, message):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err and message in err, err
+
+
+# -- truesparse select -----------------------------------------------------------------------------
+SELECT = ["select", "--dataset", "digits", "--epochs", "2", "-k", "8"]
+
+
+@pytest.mark.parametrize("method", ["quickselection", "neurofs"])
+def test_select_prints_the_features_and_the_accuracy(method, tmp_path, capsys):
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    from truesparse import feature_selection
+
+    out_file = tmp_path / "select.json"
+    assert cli.main([*SELECT, "--method", method, "--seed", "1", "--json", str(out_file)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    lines = captured.out.splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith(f"{method} on digits: 8 of 64 features, 2 epochs, seed 1 | fit ")
+    printed = [int(j) for j in lines[1].removeprefix("selected features: ").split()]
+    accuracy = float(re.search(r"selected features (\S+)", lines[2]).group(1))
+
+    # the selector and the classifier the command describes, on the split of --seed
+    X_train, y_train, X_test, y_test = datasets.load("digits", seed=1)
+    Selector = getattr(feature_selection, cli.SELECT_METHODS[method])
+    selector = Selector(8, epochs=2, random_state=1).fit(X_train, y_train)
+    expected = selector.get_support(indices=True).tolist()
+    assert printed == expected
+    trees = ExtraTreesClassifier(n_estimators=50, random_state=1)
+    score = trees.fit(X_train[:, expected], y_train).score(X_test[:, expected], y_test)
+    assert accuracy == pytest.approx(score, abs=5e-5)
+
+    record = json.loads(out_file.read_text())
+    assert record["selected"] == expected and record["k"] == 8 and record["epochs"] == 2
+    assert record["method"] == method and record["dataset"] == "digits" and record["seed"] == 1
+    assert record["test_accuracy"] == score
+    assert record["importances"] == selector.feature_importances_.tolist()
+    assert record["classifier"] == "ExtraTreesClassifier(n_estimators=50)"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-k", "65"], "[QuickSelection.fit] k must be an integer in [1, n_features] = [1, 64]"),
+        (["--dataset", "diabetes"], "diabetes is a regression data set"),
+        (["--dataset", "mnist"], "--dataset mnist needs --path DIR"),
+        (["--path", "."], "--path is only for mnist and cifar10"),
+        (["--json", "no/such/dir/out.json"], "--json no/such/dir/out.json: directory"),
+        (["--json", "."], "--json .: is a directory"),
+        # argparse's own checks: its usage, then the error line
+        (["-k", "0"], "argument -k: must be >= 1, got 0"),
+        (["--method", "lasso"], "argument --method: invalid choice: 'lasso'"),
+        (["--epochs", "0"], "argument --epochs: must be >= 1, got 0"),
+    ],
+)
+def test_select_errors_exit_2(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*SELECT, *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if err.startswith("usage:"):  # argparse
+        err = err.splitlines()[-1] + "\n"
+    assert err.startswith("truesparse select: error: ") and err.count("\n") == 1, err
+    assert message in err
+
+
+def test_select_without_scikit_learn_exits_2(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "sklearn.ensemble", None)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(SELECT)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "truesparse select: error: select needs scikit-learn >= 1.6: pip install scikit-learn\n"
+    )

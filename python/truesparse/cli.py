@@ -9,6 +9,7 @@ is installed.
     truesparse train --resume run.tsck                  # continue its planned run
     truesparse evaluate run.tsck --dataset digits       # test loss and accuracy of a checkpoint
     truesparse plot run.json -o run.png                 # learning curves (and topology)
+    truesparse select --dataset mnist5k --method quickselection -k 50   # feature selection
     truesparse info
 
 Installed as the console script ``truesparse`` and runnable as ``python -m truesparse``.
@@ -455,6 +456,51 @@ def _make_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--json", metavar="FILE", help="write the result to FILE")
 
+    select = commands.add_parser(
+        "select",
+        help="select k features by sparse training (QuickSelection, NeuroFS)",
+        description="Select k features of a data set's training split with QuickSelection or "
+        "NeuroFS (truesparse.feature_selection, the papers' defaults) and report the test "
+        "accuracy of a fixed classifier, ExtraTreesClassifier(n_estimators=50), on them. "
+        "Needs scikit-learn.",
+    )
+    select.set_defaults(run=_select, parser=select)
+    _data_arguments(select, "a classification data set", required=True)
+    select.add_argument(
+        "--method",
+        choices=list(SELECT_METHODS),
+        default="quickselection",
+        help="quickselection (unsupervised) or neurofs (supervised) (default: %(default)s)",
+    )
+    select.add_argument(
+        "-k",
+        type=_positive_int,
+        default=50,
+        metavar="K",
+        help="number of features to select (default: %(default)s)",
+    )
+    select.add_argument(
+        "--epochs",
+        type=_positive_int,
+        metavar="N",
+        help="training epochs of the sparse network (default: the method's, 100)",
+    )
+    select.add_argument(
+        "--seed",
+        type=_int_at_least(0),
+        default=0,
+        help="drives the split, the network and the classifier (default: %(default)s)",
+    )
+    select.add_argument(
+        "--threads",
+        type=_positive_int,
+        metavar="N",
+        help="number of threads (default: the engine's)",
+    )
+    select.add_argument(
+        "--json", metavar="FILE", help="write the selection, importances and accuracy to FILE"
+    )
+
     info = commands.add_parser(
         "info",
         help="show version, threads and data sets",
@@ -818,6 +864,85 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         }
         out.update(_result_fields(result, regression, args.split))
         write_json_atomic(args.json, out)
+    return 0
+
+
+# --- select -----------------------------------------------------------------------------
+
+# The feature selectors of `truesparse select`: name -> class name in truesparse.feature_selection.
+SELECT_METHODS = {"quickselection": "QuickSelection", "neurofs": "NeuroFS"}
+SELECT_TREES = 50  # ExtraTreesClassifier(n_estimators=50): the papers' evaluation classifier
+
+
+def _select(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.dataset in datasets.REGRESSION:
+        _fail(parser, f"--dataset {args.dataset} is a regression data set; select needs classes")
+    if args.path is not None and args.dataset not in ("mnist", "cifar10"):
+        _fail(
+            parser,
+            f"--path is only for mnist and cifar10; {args.dataset} is bundled with its package",
+        )
+    if args.dataset in ("mnist", "cifar10") and args.path is None:
+        _fail(
+            parser, f"--dataset {args.dataset} needs --path DIR (the directory holding its files)"
+        )
+    if args.json is not None and not Path(args.json).resolve().parent.is_dir():
+        _fail(
+            parser,
+            f"--json {args.json}: directory {Path(args.json).resolve().parent} does not exist",
+        )
+    if args.json is not None and Path(args.json).is_dir():
+        _fail(parser, f"--json {args.json}: is a directory")
+    try:
+        from sklearn.ensemble import ExtraTreesClassifier
+
+        from truesparse import feature_selection
+    except ImportError:
+        _fail(parser, "select needs scikit-learn >= 1.6: pip install scikit-learn")
+    if args.threads is not None:
+        ts.set_num_threads(args.threads)
+    X_train, y_train, X_test, y_test = _load_data(args, parser, np.float32)
+    options = {} if args.epochs is None else {"epochs": args.epochs}
+    selector = getattr(feature_selection, SELECT_METHODS[args.method])(
+        args.k, random_state=args.seed, **options
+    )
+    start = time.perf_counter()
+    try:
+        selector.fit(X_train, y_train)
+    except (TypeError, ValueError) as e:
+        _fail(parser, str(e))
+    fit_time = time.perf_counter() - start
+    selected = [int(j) for j in selector.get_support(indices=True)]
+    trees = ExtraTreesClassifier(n_estimators=SELECT_TREES, random_state=args.seed)
+    accuracy = trees.fit(X_train[:, selected], y_train).score(X_test[:, selected], y_test)
+    print(
+        f"{args.method} on {args.dataset}: {len(selected)} of {X_train.shape[1]} features, "
+        f"{selector.epochs} epochs, seed {args.seed} | fit {fit_time:.2f} s"
+    )
+    print("selected features: " + " ".join(str(j) for j in selected))
+    print(
+        f"ExtraTrees ({SELECT_TREES} trees) test accuracy on the selected features "
+        f"{accuracy:.4f} ({len(X_train)} train, {len(X_test)} test)",
+        flush=True,
+    )
+    if args.json is not None:
+        write_json_atomic(
+            args.json,
+            {
+                "dataset": args.dataset,
+                "method": args.method,
+                "k": len(selected),
+                "epochs": selector.epochs,
+                "seed": args.seed,
+                "selected": selected,
+                "importances": [float(v) for v in selector.feature_importances_],
+                "classifier": f"ExtraTreesClassifier(n_estimators={SELECT_TREES})",
+                "test_accuracy": float(accuracy),
+                "fit_time": fit_time,
+                "threads": ts.get_num_threads(),
+                "versions": config_module.versions(),
+            },
+        )
     return 0
 
 
