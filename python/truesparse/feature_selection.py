@@ -46,7 +46,7 @@ from .density import epsilon_densities
 from .evolution import SET, RigL
 from .model import MLP, WEIGHT_INITS
 from .optim import SGD
-from .sklearn import _integer, _is_int, _option, _real, _show
+from .sklearn import _hidden_layer_sizes, _integer, _is_int, _option, _real, _show
 
 __all__ = ["NeuroFS", "QuickSelection", "removal_schedule", "select_top_k"]
 
@@ -455,24 +455,6 @@ class NeuroFS(_StrengthSelector):
         self.random_state = random_state
         self.dtype = dtype
 
-    def _hidden(self, op: str) -> list[int]:
-        h = self.hidden_layer_sizes
-        if _is_int(h):
-            h = [h]
-        try:
-            sizes = list(h)
-        except TypeError:
-            raise TypeError(
-                f"[{op}] hidden_layer_sizes must be an integer or a sequence of integers, "
-                f"got {_show(self.hidden_layer_sizes)}"
-            ) from None
-        if not sizes or not all(_is_int(s) and s >= 1 for s in sizes):
-            raise ValueError(
-                f"[{op}] hidden_layer_sizes must be one or more integers >= 1, "
-                f"got {_show(self.hidden_layer_sizes)}"
-            )
-        return [int(s) for s in sizes]
-
     def fit(self, X, y):
         """Train on X (n_samples, n_features) and the class labels y (n_samples,), removing
         input neurons on the schedule, and select the k strongest remaining inputs."""
@@ -482,7 +464,7 @@ class NeuroFS(_StrengthSelector):
         classes, labels = np.unique(y, return_inverse=True)
         n, D = X.shape
         k = _k(op, self.k, D)
-        hidden = self._hidden(op)
+        hidden = _hidden_layer_sizes(self.hidden_layer_sizes, op, allow_empty=False)
         epsilon = _real(op, "epsilon", self.epsilon, 0, low_open=True)
         zeta_in = _real(op, "zeta_in", self.zeta_in, 0, 1, high_open=True)
         zeta_hid = _real(op, "zeta_hid", self.zeta_hid, 0, 1)

@@ -69,6 +69,22 @@ _INPUT_DTYPES = (np.float64, np.float32)  # what validate_data keeps; the model 
 
 
 # -- parameter checks: every message names the estimator's method, the parameter and its value --
+def _hidden_layer_sizes(value, op: str, *, allow_empty: bool) -> list[int]:
+    """``hidden_layer_sizes`` (an integer or a sequence of integers >= 1) as a list."""
+    h = [value] if _is_int(value) else value
+    try:
+        sizes = list(h)
+    except TypeError:
+        raise TypeError(
+            f"[{op}] hidden_layer_sizes must be an integer or a sequence of integers, "
+            f"got {_show(value)}"
+        ) from None
+    if (not sizes and not allow_empty) or not all(_is_int(v) and v >= 1 for v in sizes):
+        what = "integers >= 1" if allow_empty else "one or more integers >= 1"
+        raise ValueError(f"[{op}] hidden_layer_sizes must be {what}, got {_show(value)}")
+    return [int(v) for v in sizes]
+
+
 def _show(value: Any) -> str:
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return str(value)
@@ -146,23 +162,7 @@ class _SparseMLPBase(BaseEstimator):
 
     # -- parameters ------------------------------------------------------------------------------
     def _hidden_sizes(self, op: str) -> list[int]:
-        h = self.hidden_layer_sizes
-        if _is_int(h):
-            h = [h]
-        try:
-            sizes = list(h)
-        except TypeError:
-            raise TypeError(
-                f"[{op}] hidden_layer_sizes must be an integer or a sequence of integers, "
-                f"got {_show(self.hidden_layer_sizes)}"
-            ) from None
-        for s in sizes:
-            if not _is_int(s) or s < 1:
-                raise ValueError(
-                    f"[{op}] hidden_layer_sizes must be integers >= 1, "
-                    f"got {_show(self.hidden_layer_sizes)}"
-                )
-        return [int(s) for s in sizes]
+        return _hidden_layer_sizes(self.hidden_layer_sizes, op, allow_empty=True)
 
     def _density_kwargs(self, op: str, layers: int) -> dict:
         """``density``, or ``densities`` / ``epsilon`` when given (they replace it)."""
