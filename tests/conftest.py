@@ -171,3 +171,15 @@ def read_params(model):
     ms = [mask_of(layer.W) for layer in model.layers]
     bs = [np.asarray(layer.b) for layer in model.layers]
     return ws, ms, bs
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One engine thread for a module: on small data a second OpenMP thread only adds
+    synchronisation (and stalls on a busy machine)."""
+    import truesparse as ts
+
+    before = ts.get_num_threads()
+    ts.set_num_threads(1)
+    yield
+    ts.set_num_threads(before)

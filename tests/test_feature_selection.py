@@ -43,12 +43,7 @@ QS_SMALL = dict(hidden_size=24, epochs=6, batch_size=32, random_state=0)
 NF_SMALL = dict(hidden_layer_sizes=(24, 24), epochs=8, batch_size=32, random_state=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = ts.get_num_threads()
-    ts.set_num_threads(1)
-    yield
-    ts.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small data: see conftest
 
 
 @pytest.fixture(scope="module")

@@ -50,12 +50,7 @@ SMALL = dict(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = ts.get_num_threads()
-    ts.set_num_threads(1)
-    yield
-    ts.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small data: see conftest
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.feature_selection import SelectorMixin
-from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 
 try:
@@ -46,7 +45,7 @@ from .density import epsilon_densities
 from .evolution import SET, RigL
 from .model import MLP, WEIGHT_INITS
 from .optim import SGD
-from .sklearn import _hidden_layer_sizes, _integer, _is_int, _option, _real, _show
+from .sklearn import _hidden_layer_sizes, _integer, _option, _real, _seed, _show
 
 __all__ = ["NeuroFS", "QuickSelection", "removal_schedule", "select_top_k"]
 
@@ -101,19 +100,6 @@ def select_top_k(scores, k: int, allowed=None) -> np.ndarray:
     mask = np.zeros(scores.size, dtype=bool)
     mask[order[:k]] = True
     return mask
-
-
-def _seed(op: str, random_state) -> int:
-    if _is_int(random_state):
-        if not 0 <= random_state < 2**64:
-            raise ValueError(f"[{op}] random_state must be in [0, 2**64), got {random_state}")
-        return int(random_state)
-    if random_state is None or isinstance(random_state, np.random.RandomState):
-        return int(check_random_state(random_state).randint(0, 2**31 - 1))
-    raise TypeError(
-        f"[{op}] random_state must be None, an integer or a numpy.random.RandomState, "
-        f"got {_show(random_state)}"
-    )
 
 
 def _dtype(op: str, value) -> np.dtype:

@@ -69,6 +69,20 @@ _INPUT_DTYPES = (np.float64, np.float32)  # what validate_data keeps; the model 
 
 
 # -- parameter checks: every message names the estimator's method, the parameter and its value --
+def _seed(op: str, random_state) -> int:
+    """The engine's seed from scikit-learn's ``random_state`` (None, an int, a RandomState)."""
+    if _is_int(random_state):
+        if not 0 <= random_state < 2**64:
+            raise ValueError(f"[{op}] random_state must be in [0, 2**64), got {random_state}")
+        return int(random_state)
+    if random_state is None or isinstance(random_state, np.random.RandomState):
+        return int(check_random_state(random_state).randint(0, 2**31 - 1))
+    raise TypeError(
+        f"[{op}] random_state must be None, an integer or a numpy.random.RandomState, "
+        f"got {_show(random_state)}"
+    )
+
+
 def _hidden_layer_sizes(value, op: str, *, allow_empty: bool) -> list[int]:
     """``hidden_layer_sizes`` (an integer or a sequence of integers >= 1) as a list."""
     h = [value] if _is_int(value) else value
@@ -199,19 +213,6 @@ class _SparseMLPBase(BaseEstimator):
             raise TypeError(f"[{op}] dtype must be float32 or float64, got {_show(self.dtype)}")
         return dtype
 
-    def _seed(self, op: str) -> int:
-        rs = self.random_state
-        if _is_int(rs):
-            if not 0 <= rs < 2**64:
-                raise ValueError(f"[{op}] random_state must be in [0, 2**64), got {rs}")
-            return int(rs)
-        if rs is None or isinstance(rs, np.random.RandomState):
-            return int(check_random_state(rs).randint(0, 2**31 - 1))
-        raise TypeError(
-            f"[{op}] random_state must be None, an integer or a numpy.random.RandomState, "
-            f"got {_show(rs)}"
-        )
-
     def _model_kwargs(self, op: str) -> dict:
         """The keyword arguments of :class:`truesparse.MLP` but ``sizes`` and ``seed``."""
         hidden = self._hidden_sizes(op)
@@ -326,7 +327,7 @@ class _SparseMLPBase(BaseEstimator):
                 )
         else:
             sizes = [X.shape[1], *self._hidden_sizes(op), outputs]
-            model = MLP(sizes, seed=self._seed(op), **model_kwargs)
+            model = MLP(sizes, seed=_seed(op, self.random_state), **model_kwargs)
         n = X.shape[0]
         last_batch = n % batch_size or min(batch_size, n)
         if last_batch == 1 and any(m.kind == "batch_norm" for m in model.modules):
