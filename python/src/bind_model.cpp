@@ -255,7 +255,7 @@ void bind_network(py::module_& m, const char* name) {
           [](model& s, const carray<T>& X, std::optional<labels_array> y, std::optional<carray<T>> targets,
              size_type batch_size, const optimizer_config& opt, std::uint64_t epoch, bool shuffle,
              std::optional<set_options> set, std::optional<rigl_options> rigl, py::object poll,
-             double input_noise) {
+             double input_noise, bool stop_on_nonfinite) {
             const dataset<T> d = make_dataset(X, y, targets, "fit");
             evolution_plan plan;
             plan.set = set;
@@ -265,17 +265,20 @@ void bind_network(py::module_& m, const char* name) {
             {
               py::gil_scoped_release nogil;
               r = train_epoch(s, d, batch_size, opt, s.seed, epoch, shuffle, stop.function(),
-                              set || rigl ? &plan : nullptr, 1, input_noise);
+                              set || rigl ? &plan : nullptr, 1, input_noise, stop_on_nonfinite);
             }
             // The error that stopped the epoch (Ctrl-C, or raised by poll) is returned, not
             // raised, so that the caller can keep the topology records of the batches that did
             // run before it raises it.
             py::object stopped_by = stop.error ? stop.error->value() : py::object(py::none());
-            return py::make_tuple(r.loss, r.accuracy, r.examples, plan.records, stopped_by);
+            py::object nonfinite = r.nonfinite_batch < 0
+                                       ? py::object(py::none())
+                                       : py::object(py::make_tuple(r.nonfinite_batch, r.nonfinite_loss));
+            return py::make_tuple(r.loss, r.accuracy, r.examples, plan.records, stopped_by, nonfinite);
           },
           py::arg("X"), py::arg("y"), py::arg("targets"), py::arg("batch_size"), py::arg("optimizer"),
           py::arg("epoch"), py::arg("shuffle"), py::arg("set") = py::none(), py::arg("rigl") = py::none(),
-          py::arg("poll") = py::none(), py::arg("input_noise") = 0.0)
+          py::arg("poll") = py::none(), py::arg("input_noise") = 0.0, py::arg("stop_on_nonfinite") = false)
       .def(
           "evolve_set",
           [](model& s, const set_options& o) {

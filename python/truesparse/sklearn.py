@@ -328,46 +328,37 @@ class _SparseMLPBase(BaseEstimator):
         else:
             sizes = [X.shape[1], *self._hidden_sizes(op), outputs]
             model = MLP(sizes, seed=_seed(op, self.random_state), **model_kwargs)
-        n = X.shape[0]
-        last_batch = n % batch_size or min(batch_size, n)
-        if last_batch == 1 and any(m.kind == "batch_norm" for m in model.modules):
-            # checked before training: the engine would stop at that batch, mid-epoch
-            raise ValueError(
-                f"[{op}] batch_norm=True needs at least 2 examples in every batch; n_samples = "
-                f"{n} with batch_size={batch_size} leaves a batch of one sample"
-            )
-
         # scikit-learn's stopping rule (MLPClassifier): stop once the training loss has not
         # improved by at least tol for more than n_iter_no_change consecutive epochs.
-        state = {"best": math.inf, "count": 0, "bad": None}
+        state = {"best": math.inf, "count": 0}
 
         def callback(record: dict) -> bool:
             loss = record["loss"]
-            if not math.isfinite(loss):
-                state["bad"] = record
-                return False
             if tol is None:
                 return True
             state["count"] = state["count"] + 1 if loss > state["best"] - tol else 0
             state["best"] = min(state["best"], loss)
             return state["count"] <= patience
 
-        history = model.fit(
-            X,
-            y,
-            epochs=max_iter,
-            batch_size=batch_size,
-            optimizer=optimizer,
-            shuffle=shuffle,
-            verbose=verbose,
-            callback=callback,
-            evolution=evolution,
-        )
-        if state["bad"] is not None:
-            raise ValueError(
-                f"[{op}] the training loss became {state['bad']['loss']} in epoch "
-                f"{len(history['loss'])}; try a smaller learning_rate_init"
+        try:  # MLP.fit refuses, before any step, a last batch of 1 that batch norm cannot use
+            history = model.fit(
+                X,
+                y,
+                epochs=max_iter,
+                batch_size=batch_size,
+                optimizer=optimizer,
+                shuffle=shuffle,
+                verbose=verbose,
+                callback=callback,
+                evolution=evolution,
             )
+        except ValueError as e:
+            raise ValueError(f"[{op}] {str(e).removeprefix('[MLP.fit] ')}") from None
+        except FloatingPointError as e:  # scikit-learn's estimators raise ValueError for it
+            raise ValueError(
+                f"[{op}] the training loss became non-finite; try a smaller learning_rate_init. "
+                + str(e).removeprefix("[MLP.fit] ")
+            ) from None
         self.model_ = model
         self.history_ = history
         self.loss_curve_ = (self.loss_curve_ if continues else []) + list(history["loss"])

@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import layers as L
+from ._locking import exclusive
 
 if TYPE_CHECKING:
     from .model import Sequential
@@ -56,10 +57,12 @@ class LinearView:
         return int(self._core.layer_nnz(self._index))
 
     @property
+    @exclusive
     def density(self) -> float:
         out, inp = self.shape
         return self.nnz / (out * inp)
 
+    @exclusive
     def _matrix(self, gradient: bool):
         values = self._core.layer_values(self._index, gradient)
         if not self.is_sparse:
@@ -94,6 +97,7 @@ class LinearView:
         """Fraction of this layer's positions that have ever held a stored weight."""
         return float(self._core.layer_itop_rate(self._index))
 
+    @exclusive
     def set_weights(self, W, b=None) -> None:
         """Replace W (and b). A scipy sparse W makes this a sparse layer whose pattern is W's
         stored entries (explicit zeros included); an ndarray keeps a dense layer dense and gives
@@ -188,6 +192,10 @@ class ModuleView:
         self.kind = model._core.module_kind(index)
 
     @property
+    def _core(self):
+        return self._model._core
+
+    @property
     def parameters(self) -> dict:
         return {k: v for k, (v, _) in self._model._core.module_parameters(self._index).items()}
 
@@ -197,14 +205,19 @@ class ModuleView:
             return None
         return {k: g for k, (_, g) in self._model._core.module_parameters(self._index).items()}
 
+    @exclusive
     def set(self, name: str, value) -> None:
         op = f"{L.KIND_NAMES.get(self.kind, self.kind)}.set"
         current = self.parameters
-        if name not in current:
+        if not isinstance(name, str) or name not in current:
             raise ValueError(
                 f"[{op}] no parameter named {name!r}; this layer has {sorted(current)}"
             )
         value = self._checked(value, current[name].size, op, name)
+        if self.kind == "srelu" and not value[0] < value[2]:
+            raise ValueError(
+                f"[{op}] t = [tl, al, tr, ar] needs tl < tr, got tl={value[0]!r}, tr={value[2]!r}"
+            )
         self._model._core.set_module_parameter(self._index, name, value)
 
     def _checked(self, value, size: int, op: str, name: str) -> np.ndarray:
@@ -218,12 +231,13 @@ class ModuleView:
             raise ValueError(f"[{op}] {name} contains NaN or infinity")
         return value
 
+    @exclusive
     def set_statistic(self, name: str, value) -> None:
         """Replace a running statistic (batch norm's ``running_mean`` or ``running_var``, which
         must be >= 0)."""
         op = f"{L.KIND_NAMES.get(self.kind, self.kind)}.set_statistic"
         current = self._model._core.module_statistics(self._index)
-        if name not in current:
+        if not isinstance(name, str) or name not in current:
             raise ValueError(
                 f"[{op}] no statistic named {name!r}; this layer has {sorted(current)}"
             )

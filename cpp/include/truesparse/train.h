@@ -30,6 +30,45 @@ struct epoch_result {
   double accuracy = 0.0;  // fraction of examples seen whose argmax equals the label
   size_type examples = 0;
   bool stopped = false;  // should_stop() asked to stop before the epoch ended
+  // With stop_on_nonfinite: the batch (of this epoch, from 0) whose loss was not finite, whose
+  // update was not applied; -1 when every batch's loss was finite.
+  std::int64_t nonfinite_batch = -1;
+  double nonfinite_loss = 0.0;
+};
+
+// What a training-mode forward pass changes besides the outputs: batch norm's running
+// statistics and each dropout layer's call counter. Saved before a batch so that a batch whose
+// loss is not finite can be undone completely (its gradients are computed but not applied).
+template <class T>
+class forward_side_effects {
+ public:
+  void save(network<T>& m) {
+    std::size_t s = 0, c = 0;
+    for (auto& module : m.modules) {
+      for (auto& stat : module->statistics()) {
+        if (s == stats_.size()) stats_.emplace_back();
+        stats_[s++].assign(stat.value, stat.value + stat.size);
+      }
+      if (auto* dropout = dynamic_cast<dropout_layer<T>*>(module.get())) {
+        if (c == calls_.size()) calls_.push_back(0);
+        calls_[c++] = dropout->calls;
+      }
+    }
+  }
+  void restore(network<T>& m) const {
+    std::size_t s = 0, c = 0;
+    for (auto& module : m.modules) {
+      for (auto& stat : module->statistics()) {
+        const auto& saved = stats_[s++];
+        std::copy(saved.begin(), saved.end(), stat.value);
+      }
+      if (auto* dropout = dynamic_cast<dropout_layer<T>*>(module.get())) dropout->calls = calls_[c++];
+    }
+  }
+
+ private:
+  std::vector<std::vector<T>> stats_;
+  std::vector<std::uint64_t> calls_;
 };
 
 // Polled between batches with the progress so far (loss and accuracy are running means over
@@ -202,12 +241,16 @@ void add_input_noise(matrix<T>& X, double sigma, std::uint64_t seed, std::uint64
 // derive_seed(seed, 2, epoch) (identity order when shuffle is false). should_stop is polled
 // every check_every batches between batches (never inside a kernel) with the progress so far.
 // input_noise > 0 adds Gaussian noise of that standard deviation to every batch's inputs
-// (add_input_noise), not to its targets.
+// (add_input_noise), not to its targets. With stop_on_nonfinite, a batch whose loss is NaN or
+// infinite ends the epoch before its update (and before its evolution step), and undoes what
+// its forward pass changed (forward_side_effects): the network is left exactly as after the
+// previous step, r.nonfinite_batch says which batch it was.
 template <class T>
 epoch_result train_epoch(network<T>& m, const dataset<T>& d, size_type batch_size, const optimizer_config& c,
                          std::uint64_t seed, std::uint64_t epoch, bool shuffle,
                          const stop_poll& should_stop = {}, evolution_plan* evolution = nullptr,
-                         size_type check_every = 1, double input_noise = 0.0) {
+                         size_type check_every = 1, double input_noise = 0.0,
+                         bool stop_on_nonfinite = false) {
   check_dataset(m, d, "fit");
   TS_REQUIRE(batch_size > 0, "[fit] batch_size must be positive, got ", batch_size);
   TS_REQUIRE(input_noise >= 0 && std::isfinite(input_noise), "[fit] input_noise must be >= 0, got ",
@@ -222,6 +265,7 @@ epoch_result train_epoch(network<T>& m, const dataset<T>& d, size_type batch_siz
   }
   const flush_denormals ftz;
   batch_buffers<T> buf;
+  forward_side_effects<T> side_effects;
   epoch_result r;
   double loss_sum = 0.0;
   size_type correct = 0, batch_index = 0;
@@ -237,7 +281,14 @@ epoch_result train_epoch(network<T>& m, const dataset<T>& d, size_type batch_siz
     const targets<T> t = buf.gather(d, order.data() + start, B);
     if (input_noise > 0)
       add_input_noise(buf.X, input_noise, seed, epoch, static_cast<std::uint64_t>(batch_index));
+    if (stop_on_nonfinite) side_effects.save(m);
     const loss_result lr = m.forward_backward(buf.X, t);
+    if (stop_on_nonfinite && !std::isfinite(lr.loss_sum)) {
+      side_effects.restore(m);
+      r.nonfinite_batch = batch_index;
+      r.nonfinite_loss = lr.loss_sum / static_cast<double>(B);
+      break;
+    }
     ++m.steps;
     bool skip_step = false;
     if (evolution && evolution->rigl) {
