@@ -594,7 +594,7 @@ def test_evolve_and_fit_argument_errors():
         model.evolve(ts.RigL())
     with pytest.raises(ValueError, match=match_all("[MLP.evolve]", "RigL")):
         model.evolve(ts.RigL(), x)
-    with pytest.raises(ValueError, match=match_all("[RigL]", "drop fraction", 1.5)):
+    with pytest.raises(ValueError, match=match_all("[MLP.evolve]", "drop_fraction", 1.5)):
         model.evolve(ts.RigL(), x, y, drop_fraction=1.5)
     with pytest.raises(ValueError, match=match_all("[MLP.evolve]", "features")):
         model.evolve(ts.RigL(), x[:, :3], y)

@@ -18,12 +18,22 @@ zero optimizer state. Each update returns one record per sparse layer (see
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Optional, Union
 
+import numpy as np
+
 from . import _core
+from ._checks import INT64_MAX, choice, flag, integer, real, show
 
 __all__ = ["EVOLUTIONS", "SET", "RigL"]
+
+
+def _store(evolution, name: str, value) -> None:
+    """Stores a checked value in a field of a frozen evolution (as the plain Python type)."""
+    object.__setattr__(evolution, name, value)
+
 
 _REGROW = {
     "uniform": _core.RegrowInit.uniform,
@@ -42,7 +52,7 @@ _SCHEDULES = {
 class SET:
     """SET topology evolution.
 
-    zeta: fraction of the positive and of the negative weights dropped per update; weights
+    zeta: fraction (in [0, 1]) of the positive and of the negative weights dropped per update; weights
         that are exactly zero are dropped as well (they never survive an update, as in the
         original, so a connection that cannot learn is replaced).
     delta_t: None = update after every epoch except the last (the original); an integer = every
@@ -59,7 +69,7 @@ class SET:
 
         On digits at 3 % density the default matches static sparse training where ``"init"``
         cost 4.6 points (docs/dynamic-sparse-training.md#measured).
-    regrow_std: σ of ``regrow="normal"``.
+    regrow_std: σ of ``regrow="normal"`` (a finite number >= 0).
     """
 
     zeta: float = 0.3
@@ -68,36 +78,54 @@ class SET:
     regrow_std: float = 0.01
 
     def __post_init__(self) -> None:
-        if not (0 <= self.zeta <= 1):
-            raise ValueError(f"[SET] zeta must be in [0, 1], got {self.zeta}")
-        if self.delta_t is not None and (not isinstance(self.delta_t, int) or self.delta_t < 1):
-            raise ValueError(
-                f"[SET] delta_t must be None or a positive integer, got {self.delta_t!r}"
+        op = "SET"
+        _store(self, "zeta", real(self.zeta, "zeta", op, low=0, high=1))
+        if self.delta_t is not None:
+            _store(
+                self, "delta_t", integer(self.delta_t, "delta_t", op, minimum=1, maximum=INT64_MAX)
             )
-        if self.regrow not in _REGROW:
-            raise ValueError(f"[SET] regrow must be one of {sorted(_REGROW)}, got {self.regrow!r}")
-        if not (isinstance(self.regrow_std, (int, float)) and 0 <= self.regrow_std < float("inf")):
-            raise ValueError(
-                f"[SET] regrow_std must be a finite number >= 0, got {self.regrow_std!r}"
-            )
+        _store(self, "regrow", choice(self.regrow, _REGROW, "regrow", op))
+        _store(self, "regrow_std", real(self.regrow_std, "regrow_std", op, low=0))
 
     def _options(self) -> _core.SETOptions:
         o = _core.SETOptions()
         o.zeta, o.init, o.delta_t = self.zeta, _REGROW[self.regrow], self.delta_t or 0
-        o.regrow_std = float(self.regrow_std)
+        o.regrow_std = self.regrow_std
         return o
+
+
+def _t_end(value, op: str) -> Union[float, int]:
+    """RigL's t_end: an integer >= 0 (steps) or a float in (0, 1] (a fraction of the steps)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"[{op}] t_end must be a fraction in (0, 1] of the fit's steps or an integer number "
+            f"of steps >= 0, got {show(value)} ({type(value).__name__})"
+        )
+    if isinstance(value, numbers.Integral):
+        return integer(value, "t_end", op, minimum=0, maximum=INT64_MAX)
+    v = float(value)
+    if not 0 < v <= 1:  # NaN too
+        raise ValueError(
+            f"[{op}] t_end as a fraction of the fit's steps must be in (0, 1], got {show(value)} "
+            "(an integer >= 0 is a number of steps)"
+        )
+    return v
 
 
 @dataclass(frozen=True)
 class RigL:
     """RigL topology evolution.
 
-    alpha: initial drop fraction. delta_t: steps between updates.
-    t_end: last update step: a float in (0, 1] is a fraction of the fit's total steps
-        (default 0.75), an int an absolute number of steps from the start of the fit.
+    alpha: initial drop fraction, in [0, 1]. delta_t: steps between updates, an integer >= 1.
+    t_end: last update step: a float (Python or numpy) in (0, 1] is a fraction of the fit's
+        total steps (default 0.75), an integer >= 0 (Python or numpy) an absolute number of
+        steps from the start of the fit.
     schedule: ``"cosine"`` α/2 (1 + cos(π t / T_end)), ``"constant"`` α, or
         ``"exponential"`` α (1 − t/T_end)^exponent.
-    skip_optimizer_step: skip the ordinary optimizer step on update steps (RigL's reference).
+    exponent: the power of the exponential schedule, a finite number > 0 (checked whatever
+        the schedule).
+    skip_optimizer_step: skip the ordinary optimizer step on update steps (RigL's reference);
+        True or False.
     """
 
     alpha: float = 0.3
@@ -108,24 +136,24 @@ class RigL:
     skip_optimizer_step: bool = True
 
     def __post_init__(self) -> None:
-        if not (0 <= self.alpha <= 1):
-            raise ValueError(f"[RigL] alpha must be in [0, 1], got {self.alpha}")
-        if not isinstance(self.delta_t, int) or self.delta_t < 1:
-            raise ValueError(f"[RigL] delta_t must be a positive integer, got {self.delta_t!r}")
-        if isinstance(self.t_end, float) and not (0 < self.t_end <= 1):
-            raise ValueError(f"[RigL] t_end as a fraction must be in (0, 1], got {self.t_end}")
-        if isinstance(self.t_end, int) and self.t_end < 0:
-            raise ValueError(f"[RigL] t_end must be non-negative, got {self.t_end}")
-        if self.schedule not in _SCHEDULES:
-            raise ValueError(
-                f"[RigL] schedule must be one of {sorted(_SCHEDULES)}, got {self.schedule!r}"
-            )
+        op = "RigL"
+        _store(self, "alpha", real(self.alpha, "alpha", op, low=0, high=1))
+        _store(self, "delta_t", integer(self.delta_t, "delta_t", op, minimum=1, maximum=INT64_MAX))
+        _store(self, "t_end", _t_end(self.t_end, op))
+        _store(self, "schedule", choice(self.schedule, _SCHEDULES, "schedule", op))
+        _store(self, "exponent", real(self.exponent, "exponent", op, low=0, low_open=True))
+        _store(
+            self,
+            "skip_optimizer_step",
+            flag(self.skip_optimizer_step, "skip_optimizer_step", op),
+        )
 
     def drop_fraction(self, t: float, t_end: float) -> float:
-        """The drop fraction f(t) of this schedule (0 after t_end)."""
-        return _core.drop_fraction(
-            _SCHEDULES[self.schedule], self.alpha, float(t), float(t_end), self.exponent
-        )
+        """The drop fraction f(t) of this schedule at step ``t`` >= 0 for the last update step
+        ``t_end`` >= 0 (0 after t_end)."""
+        t = real(t, "t", "RigL.drop_fraction", low=0)
+        t_end = real(t_end, "t_end", "RigL.drop_fraction", low=0)
+        return _core.drop_fraction(_SCHEDULES[self.schedule], self.alpha, t, t_end, self.exponent)
 
     def _options(self, t_begin: int, total_steps: int) -> _core.RigLOptions:
         o = _core.RigLOptions()

@@ -11,10 +11,10 @@ equations are in ``docs/layers/`` and proven in ``validation/``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from . import _core
+from ._checks import INT32_MAX, integer, real
 
 __all__ = [
     "ACTIVATIONS",
@@ -43,6 +43,11 @@ class LayerSpec:
         raise NotImplementedError
 
 
+def _store(spec: LayerSpec, name: str, value) -> None:
+    """Stores a checked value in a field of a frozen spec (as the plain Python type)."""
+    object.__setattr__(spec, name, value)
+
+
 def _spec(kind: str, **fields) -> _core.LayerSpec:
     s = _core.LayerSpec()
     s.kind = getattr(_core.LayerKind, kind)
@@ -53,16 +58,17 @@ def _spec(kind: str, **fields) -> _core.LayerSpec:
 
 @dataclass(frozen=True)
 class Linear(LayerSpec):
-    """``Y = W X + b`` with ``size`` outputs; sparse (CSR) when ``density < 1``."""
+    """``Y = W X + b`` with ``size`` outputs (an integer in [1, 2³¹ − 1]); sparse (CSR) when
+    ``density < 1`` (a number in (0, 1])."""
 
     size: int
     density: float = 1.0
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.size, int) and self.size >= 1):
-            raise ValueError(f"[Linear] size must be a positive integer, got {self.size!r}")
-        if not (0 < self.density <= 1):
-            raise ValueError(f"[Linear] density must be in (0, 1], got {self.density}")
+        _store(self, "size", integer(self.size, "size", "Linear", minimum=1, maximum=INT32_MAX))
+        _store(
+            self, "density", real(self.density, "density", "Linear", low=0, high=1, low_open=True)
+        )
 
     def _spec(self):
         return _spec("linear", size=self.size, density=float(self.density))
@@ -71,6 +77,10 @@ class Linear(LayerSpec):
 @dataclass(frozen=True)
 class _Activation(LayerSpec):
     _name = "relu"
+
+    def __post_init__(self) -> None:
+        if hasattr(self, "alpha"):  # LeakyReLU, AllReLU: any finite slope
+            _store(self, "alpha", real(self.alpha, "alpha", type(self).__name__))
 
     def _spec(self):
         return _spec(
@@ -87,6 +97,8 @@ class ReLU(_Activation):
 
 @dataclass(frozen=True)
 class LeakyReLU(_Activation):
+    """``max(x, 0) + alpha min(x, 0)``, ``alpha`` a finite number."""
+
     alpha: float = 0.01
     _name = "leaky_relu"
 
@@ -94,7 +106,8 @@ class LeakyReLU(_Activation):
 @dataclass(frozen=True)
 class AllReLU(_Activation):
     """Leaky ReLU whose negative slope is +alpha in odd and −alpha in even hidden layers
-    (counted from 1 among the activation layers of the network; Curci et al. 2021)."""
+    (counted from 1 among the activation layers of the network; Curci et al. 2021);
+    ``alpha`` a finite number."""
 
     alpha: float = 0.6
     _name = "all_relu"
@@ -134,16 +147,15 @@ class LogSoftmax(LayerSpec):
 @dataclass(frozen=True)
 class BatchNorm(LayerSpec):
     """Batch normalization per feature with learnable scale and shift; running mean and
-    variance for evaluation (PyTorch semantics: ``momentum`` weights the new batch)."""
+    variance for evaluation (PyTorch semantics: ``momentum``, in [0, 1], weights the new
+    batch; ``eps`` is a finite number > 0)."""
 
     momentum: float = 0.1
     eps: float = 1e-5
 
     def __post_init__(self) -> None:
-        if not (0 <= self.momentum <= 1):
-            raise ValueError(f"[BatchNorm] momentum must be in [0, 1], got {self.momentum}")
-        if not (self.eps > 0 and math.isfinite(self.eps)):
-            raise ValueError(f"[BatchNorm] eps must be positive, got {self.eps}")
+        _store(self, "momentum", real(self.momentum, "momentum", "BatchNorm", low=0, high=1))
+        _store(self, "eps", real(self.eps, "eps", "BatchNorm", low=0, low_open=True))
 
     def _spec(self):
         return _spec("batch_norm", momentum=float(self.momentum), eps=float(self.eps))
@@ -152,13 +164,12 @@ class BatchNorm(LayerSpec):
 @dataclass(frozen=True)
 class Dropout(LayerSpec):
     """Inverted dropout with probability ``p`` while training (seeded by the model's seed);
-    the identity in evaluation."""
+    the identity in evaluation; ``p`` in [0, 1)."""
 
     p: float = 0.5
 
     def __post_init__(self) -> None:
-        if not (0 <= self.p < 1):
-            raise ValueError(f"[Dropout] p must be in [0, 1), got {self.p}")
+        _store(self, "p", real(self.p, "p", "Dropout", low=0, high=1, high_open=True))
 
     def _spec(self):
         return _spec("dropout", p=float(self.p))
@@ -167,7 +178,7 @@ class Dropout(LayerSpec):
 @dataclass(frozen=True)
 class SReLU(LayerSpec):
     """S-shaped ReLU with four trainable scalars (Jin et al. 2016): identity between the
-    thresholds tl < tr, slopes al below tl and ar above tr."""
+    thresholds tl < tr, slopes al below tl and ar above tr (all four finite numbers)."""
 
     tl: float = 0.0
     al: float = 0.01
@@ -175,8 +186,10 @@ class SReLU(LayerSpec):
     ar: float = 1.0
 
     def __post_init__(self) -> None:
+        for name in ("tl", "al", "tr", "ar"):
+            _store(self, name, real(getattr(self, name), name, "SReLU"))
         if not self.tl < self.tr:
-            raise ValueError(f"[SReLU] needs tl < tr, got tl={self.tl}, tr={self.tr}")
+            raise ValueError(f"[SReLU] needs tl < tr, got tl={self.tl!r}, tr={self.tr!r}")
 
     def _spec(self):
         s = _spec("srelu")

@@ -21,11 +21,11 @@ from ``lr`` and t, the optimizer steps since the start of the fit.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional
 
 from . import _core
+from ._checks import INT64_MAX, flag, integer, real, sequence, show
 
 __all__ = [
     "OPTIMIZERS",
@@ -43,26 +43,36 @@ __all__ = [
 ]
 
 
-def _check_schedule(op: str, schedule) -> None:
-    if schedule is not None and not isinstance(schedule, Schedule):
+def _store(obj, name: str, value) -> None:
+    """Stores a checked value in a field of a frozen dataclass (as the plain Python type)."""
+    object.__setattr__(obj, name, value)
+
+
+def _check_schedule(op: str, schedule, lr: float) -> None:
+    """``schedule`` is None or a truesparse schedule; a cosine one must not end above ``lr``."""
+    if schedule is None:
+        return
+    if not isinstance(schedule, Schedule):
         raise TypeError(
-            f"[{op}] schedule must be a truesparse schedule (e.g. CosineLR), "
-            f"got {type(schedule).__name__}"
+            f"[{op}] schedule must be a truesparse schedule (e.g. CosineLR) or None, "
+            f"got {show(schedule)} ({type(schedule).__name__})"
         )
-
-
-def _check(
-    op: str, name: str, value: float, low: float, high: float, *, high_open: bool = True
-) -> None:
-    ok = math.isfinite(value) and low <= value and (value < high if high_open else value <= high)
-    if not ok:
-        bracket = ")" if high_open else "]"
-        raise ValueError(f"[{op}] {name} must be in [{low}, {high}{bracket}, got {value}")
+    inner = schedule.schedule if isinstance(schedule, LinearWarmup) else schedule
+    if isinstance(inner, CosineLR) and inner.eta_min > lr:
+        raise ValueError(
+            f"[{op}] schedule CosineLR(eta_min={inner.eta_min!r}) anneals from lr down to "
+            f"eta_min, so eta_min must be <= lr, got lr={lr!r}"
+        )
 
 
 @dataclass(frozen=True)
 class SGD:
-    """Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay."""
+    """Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay.
+
+    lr, weight_decay: finite numbers >= 0; momentum in [0, 1); nesterov True or False (True
+    needs momentum > 0); schedule None or a :class:`Schedule` (a :class:`CosineLR` with
+    ``eta_min <= lr``).
+    """
 
     lr: float = 0.01
     momentum: float = 0.0
@@ -72,12 +82,13 @@ class SGD:
 
     def __post_init__(self) -> None:
         op = type(self).__name__
-        _check_schedule(op, self.schedule)
-        _check(op, "lr", self.lr, 0, math.inf)
-        _check(op, "momentum", self.momentum, 0, 1)
-        _check(op, "weight_decay", self.weight_decay, 0, math.inf)
+        _store(self, "lr", real(self.lr, "lr", op, low=0))
+        _store(self, "momentum", real(self.momentum, "momentum", op, low=0, high=1, high_open=True))
+        _store(self, "nesterov", flag(self.nesterov, "nesterov", op))
+        _store(self, "weight_decay", real(self.weight_decay, "weight_decay", op, low=0))
+        _check_schedule(op, self.schedule, self.lr)
         if self.nesterov and self.momentum == 0:
-            raise ValueError(f"[{op}] nesterov=True needs momentum > 0")
+            raise ValueError(f"[{op}] nesterov=True needs momentum > 0, got momentum=0")
 
     def _config(self) -> _core.OptimizerConfig:
         c = _core.OptimizerConfig()
@@ -91,7 +102,11 @@ class SGD:
 
 @dataclass(frozen=True)
 class Adam:
-    """Adam (Kingma & Ba) with L2 weight decay added to the gradient, as torch.optim.Adam."""
+    """Adam (Kingma & Ba) with L2 weight decay added to the gradient, as torch.optim.Adam.
+
+    lr, weight_decay: finite numbers >= 0; betas: two numbers in [0, 1); eps: a finite number
+    > 0; new_weight_warmup: an integer in [0, 65534]; schedule as for :class:`SGD`.
+    """
 
     lr: float = 1e-3
     betas: tuple = (0.9, 0.999)
@@ -104,18 +119,24 @@ class Adam:
 
     def __post_init__(self) -> None:
         op = type(self).__name__
-        _check_schedule(op, self.schedule)
-        _check(op, "lr", self.lr, 0, math.inf)
-        _check(op, "betas[0]", self.betas[0], 0, 1)
-        _check(op, "betas[1]", self.betas[1], 0, 1)
-        if not (math.isfinite(self.eps) and self.eps > 0):
-            raise ValueError(f"[{op}] eps must be positive, got {self.eps}")
-        _check(op, "weight_decay", self.weight_decay, 0, math.inf)
-        if not (isinstance(self.new_weight_warmup, int) and 0 <= self.new_weight_warmup < 65535):
-            raise ValueError(
-                f"[{op}] new_weight_warmup must be an integer in [0, 65535), "
-                f"got {self.new_weight_warmup!r}"
-            )
+        _store(self, "lr", real(self.lr, "lr", op, low=0))
+        betas = sequence(self.betas, "betas", op, length=2)
+        _store(
+            self,
+            "betas",
+            tuple(
+                real(b, f"betas[{i}]", op, low=0, high=1, high_open=True)
+                for i, b in enumerate(betas)
+            ),
+        )
+        _store(self, "eps", real(self.eps, "eps", op, low=0, low_open=True))
+        _store(self, "weight_decay", real(self.weight_decay, "weight_decay", op, low=0))
+        _store(
+            self,
+            "new_weight_warmup",
+            integer(self.new_weight_warmup, "new_weight_warmup", op, minimum=0, maximum=65534),
+        )
+        _check_schedule(op, self.schedule, self.lr)
 
     def _config(self) -> _core.OptimizerConfig:
         c = _core.OptimizerConfig()
@@ -129,7 +150,8 @@ class Adam:
 
 @dataclass(frozen=True)
 class AdamW(Adam):
-    """AdamW (Loshchilov & Hutter): decoupled weight decay, as torch.optim.AdamW."""
+    """AdamW (Loshchilov & Hutter): decoupled weight decay, as torch.optim.AdamW (parameters
+    as for :class:`Adam`)."""
 
     weight_decay: float = 0.01
     _kind = "adamw"
@@ -138,6 +160,8 @@ class AdamW(Adam):
 # -- learning-rate schedules ---------------------------------------------------------------------
 # Closed forms of PyTorch's schedulers, evaluated at t = optimizer steps since the start of the
 # fit (t = 0 for its first step); the same definitions as truesparse.reference.schedules.
+# Each checks its own fields; the optimizer it is attached to checks what involves lr
+# (CosineLR's eta_min <= lr).
 
 
 class Schedule:
@@ -147,8 +171,12 @@ class Schedule:
         raise NotImplementedError
 
     def rate(self, lr: float, t: int) -> float:
-        """The learning rate at step t for base rate lr."""
-        return self._config().rate(float(lr), int(t))
+        """The learning rate at step t (an integer >= 0) for base rate lr (a finite number
+        >= 0)."""
+        op = f"{type(self).__name__}.rate"
+        lr = real(lr, "lr", op, low=0)
+        t = integer(t, "t", op, minimum=0, maximum=INT64_MAX)
+        return self._config().rate(lr, t)
 
 
 def _schedule(kind: str, **fields) -> _core.LRSchedule:
@@ -157,6 +185,11 @@ def _schedule(kind: str, **fields) -> _core.LRSchedule:
     for name, value in fields.items():
         setattr(s, name, value)
     return s
+
+
+def _gamma(schedule: Schedule) -> None:
+    op = type(schedule).__name__
+    _store(schedule, "gamma", real(schedule.gamma, "gamma", op, low=0, low_open=True))
 
 
 @dataclass(frozen=True)
@@ -169,89 +202,102 @@ class ConstantLR(Schedule):
 
 @dataclass(frozen=True)
 class StepLR(Schedule):
-    """lr(t) = lr · gamma^⌊t / step_size⌋."""
+    """lr(t) = lr · gamma^⌊t / step_size⌋; step_size an integer >= 1, gamma a finite number
+    > 0."""
 
     step_size: int
     gamma: float = 0.1
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.step_size, int) and self.step_size >= 1):
-            raise ValueError(
-                f"[StepLR] step_size must be a positive integer, got {self.step_size!r}"
-            )
-        _check(type(self).__name__, "gamma", self.gamma, 0, math.inf)
+        step_size = integer(self.step_size, "step_size", "StepLR", minimum=1, maximum=INT64_MAX)
+        _store(self, "step_size", step_size)
+        _gamma(self)
 
     def _config(self):
-        return _schedule("step", step_size=self.step_size, gamma=float(self.gamma))
+        return _schedule("step", step_size=self.step_size, gamma=self.gamma)
 
 
 @dataclass(frozen=True)
 class MultiStepLR(Schedule):
-    """lr(t) = lr · gamma^(number of milestones m <= t)."""
+    """lr(t) = lr · gamma^(number of milestones m <= t); milestones a sequence of integers
+    >= 0 (stored as a tuple; a repeated one counts twice, as in PyTorch), gamma a finite
+    number > 0."""
 
     milestones: tuple
     gamma: float = 0.1
 
     def __post_init__(self) -> None:
-        if any(int(m) < 0 for m in self.milestones):
-            raise ValueError(f"[MultiStepLR] milestones must be >= 0, got {self.milestones}")
-        _check(type(self).__name__, "gamma", self.gamma, 0, math.inf)
+        op = "MultiStepLR"
+        items = sequence(self.milestones, "milestones", op)
+        milestones = tuple(
+            integer(m, f"milestones[{i}]", op, minimum=0, maximum=INT64_MAX)
+            for i, m in enumerate(items)
+        )
+        _store(self, "milestones", milestones)
+        _gamma(self)
 
     def _config(self):
-        return _schedule(
-            "multistep", milestones=sorted(int(m) for m in self.milestones), gamma=float(self.gamma)
-        )
+        return _schedule("multistep", milestones=sorted(self.milestones), gamma=self.gamma)
 
 
 @dataclass(frozen=True)
 class ExponentialLR(Schedule):
-    """lr(t) = lr · gamma^t."""
+    """lr(t) = lr · gamma^t; gamma a finite number > 0."""
 
     gamma: float
 
     def __post_init__(self) -> None:
-        _check(type(self).__name__, "gamma", self.gamma, 0, math.inf)
+        _gamma(self)
 
     def _config(self):
-        return _schedule("exponential", gamma=float(self.gamma))
+        return _schedule("exponential", gamma=self.gamma)
 
 
 @dataclass(frozen=True)
 class CosineLR(Schedule):
-    """lr(t) = eta_min + (lr − eta_min)(1 + cos(π t / T_max)) / 2 (CosineAnnealingLR)."""
+    """lr(t) = eta_min + (lr − eta_min)(1 + cos(π t / T_max)) / 2 (CosineAnnealingLR);
+    T_max an integer >= 1, eta_min a finite number >= 0 (a rate is never negative). The
+    optimizer the schedule is given to checks eta_min <= lr (the schedule anneals from lr
+    down to eta_min)."""
 
     T_max: int
     eta_min: float = 0.0
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.T_max, int) and self.T_max >= 1):
-            raise ValueError(f"[CosineLR] T_max must be a positive integer, got {self.T_max!r}")
+        _store(
+            self, "T_max", integer(self.T_max, "T_max", "CosineLR", minimum=1, maximum=INT64_MAX)
+        )
+        _store(self, "eta_min", real(self.eta_min, "eta_min", "CosineLR", low=0))
 
     def _config(self):
-        return _schedule("cosine", t_max=self.T_max, eta_min=float(self.eta_min))
+        return _schedule("cosine", t_max=self.T_max, eta_min=self.eta_min)
 
 
 @dataclass(frozen=True)
 class LinearWarmup(Schedule):
-    """schedule(t) · (start_factor + (1 − start_factor) · min(t, warmup_steps) / warmup_steps)."""
+    """schedule(t) · (start_factor + (1 − start_factor) · min(t, warmup_steps) / warmup_steps);
+    schedule a truesparse schedule other than LinearWarmup, warmup_steps an integer >= 0,
+    start_factor a number in (0, 1]."""
 
     schedule: Schedule
     warmup_steps: int
     start_factor: float = 1.0 / 3.0
 
     def __post_init__(self) -> None:
+        op = "LinearWarmup"
         if isinstance(self.schedule, LinearWarmup) or not isinstance(self.schedule, Schedule):
-            raise TypeError("[LinearWarmup] schedule must be a (non-warm-up) truesparse schedule")
-        if not (isinstance(self.warmup_steps, int) and self.warmup_steps >= 0):
-            raise ValueError(f"[LinearWarmup] warmup_steps must be >= 0, got {self.warmup_steps!r}")
-        if not (0 < self.start_factor <= 1):
-            raise ValueError(
-                f"[LinearWarmup] start_factor must be in (0, 1], got {self.start_factor}"
+            raise TypeError(
+                f"[{op}] schedule must be a (non-warm-up) truesparse schedule, "
+                f"got {show(self.schedule)} ({type(self.schedule).__name__})"
             )
+        steps = integer(self.warmup_steps, "warmup_steps", op, minimum=0, maximum=INT64_MAX)
+        _store(self, "warmup_steps", steps)
+        factor = real(self.start_factor, "start_factor", op, low=0, high=1, low_open=True)
+        _store(self, "start_factor", factor)
 
     def _config(self):
         s = self.schedule._config()
-        s.warmup_steps, s.warmup_start_factor = self.warmup_steps, float(self.start_factor)
+        s.warmup_steps, s.warmup_start_factor = self.warmup_steps, self.start_factor
         return s
 
 

@@ -77,16 +77,25 @@ inline const char* schedule_name(schedule_kind k) {
   return "ConstantLR";
 }
 
+// The checks of the Python schedule classes (truesparse.optim), for C++ callers: every field
+// in range and finite, whatever the kind. eta_min <= lr needs the optimizer's lr and is
+// checked by validate(optimizer_config).
 inline void validate(const lr_schedule& s) {
   const char* op = schedule_name(s.kind);
-  TS_REQUIRE(s.step_size >= 1, "[", op, "] step_size must be >= 1, got ", s.step_size);
-  TS_REQUIRE(s.t_max >= 1, "[", op, "] T_max must be >= 1, got ", s.t_max);
-  TS_REQUIRE(s.gamma > 0 && std::isfinite(s.gamma), "[", op, "] gamma must be positive, got ", s.gamma);
+  TS_REQUIRE(s.step_size >= 1, "[", op, "] step_size must be an integer >= 1, got ", s.step_size);
+  TS_REQUIRE(s.t_max >= 1, "[", op, "] T_max must be an integer >= 1, got ", s.t_max);
+  TS_REQUIRE(s.gamma > 0 && std::isfinite(s.gamma), "[", op, "] gamma must be a finite number > 0, got ",
+             s.gamma);
   TS_REQUIRE(std::is_sorted(s.milestones.begin(), s.milestones.end()), "[", op,
              "] milestones must be sorted");
-  TS_REQUIRE(s.warmup_steps >= 0, "[LinearWarmup] warmup_steps must be >= 0, got ", s.warmup_steps);
+  TS_REQUIRE(s.milestones.empty() || s.milestones.front() >= 0, "[", op,
+             "] milestones must be integers >= 0, got ", s.milestones.empty() ? 0 : s.milestones.front());
+  TS_REQUIRE(s.eta_min >= 0 && std::isfinite(s.eta_min), "[", op,
+             "] eta_min must be a finite number >= 0, got ", s.eta_min);
+  TS_REQUIRE(s.warmup_steps >= 0, "[LinearWarmup] warmup_steps must be an integer >= 0, got ",
+             s.warmup_steps);
   TS_REQUIRE(s.warmup_start_factor > 0 && s.warmup_start_factor <= 1,
-             "[LinearWarmup] start_factor must be in (0, 1], got ", s.warmup_start_factor);
+             "[LinearWarmup] start_factor must be a finite number in (0, 1], got ", s.warmup_start_factor);
 }
 
 struct optimizer_config {
@@ -121,20 +130,27 @@ inline const char* optimizer_name(optimizer_kind k) {
   return "SGD";
 }
 
+// The checks of the Python optimizer classes (truesparse.optim), for C++ callers: NaN and
+// ±inf are refused everywhere.
 inline void validate(const optimizer_config& c) {
   const char* op = optimizer_name(c.kind);
-  TS_REQUIRE(std::isfinite(c.lr) && c.lr >= 0, "[", op, "] learning rate must be a non-negative number, got ",
-             c.lr);
-  TS_REQUIRE(c.momentum >= 0 && c.momentum < 1, "[", op, "] momentum must be in [0, 1), got ", c.momentum);
+  TS_REQUIRE(std::isfinite(c.lr) && c.lr >= 0, "[", op, "] lr must be a finite number >= 0, got ", c.lr);
+  TS_REQUIRE(c.momentum >= 0 && c.momentum < 1, "[", op, "] momentum must be a finite number in [0, 1), got ",
+             c.momentum);
   TS_REQUIRE(std::isfinite(c.weight_decay) && c.weight_decay >= 0, "[", op,
-             "] weight_decay must be non-negative, got ", c.weight_decay);
-  TS_REQUIRE(!c.nesterov || c.momentum > 0, "[", op, "] Nesterov momentum needs momentum > 0");
-  TS_REQUIRE(c.beta1 >= 0 && c.beta1 < 1 && c.beta2 >= 0 && c.beta2 < 1, "[", op,
-             "] betas must be in [0, 1), got ", c.beta1, ", ", c.beta2);
-  TS_REQUIRE(c.eps > 0, "[", op, "] eps must be positive, got ", c.eps);
+             "] weight_decay must be a finite number >= 0, got ", c.weight_decay);
+  TS_REQUIRE(!c.nesterov || c.momentum > 0, "[", op, "] nesterov=True needs momentum > 0, got momentum=0");
+  TS_REQUIRE(c.beta1 >= 0 && c.beta1 < 1, "[", op, "] betas[0] must be a finite number in [0, 1), got ",
+             c.beta1);
+  TS_REQUIRE(c.beta2 >= 0 && c.beta2 < 1, "[", op, "] betas[1] must be a finite number in [0, 1), got ",
+             c.beta2);
+  TS_REQUIRE(c.eps > 0 && std::isfinite(c.eps), "[", op, "] eps must be a finite number > 0, got ", c.eps);
   TS_REQUIRE(c.new_weight_warmup >= 0 && c.new_weight_warmup < 65535, "[", op,
-             "] new_weight_warmup must be in [0, 65535), got ", c.new_weight_warmup);
+             "] new_weight_warmup must be an integer in [0, 65534], got ", c.new_weight_warmup);
   validate(c.schedule);
+  TS_REQUIRE(c.schedule.kind != schedule_kind::cosine || c.schedule.eta_min <= c.lr, "[", op,
+             "] schedule CosineLR(eta_min=", c.schedule.eta_min,
+             ") anneals from lr down to eta_min, so eta_min must be <= lr, got lr=", c.lr);
 }
 
 // The state of one value array: first/second moment arrays (m is SGD's velocity), each either

@@ -41,9 +41,34 @@ struct topology_record {
 enum class regrow_init { uniform, layer, zero, normal };
 enum class drop_schedule { cosine, constant, exponential };
 
+// The checks of the Python classes truesparse.SET and truesparse.RigL (evolution.py), for C++
+// callers and for the options of a fit: NaN and ±inf are refused everywhere. SET's delta_t 0
+// means "between epochs"; RigL's t_end is the last update step relative to its t_begin.
+inline void validate_set(double zeta, double regrow_std, std::int64_t delta_t) {
+  TS_REQUIRE(zeta >= 0 && zeta <= 1, "[SET] zeta must be a finite number in [0, 1], got ", zeta);
+  TS_REQUIRE(regrow_std >= 0 && std::isfinite(regrow_std),
+             "[SET] regrow_std must be a finite number >= 0, got ", regrow_std);
+  TS_REQUIRE(delta_t >= 0, "[SET] delta_t must be None or an integer >= 1, got ", delta_t);
+}
+
+inline void validate_drop_schedule(double alpha, double exponent) {
+  TS_REQUIRE(alpha >= 0 && alpha <= 1, "[RigL] alpha must be a finite number in [0, 1], got ", alpha);
+  TS_REQUIRE(exponent > 0 && std::isfinite(exponent), "[RigL] exponent must be a finite number > 0, got ",
+             exponent);
+}
+
+inline void validate_rigl(double alpha, std::int64_t delta_t, std::int64_t t_end, double exponent) {
+  validate_drop_schedule(alpha, exponent);
+  TS_REQUIRE(delta_t >= 1, "[RigL] delta_t must be an integer >= 1, got ", delta_t);
+  TS_REQUIRE(t_end >= 0, "[RigL] t_end must be >= 0 steps, got ", t_end);
+}
+
 // RigL's drop fraction at step t: cosine α/2 (1 + cos(π t / T_end)), constant α,
-// exponential α (1 − t/T_end)^exponent; 0 after T_end.
+// exponential α (1 − t/T_end)^exponent; 0 after T_end. Always in [0, α].
 inline double drop_fraction(drop_schedule s, double alpha, double t, double t_end, double exponent = 2.0) {
+  validate_drop_schedule(alpha, exponent);
+  TS_REQUIRE(t >= 0 && std::isfinite(t) && std::isfinite(t_end),
+             "[RigL] drop_fraction needs a finite t >= 0 and a finite t_end, got t=", t, ", t_end=", t_end);
   if (t > t_end || t_end <= 0) return 0.0;
   switch (s) {
     case drop_schedule::constant: return alpha;
@@ -100,7 +125,7 @@ inline std::vector<size_type> histogram(const std::vector<size_type>& degree) {
 // Returns sorted storage indices.
 template <class T>
 std::vector<index_t> set_drop(const sparse_linear<T>& L, double zeta) {
-  TS_REQUIRE(zeta >= 0 && zeta <= 1, "[SET] zeta must be in [0, 1], got ", zeta);
+  TS_REQUIRE(zeta >= 0 && zeta <= 1, "[SET] zeta must be a finite number in [0, 1], got ", zeta);
   std::vector<std::pair<T, index_t>> pos, neg;  // (value, k), O(nnz) scratch
   std::vector<index_t> drop;
   for (index_t k = 0; k < static_cast<index_t>(L.W.size()); ++k) {
@@ -315,6 +340,7 @@ void apply_topology_change(sparse_linear<T>& L, const std::vector<index_t>& drop
 template <class T>
 std::vector<T> new_weight_values(const sparse_linear<T>& L, const std::vector<std::int64_t>& grow,
                                  regrow_init how, rng& g, double std = 0.01) {
+  TS_REQUIRE(std >= 0 && std::isfinite(std), "[SET] regrow_std must be a finite number >= 0, got ", std);
   std::vector<T> values(grow.size(), T(0));
   if (how == regrow_init::zero) return values;
   const csr_pattern& p = L.pattern;
@@ -353,6 +379,7 @@ topology_record set_update(sparse_linear<T>& L, double zeta, regrow_init how, rn
 // at 0 with zero state. DW is recomputed on the new pattern (SDDMM) so it stays consistent.
 template <class T>
 topology_record rigl_update(sparse_linear<T>& L, double f, const matrix<T>& DZ, const matrix<T>& X) {
+  TS_REQUIRE(f >= 0 && f <= 1, "[RigL] drop fraction must be in [0, 1], got ", f);
   topology_record rec;
   const auto k = static_cast<size_type>(std::floor(f * static_cast<double>(L.nnz())));
   auto drop = magnitude_drop(L, k);
