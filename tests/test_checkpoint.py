@@ -201,7 +201,7 @@ def test_initial_epoch_checks_the_plan(tmp_path):
         model.fit(X, y, epochs=6, batch_size=20, initial_epoch=2, **PLANNED)
     with pytest.raises(ValueError, match="with optimizer"):
         model.fit(X, y, epochs=6, batch_size=10, initial_epoch=2, evolution=PLANNED["evolution"])
-    with pytest.raises(ValueError, match="initial_epoch must be a non-negative integer"):
+    with pytest.raises(ValueError, match="initial_epoch must be an integer >= 0"):
         model.fit(X, y, epochs=6, batch_size=10, initial_epoch=-1, **PLANNED)
     history = model.fit(X, y, epochs=6, batch_size=10, initial_epoch=2, **PLANNED)
     assert len(history["loss"]) == 6
@@ -217,7 +217,7 @@ def test_checkpoint_every_k_epochs_and_after_the_last(tmp_path):
 
     build().fit(X, y, epochs=5, batch_size=10, checkpoint=path, checkpoint_every=2, callback=after)
     assert saved_at == [0, 2, 2, 4, 5]
-    with pytest.raises(ValueError, match=r"checkpoint_every must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match=r"checkpoint_every must be an integer >= 1, got 0"):
         build().fit(X, y, checkpoint=path, checkpoint_every=0)
     with pytest.raises(ValueError, match="the directory of checkpoint .* does not exist"):
         build().fit(X, y, checkpoint=tmp_path / "missing" / "c.tsck")

@@ -367,12 +367,16 @@ def test_batch_norm_other_batch_sizes_train():
     "kwargs,error,words",
     [
         (dict(shuffle="yes"), TypeError, "shuffle must be True or False"),
-        (dict(verbose=1.5), ValueError, "verbose must be a non-negative integer"),
+        (dict(verbose=1.5), TypeError, "verbose must be an integer, got 1.5"),
+        (dict(verbose=-1), ValueError, "verbose must be an integer >= 0, got -1"),
+        (dict(on_nonfinite=None), TypeError, "on_nonfinite must be one of"),
+        (dict(input_noise=float("nan")), ValueError, "input_noise must be a finite number"),
         (dict(callback=3), TypeError, "callback must be callable"),
         (dict(callbacks=3), TypeError, "callbacks must be a list"),
         (dict(validation_data=(X,)), ValueError, "validation_data must be a pair"),
-        (dict(epochs=2.0), ValueError, "epochs must be a non-negative integer"),
-        (dict(batch_size=True), ValueError, "batch_size must be a positive integer"),
+        (dict(epochs=2.0), TypeError, "epochs must be an integer, got 2.0"),
+        (dict(batch_size=True), TypeError, "batch_size must be an integer, got True"),
+        (dict(batch_size=0), ValueError, "batch_size must be an integer >= 1, got 0"),
     ],
 )
 def test_fit_refuses_bad_arguments_before_any_step(kwargs, error, words):

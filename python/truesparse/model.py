@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from . import _core
 from . import checkpoint as checkpoint_module
 from . import layers as L
+from ._checks import INT32_MAX, choice, flag, integer, real, show
 from ._interrupt import InterruptGuard
 from ._locking import LockedEngine, exclusive
 from .callbacks import Callback
@@ -44,14 +45,6 @@ DTYPES = {np.dtype(np.float32): _core.Network_f32, np.dtype(np.float64): _core.N
 NONFINITE = ("raise", "warn", "ignore")
 # Losses that need a particular last layer, which MLP appends and Sequential checks for.
 LAST_LAYER = {"cross_entropy": L.Softmax, "negative_log_likelihood": L.LogSoftmax}
-
-
-def _count(value, name: str, op: str, minimum: int) -> int:
-    """An integer argument >= minimum (not a bool, not a float)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        kind = "a non-negative" if minimum == 0 else "a positive" if minimum == 1 else "an"
-        raise ValueError(f"[{op}] {name} must be {kind} integer, got {value!r}")
-    return int(value)
 
 
 def _epoch_line(record: dict) -> str:
@@ -88,9 +81,8 @@ class _Run:
 
 
 def _choice(table: dict, value: Any, what: str, op: str) -> Any:
-    if not isinstance(value, str) or value not in table:
-        raise ValueError(f"[{op}] unknown {what} {value!r}; choose one of {sorted(table)}")
-    return table[value]
+    """The entry of ``table`` that the string ``value`` names (see ``_checks.choice``)."""
+    return table[choice(value, table, what, op)]
 
 
 def mlp_layers(
@@ -108,8 +100,8 @@ def mlp_layers(
     [Dropout]``, then the output ``Linear``, then ``Softmax``/``LogSoftmax`` when ``loss``
     needs one (cross_entropy, negative_log_likelihood)."""
     act = _choice(L.ACTIVATIONS, activation, "activation", "MLP")
-    if not (0 <= dropout < 1):
-        raise ValueError(f"[MLP] dropout must be in [0, 1), got {dropout}")
+    dropout = real(dropout, "dropout", "MLP", low=0, high=1, high_open=True)
+    batch_norm = flag(batch_norm, "batch_norm", "MLP")
     specs: list[L.LayerSpec] = []
     for i, d in enumerate(densities):
         specs.append(L.Linear(int(sizes[i + 1]), density=d))
@@ -170,10 +162,7 @@ class Sequential:
         backend: str = "mkl",
     ) -> None:
         op = type(self).__name__
-        if not (
-            isinstance(inputs, (int, np.integer)) and not isinstance(inputs, bool) and inputs >= 1
-        ):
-            raise ValueError(f"[{op}] inputs must be a positive integer, got {inputs!r}")
+        inputs = integer(inputs, "inputs", op, minimum=1, maximum=INT32_MAX)
         specs = list(layers)
         for spec in specs:
             if not isinstance(spec, L.LayerSpec):
@@ -182,16 +171,14 @@ class Sequential:
                 )
         if not any(isinstance(spec, L.Linear) for spec in specs):
             raise ValueError(f"[{op}] the network needs at least one layers.Linear")
-        try:
-            self.dtype = np.dtype(dtype)
+        try:  # None is no dtype here (NumPy would read it as float64)
+            self.dtype = np.dtype(dtype) if dtype is not None else None
         except TypeError:
             raise TypeError(f"[{op}] dtype {dtype!r} is not a NumPy dtype") from None
         if self.dtype not in DTYPES:
-            raise TypeError(f"[{op}] dtype must be float32 or float64, got {self.dtype}")
-        if not (isinstance(seed, (int, np.integer)) and 0 <= seed < 2**64):
-            raise ValueError(f"[{op}] seed must be an integer in [0, 2**64), got {seed!r}")
-        if not (0 <= label_smoothing <= 1):
-            raise ValueError(f"[{op}] label_smoothing must be in [0, 1], got {label_smoothing}")
+            raise TypeError(f"[{op}] dtype must be float32 or float64, got {show(dtype)}")
+        seed = integer(seed, "seed", op, minimum=0, maximum=2**64 - 1)
+        label_smoothing = real(label_smoothing, "label_smoothing", op, low=0, high=1)
         loss_kind = _choice(LOSSES, loss, "loss", op)
         if loss in LAST_LAYER and (not specs or not isinstance(specs[-1], LAST_LAYER[loss])):
             raise ValueError(f"[{op}] loss {loss!r} needs a {LAST_LAYER[loss].__name__} last layer")
@@ -309,7 +296,8 @@ class Sequential:
         """Network output (N, out): for the standard MLP with the fused softmax cross entropy,
         the logits before any softmax. ``train=True`` runs batch norm with batch statistics
         (updating its running statistics) and dropout with a fresh mask, as ``backward`` does."""
-        return self._core.forward(self._features(X, self._op("forward")), bool(train))
+        op = self._op("forward")
+        return self._core.forward(self._features(X, op), flag(train, "train", op))
 
     @exclusive
     def backward(self, X, y) -> float:
@@ -393,15 +381,10 @@ class Sequential:
         histograms at the start and the end of the plan (:func:`truesparse.plot.topology`).
         """
         op = self._op("fit")
-        epochs = _count(epochs, "epochs", op, minimum=0)
-        batch_size = _count(batch_size, "batch_size", op, minimum=1)
-        checkpoint_every = _count(checkpoint_every, "checkpoint_every", op, minimum=1)
-        if isinstance(input_noise, bool) or not isinstance(input_noise, (int, float, np.number)):
-            raise TypeError(f"[{op}] input_noise must be a number, got {input_noise!r}")
-        if not (np.isfinite(input_noise) and input_noise >= 0):
-            raise ValueError(
-                f"[{op}] input_noise must be a finite number >= 0, got {input_noise!r}"
-            )
+        epochs = integer(epochs, "epochs", op, minimum=0)
+        batch_size = integer(batch_size, "batch_size", op, minimum=1)
+        checkpoint_every = integer(checkpoint_every, "checkpoint_every", op, minimum=1)
+        input_noise = real(input_noise, "input_noise", op, low=0)
         optimizer = SGD() if optimizer is None else optimizer
         if not isinstance(optimizer, (SGD, Adam)):
             raise TypeError(
@@ -416,13 +399,9 @@ class Sequential:
             bars = epoch_progress_factory(progress, verbose)
         except (TypeError, ImportError) as e:
             raise type(e)(f"[{op}] {e}") from None
-        if on_nonfinite not in NONFINITE:
-            raise ValueError(
-                f"[{op}] on_nonfinite must be one of {list(NONFINITE)}, got {on_nonfinite!r}"
-            )
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise TypeError(f"[{op}] shuffle must be True or False, got {shuffle!r}")
-        verbose = _count(verbose, "verbose", op, minimum=0)
+        on_nonfinite = choice(on_nonfinite, NONFINITE, "on_nonfinite", op)
+        shuffle = flag(shuffle, "shuffle", op)
+        verbose = integer(verbose, "verbose", op, minimum=0)
         if callback is not None and not callable(callback):
             raise TypeError(f"[{op}] callback must be callable, got {callback!r}")
         if isinstance(callbacks, Callback):
@@ -559,7 +538,7 @@ class Sequential:
     def _continued_plan(self, plan: dict, initial_epoch, op: str) -> int:
         """Checks that ``fit(..., initial_epoch=k)`` continues the model's plan with the same
         settings; returns k."""
-        k = _count(initial_epoch, "initial_epoch", op, minimum=0)
+        k = integer(initial_epoch, "initial_epoch", op, minimum=0)
         saved = self._plan
         if saved is None:
             raise ValueError(
@@ -761,7 +740,11 @@ class Sequential:
                 )
             X = self._features(X, self._op("evolve"))
             labels, targets = self._targets(y, X.shape[0], self._op("evolve"))
-            f = evolution.alpha if drop_fraction is None else float(drop_fraction)
+            f = (
+                evolution.alpha
+                if drop_fraction is None
+                else real(drop_fraction, "drop_fraction", self._op("evolve"), low=0, high=1)
+            )
             records = self._core.evolve_rigl(X, labels, targets, f)
             self._has_gradients = True
         else:
