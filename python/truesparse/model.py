@@ -100,6 +100,7 @@ def mlp_layers(
     [Dropout]``, then the output ``Linear``, then ``Softmax``/``LogSoftmax`` when ``loss``
     needs one (cross_entropy, negative_log_likelihood)."""
     act = _choice(L.ACTIVATIONS, activation, "activation", "MLP")
+    alpha = real(alpha, "alpha", "MLP")
     dropout = real(dropout, "dropout", "MLP", low=0, high=1, high_open=True)
     batch_norm = flag(batch_norm, "batch_norm", "MLP")
     specs: list[L.LayerSpec] = []

@@ -256,6 +256,12 @@ epoch_result train_epoch(network<T>& m, const dataset<T>& d, size_type batch_siz
   TS_REQUIRE(input_noise >= 0 && std::isfinite(input_noise), "[fit] input_noise must be >= 0, got ",
              input_noise);
   validate(c);
+  if (evolution && evolution->set)
+    validate_set(evolution->set->zeta, evolution->set->regrow_std, evolution->set->delta_t);
+  if (evolution && evolution->rigl) {
+    const rigl_options& o = *evolution->rigl;
+    validate_rigl(o.alpha, o.delta_t, o.t_end, o.exponent);
+  }
   std::vector<std::int64_t> order(static_cast<std::size_t>(d.M));
   std::iota(order.begin(), order.end(), 0);
   if (shuffle) {
