@@ -6,6 +6,24 @@
 #include "truesparse/network.h"
 
 namespace truesparse::python {
+namespace {
+
+// An integer field of a spec from a Python int or NumPy integer (not a bool or a float); one
+// beyond the 64-bit range is refused here with the figure.
+size_type spec_integer(const py::object& v, const char* op, const char* name) {
+  if (PyBool_Check(v.ptr()) || !PyIndex_Check(v.ptr()))
+    throw py::type_error(msg("[", op, "] ", name, " must be an integer, got ", std::string(py::repr(v))));
+  const py::int_ n = py::reinterpret_steal<py::int_>(PyNumber_Index(v.ptr()));
+  if (!n) throw py::error_already_set();
+  int overflow = 0;
+  const long long value = PyLong_AsLongLongAndOverflow(n.ptr(), &overflow);
+  TS_REQUIRE(overflow <= 0, "[", op, "] ", name, " is ", std::string(py::str(n)), "; a layer has at most ",
+             with_commas(max_layer_size), " inputs or outputs (32-bit indices)");
+  TS_REQUIRE(overflow == 0, "[", op, "] ", name, " is ", std::string(py::str(n)), ", it must be >= 1");
+  return value;
+}
+
+}  // namespace
 
 void init_layers(py::module_& m) {
   py::enum_<activation_kind>(m, "Activation")
@@ -27,7 +45,10 @@ void init_layers(py::module_& m) {
   py::class_<layer_spec>(m, "LayerSpec")
       .def(py::init<>())
       .def_readwrite("kind", &layer_spec::kind)
-      .def_readwrite("size", &layer_spec::size)
+      .def_property(  // any Python integer: one too large for the 32-bit indices is refused,
+                      // naming its layer, when the network is built (memory.h)
+          "size", [](const layer_spec& s) { return s.size; },
+          [](layer_spec& s, const py::object& v) { s.size = spec_integer(v, "Linear", "size"); })
       .def_readwrite("density", &layer_spec::density)
       .def_readwrite("activation", &layer_spec::activation)
       .def_readwrite("alpha", &layer_spec::alpha)

@@ -5,6 +5,9 @@
 // Buffers are owned here, one per layer, feature-major (features, N):
 //   X -> [layer 0] -> Y[0] -> [layer 1] -> Y[1] -> ... -> Y[M-1] (network output)
 //   D[m] = ∂L/∂Y[m]; layer m's backward turns D[m] into D[m-1].
+// The constructor checks its options before it allocates anything: their values (validate),
+// then the sizes and stored weights against the 32-bit indices and the memory the model needs
+// against what the process can get (check_network_fits, memory.h).
 #pragma once
 
 #include <memory>
@@ -25,7 +28,7 @@ enum class layer_kind { linear, activation, softmax, log_softmax, batch_norm, dr
 // One layer of a network description.
 struct layer_spec {
   layer_kind kind = layer_kind::linear;
-  index_t size = 0;      // linear: number of outputs
+  size_type size = 0;    // linear: number of outputs (at most max_layer_size, memory.h)
   double density = 1.0;  // linear: 1 makes a dense layer
   activation_kind activation = activation_kind::relu;
   double alpha = 0.01;                      // activation: negative slope (leaky_relu, all_relu)
@@ -37,7 +40,7 @@ struct layer_spec {
 
 // A network: the input size and its sequence of layers, with what is shared by all layers.
 struct network_options {
-  index_t inputs = 0;
+  size_type inputs = 0;  // at most max_layer_size (memory.h)
   std::vector<layer_spec> layers;
   loss_kind loss = loss_kind::softmax_cross_entropy;
   double label_smoothing = 0.0;
@@ -45,7 +48,33 @@ struct network_options {
   fan_mode fan = fan_mode::actual;
   std::uint64_t seed = 0;
   sparse_backend backend = sparse_backend::mkl;
+  std::string name = "Sequential";  // the model in error messages ("[Sequential] ...")
 };
+
+// Checks the values of network options (label smoothing, sizes, densities, SReLU thresholds,
+// at least one linear layer); the other layers' settings are checked by their constructors.
+inline void validate(const network_options& o) {
+  TS_REQUIRE(o.label_smoothing >= 0 && o.label_smoothing <= 1,
+             "[Sequential] label_smoothing must be in [0, 1], got ", o.label_smoothing);
+  TS_REQUIRE(o.inputs >= 1, "[Sequential] the number of inputs must be >= 1, got ", o.inputs);
+  std::size_t l = 0;
+  for (const layer_spec& s : o.layers) {
+    if (s.kind == layer_kind::linear) {
+      TS_REQUIRE(s.size >= 1, "[Linear] linear layer ", l, " has ", s.size, " outputs, it needs >= 1");
+      TS_REQUIRE(s.density > 0 && s.density <= 1, "[Linear] density of layer ", l, " is ", s.density,
+                 ", it must be in (0, 1]");
+      ++l;
+    }
+    if (s.kind == layer_kind::srelu)
+      TS_REQUIRE(s.srelu[0] < s.srelu[2], "[SReLU] needs tl < tr, got ", s.srelu[0], " and ", s.srelu[2]);
+  }
+  TS_REQUIRE(l > 0, "[Sequential] the network has no linear layer");
+}
+
+// Refuses, before anything is allocated, options whose sizes or stored weights do not fit the
+// 32-bit indices or whose model needs more memory than this process can get (memory.h, which
+// defines it and is included at the end of this file).
+inline void check_network_fits(const network_options& o, std::size_t value_bytes);
 
 template <class T>
 class network {
@@ -69,9 +98,8 @@ class network {
         seed(o.seed),
         init(o.init),
         fan(o.fan) {
-    TS_REQUIRE(o.label_smoothing >= 0 && o.label_smoothing <= 1,
-               "[Sequential] label_smoothing must be in [0, 1], got ", o.label_smoothing);
-    TS_REQUIRE(o.inputs >= 1, "[Sequential] the number of inputs must be >= 1, got ", o.inputs);
+    validate(o);
+    check_network_fits(o, sizeof(T));
     size_type width = o.inputs;
     int hidden_activations = 0;
     std::uint64_t dropouts = 0;
@@ -80,10 +108,7 @@ class network {
       switch (s.kind) {
         case layer_kind::linear: {
           const std::size_t l = layers.size();
-          TS_REQUIRE(s.size >= 1, "[Linear] linear layer ", l, " has ", s.size, " outputs, it needs >= 1");
-          TS_REQUIRE(s.density > 0 && s.density <= 1, "[Linear] density of layer ", l, " is ", s.density,
-                     ", it must be in (0, 1]");
-          const auto D = static_cast<index_t>(width), K = s.size;
+          const auto D = static_cast<index_t>(width), K = static_cast<index_t>(s.size);
           rng g(derive_seed(o.seed, 1, l));
           std::unique_ptr<linear_layer<T>> layer;
           if (s.density >= 1) {
@@ -117,13 +142,11 @@ class network {
           modules.push_back(std::make_unique<dropout_layer<T>>(s.p, o.seed, dropouts++));
           break;
         case layer_kind::srelu:
-          TS_REQUIRE(s.srelu[0] < s.srelu[2], "[SReLU] needs tl < tr, got ", s.srelu[0], " and ", s.srelu[2]);
           modules.push_back(std::make_unique<srelu_layer<T>>(s.srelu[0], s.srelu[1], s.srelu[2], s.srelu[3]));
           break;
         case layer_kind::affine: modules.push_back(std::make_unique<affine_layer<T>>(width)); break;
       }
     }
-    TS_REQUIRE(!layers.empty(), "[Sequential] the network has no linear layer");
     n_inputs = o.inputs;
     n_outputs = width;
     Y.resize(modules.size());
@@ -232,6 +255,11 @@ class network {
   // The sparse layer l, or null for a dense one.
   sparse_linear<T>* sparse_layer(std::size_t l) { return layers.at(l)->as_sparse(); }
 
+  // The output buffer Y[m] and output gradient buffer D[m] of every module (memory.h counts
+  // them); each keeps the largest batch it has held.
+  const std::vector<matrix<T>>& output_buffers() const { return Y; }
+  const std::vector<matrix<T>>& output_gradient_buffers() const { return D; }
+
  private:
   void replace_linear(std::size_t l, std::unique_ptr<linear_layer<T>> layer) {
     layers[l] = layer.get();
@@ -244,3 +272,5 @@ class network {
 };
 
 }  // namespace truesparse
+
+#include "truesparse/memory.h"  // check_network_fits
