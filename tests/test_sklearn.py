@@ -346,38 +346,53 @@ def test_regressor_grid_search(regression):
 
 # -- errors --------------------------------------------------------------------------------------
 BAD_PARAMETERS = [
-    ("density", 2, ValueError, "density must be in (0, 1], got 2"),
-    ("density", 0, ValueError, "density must be in (0, 1], got 0"),
+    ("density", 2, ValueError, "density must be a finite number in (0, 1], got 2"),
+    ("density", 0, ValueError, "density must be a finite number in (0, 1], got 0"),
     ("density", "dense", TypeError, "density must be a real number, got 'dense'"),
     ("densities", [0.5], ValueError, "densities must have 3 entries"),
-    ("densities", [0.5, 0.5, 1.5], ValueError, "densities[2] must be in (0, 1], got 1.5"),
-    ("epsilon", -1, ValueError, "epsilon must be > 0, got -1"),
-    ("hidden_layer_sizes", (8, 0), ValueError, "hidden_layer_sizes must be integers >= 1"),
+    (
+        "densities",
+        [0.5, 0.5, 1.5],
+        ValueError,
+        "densities[2] must be a finite number in (0, 1], got 1.5",
+    ),
+    ("epsilon", -1, ValueError, "epsilon must be a finite number > 0, got -1"),
+    ("hidden_layer_sizes", (8, 0), ValueError, "hidden_layer_sizes[1] must be an integer in [1,"),
     ("hidden_layer_sizes", 2.5, TypeError, "hidden_layer_sizes must be an integer or a sequence"),
     ("activation", "logistic", ValueError, "activation must be one of"),
     ("activation_alpha", float("nan"), ValueError, "activation_alpha must be"),
-    ("dropout", 1.0, ValueError, "dropout must be in [0, 1), got 1.0"),
+    ("dropout", 1.0, ValueError, "dropout must be a finite number in [0, 1), got 1.0"),
     ("batch_norm", "yes", TypeError, "batch_norm must be True or False, got 'yes'"),
     ("init", "random", ValueError, "init must be one of ['er', 'erk', 'uniform'], got 'random'"),
     ("weight_init", "zeros", ValueError, "weight_init must be one of"),
     ("sparse_fan_in", "all", ValueError, "sparse_fan_in must be one of"),
     ("solver", "lbfgs", ValueError, "solver must be one of ['adam', 'adamw', 'sgd'], got 'lbfgs'"),
-    ("learning_rate_init", 0, ValueError, "learning_rate_init must be > 0, got 0"),
-    ("beta_1", 1.0, ValueError, "beta_1 must be in [0, 1), got 1.0"),
-    ("beta_2", -0.1, ValueError, "beta_2 must be in [0, 1), got -0.1"),
-    ("adam_epsilon", 0.0, ValueError, "adam_epsilon must be > 0, got 0.0"),
-    ("weight_decay", -1e-3, ValueError, "weight_decay must be >= 0, got -0.001"),
-    ("new_weight_warmup", -1, ValueError, "new_weight_warmup must be an integer in [0, 65535)"),
+    ("learning_rate_init", 0, ValueError, "learning_rate_init must be a finite number > 0, got 0"),
+    ("beta_1", 1.0, ValueError, "beta_1 must be a finite number in [0, 1), got 1.0"),
+    ("beta_2", -0.1, ValueError, "beta_2 must be a finite number in [0, 1), got -0.1"),
+    ("adam_epsilon", 0.0, ValueError, "adam_epsilon must be a finite number > 0, got 0.0"),
+    ("weight_decay", -1e-3, ValueError, "weight_decay must be a finite number >= 0, got -0.001"),
+    (
+        "new_weight_warmup",
+        -1,
+        ValueError,
+        "new_weight_warmup must be an integer in [0, 65534], got -1",
+    ),
     ("lr_schedule", "step", ValueError, "lr_schedule must be one of ['constant', 'cosine']"),
     ("warmup_steps", 1.5, TypeError, "warmup_steps must be an integer, got 1.5"),
     ("max_iter", 0, ValueError, "max_iter must be an integer >= 1, got 0"),
     ("batch_size", 0, ValueError, "batch_size must be an integer >= 1, got 0"),
     ("batch_size", "all", TypeError, "batch_size must be 'auto' or an integer, got 'all'"),
     ("shuffle", None, TypeError, "shuffle must be True or False, got None"),
-    ("tol", -1, ValueError, "tol must be >= 0, got -1"),
+    ("tol", -1, ValueError, "tol must be a finite number >= 0, got -1"),
     ("n_iter_no_change", 0, ValueError, "n_iter_no_change must be an integer >= 1, got 0"),
     ("evolution", "prune", ValueError, "evolution must be one of ['rigl', 'set'], got 'prune'"),
-    ("random_state", -1, ValueError, "random_state must be in [0, 2**64), got -1"),
+    (
+        "random_state",
+        -1,
+        ValueError,
+        "random_state must be an integer in [0, 18446744073709551615], got -1",
+    ),
     ("random_state", "seed", TypeError, "random_state must be None, an integer"),
     ("dtype", np.float16, TypeError, "dtype must be float32 or float64"),
     ("backend", "cuda", ValueError, "backend must be one of ['mkl', 'native'], got 'cuda'"),
@@ -398,10 +413,16 @@ def test_bad_parameters_fail_at_fit(Estimator, name, value, error, message, iris
 @pytest.mark.parametrize(
     "params, message",
     [
-        (dict(solver="sgd", momentum=1.0), "momentum must be in [0, 1), got 1.0"),
-        (dict(evolution="set", zeta=1.5), "zeta must be in [0, 1], got 1.5"),
-        (dict(evolution="rigl", drop_fraction=-0.5), "drop_fraction must be in [0, 1], got -0.5"),
-        (dict(evolution="rigl", delta_t=0), "delta_t must be an integer >= 1, got 0"),
+        (dict(solver="sgd", momentum=1.0), "momentum must be a finite number in [0, 1), got 1.0"),
+        (dict(evolution="set", zeta=1.5), "zeta must be a finite number in [0, 1], got 1.5"),
+        (
+            dict(evolution="rigl", drop_fraction=-0.5),
+            "drop_fraction must be a finite number in [0, 1], got -0.5",
+        ),
+        (
+            dict(evolution="rigl", delta_t=0),
+            "delta_t must be an integer in [1, 9223372036854775807], got 0",
+        ),
         (dict(densities=[0.5, 0.5, 0.5], epsilon=2), "give at most one of densities and epsilon"),
         (
             dict(lr_schedule=ts.LinearWarmup(ts.ConstantLR(), 5), warmup_steps=3),
@@ -418,7 +439,10 @@ def test_regressor_loss_and_classifier_label_smoothing(iris, regression):
     with pytest.raises(ValueError, match=re.escape("[SparseMLPRegressor.fit] loss must be one of")):
         SparseMLPRegressor(loss="absolute_error").fit(*regression)
     with pytest.raises(
-        ValueError, match=re.escape("[SparseMLPClassifier.fit] label_smoothing must be in [0, 1]")
+        ValueError,
+        match=re.escape(
+            "[SparseMLPClassifier.fit] label_smoothing must be a finite number in [0, 1]"
+        ),
     ):
         SparseMLPClassifier(label_smoothing=2).fit(*iris)
     smoothed = SparseMLPClassifier(**SMALL, label_smoothing=0.1).fit(*iris)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+from ._checks import _got, choice, flag, integer, real
+
 __all__ = ["Callback", "EarlyStopping"]
 
 
@@ -54,23 +56,15 @@ class EarlyStopping(Callback):
         mode: str = "auto",
         restore_best_weights: bool = True,
     ) -> None:
+        op = "EarlyStopping"
         if not isinstance(monitor, str):
-            raise TypeError(f"[EarlyStopping] monitor must be a string, got {monitor!r}")
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ValueError(
-                f"[EarlyStopping] patience must be a non-negative integer, got {patience!r}"
-            )
-        if not (
-            isinstance(min_delta, (int, float)) and math.isfinite(min_delta) and min_delta >= 0
-        ):
-            raise ValueError(f"[EarlyStopping] min_delta must be >= 0, got {min_delta!r}")
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"[EarlyStopping] mode must be 'auto', 'min' or 'max', got {mode!r}")
-        self.monitor = monitor
-        self.patience = patience
-        self.min_delta = float(min_delta)
+            raise TypeError(f"[{op}] monitor must be a string, got {_got(monitor)}")
+        self.monitor = str(monitor)
+        self.patience = integer(patience, "patience", op, minimum=0)
+        self.min_delta = real(min_delta, "min_delta", op, low=0)
+        mode = choice(mode, ("auto", "min", "max"), "mode", op)
         self.mode = ("max" if "accuracy" in monitor else "min") if mode == "auto" else mode
-        self.restore_best_weights = bool(restore_best_weights)
+        self.restore_best_weights = flag(restore_best_weights, "restore_best_weights", op)
 
     def on_train_begin(self, model) -> None:
         self.best = math.inf if self.mode == "min" else -math.inf

@@ -40,7 +40,7 @@ import numpy as np
 
 from . import layers as L
 from ._version import __version__
-from .io import atomic_file
+from .io import atomic_file, file_to_read, file_to_write
 
 __all__ = ["FORMAT", "VERSION", "dumps", "load", "loads", "save"]
 
@@ -59,20 +59,30 @@ def save(model, path: Union[str, os.PathLike], *, metadata: Optional[dict] = Non
     """Write ``model`` to ``path`` atomically (the previous file stays intact until the new one
     is complete). ``metadata`` is any JSON-serialisable dict stored with it (default: the
     model's ``metadata`` attribute; the command line stores its configuration there)."""
+    check_model(model, "save")
     _check_metadata(metadata, "save")
-    directory = os.path.dirname(os.path.abspath(os.fspath(path)))
-    if not os.path.isdir(directory):
-        raise ValueError(f"[save] the directory of {os.fspath(path)!r} does not exist")
+    path = file_to_write(path, "save")
     with atomic_file(path, "wb") as f:
         _write(model, f, metadata)
 
 
 def dumps(model, *, metadata: Optional[dict] = None) -> bytes:
     """The checkpoint of ``model`` as bytes (what ``save`` writes)."""
+    check_model(model, "save")
     _check_metadata(metadata, "save")
     buffer = _io.BytesIO()
     _write(model, buffer, metadata)
     return buffer.getvalue()
+
+
+def check_model(model, op: str) -> None:
+    """A TypeError unless ``model`` is a truesparse model (a Sequential or an MLP)."""
+    from .model import Sequential  # the model module imports this one
+
+    if not isinstance(model, Sequential):
+        raise TypeError(
+            f"[{op}] model must be a truesparse Sequential or MLP, got {type(model).__name__}"
+        )
 
 
 def _check_metadata(metadata, op: str) -> None:
@@ -138,24 +148,22 @@ def _write(model, f: IO[bytes], metadata: Optional[dict]) -> None:
 def load(path: Union[str, os.PathLike]):
     """The model saved at ``path`` (a :class:`~truesparse.Sequential` or
     :class:`~truesparse.MLP`), ready to predict or to continue training exactly."""
-    name = os.fspath(path)
-    if not os.path.exists(name):
-        raise FileNotFoundError(f"[load] no such file: {name!r}")
+    name = file_to_read(path, "load")
     with open(name, "rb") as f:
         return _read(f, name)[0]
 
 
 def loads(data: bytes):
     """The model of a checkpoint given as bytes (what :func:`dumps` returns)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"[load] data must be bytes, got {type(data).__name__}")
     return _read(_io.BytesIO(data), "<bytes>")[0]
 
 
 def read_metadata(path: Union[str, os.PathLike]) -> dict:
     """The ``metadata`` dict stored with a checkpoint, from its header alone (the arrays are
     neither read nor checked: :func:`load` does that)."""
-    name = os.fspath(path)
-    if not os.path.exists(name):
-        raise FileNotFoundError(f"[load] no such file: {name!r}")
+    name = file_to_read(path, "load")
     with open(name, "rb") as f:
         try:
             z = zipfile.ZipFile(f)

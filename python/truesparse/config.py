@@ -16,8 +16,10 @@ choices), and the command line overrides the file. A file may also be the JSON o
 earlier run (``truesparse train --json``): its ``config`` is used, ``null`` meaning "not
 given", so ``truesparse train --config old.json --json new.json`` repeats a run.
 
-Everything here is generic over an ``argparse`` parser; errors are :class:`ConfigError`,
-with a one-line message that names the file.
+Everything here is generic over an ``argparse`` parser; errors in a file are
+:class:`ConfigError`, with a one-line message that names the file. Arguments of the wrong type
+(a path that is no path, a parser that is no ``argparse.ArgumentParser``, a table that is no
+dict) are a TypeError ``[config.<function>] name must be ..., got ...``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ import os
 import platform
 from pathlib import Path
 from typing import Any, Iterable, Union
+
+from ._checks import _got, show
+from .io import path_argument
 
 __all__ = [
     "ConfigError",
@@ -72,7 +77,7 @@ def _tomllib():
 def read(path: PathLike) -> dict:
     """The table of options in ``path``: a TOML file, or (suffix ``.json``) a JSON object or
     the JSON output of a run (then its ``config``). Errors name the file."""
-    path = Path(path)
+    path = Path(path_argument(path, "config.read"))
     what = f"{path}"
     try:
         data = path.read_bytes()
@@ -111,6 +116,12 @@ def options(parser: argparse.ArgumentParser, exclude: Iterable[str] = ("config",
     """The options a file may give: destination name -> argparse action (``--help``,
     ``--version`` and the destinations in ``exclude`` aside: a file does not name another
     file of options or a checkpoint to resume)."""
+    _check_parser(parser, "config.options")
+    if isinstance(exclude, (str, bytes)) or not isinstance(exclude, Iterable):
+        raise TypeError(
+            f"[config.options] exclude must be an iterable of option names, got {_got(exclude)}"
+        )
+    exclude = set(exclude)
     found = {}
     for action in parser._actions:
         if not action.option_strings or action.dest == argparse.SUPPRESS:
@@ -121,6 +132,18 @@ def options(parser: argparse.ArgumentParser, exclude: Iterable[str] = ("config",
             continue
         found[action.dest] = action
     return found
+
+
+def _check_parser(parser, op: str) -> None:
+    if not isinstance(parser, argparse.ArgumentParser):
+        raise TypeError(
+            f"[{op}] parser must be an argparse.ArgumentParser, got {type(parser).__name__}"
+        )
+
+
+def _check_table(table, name: str, op: str) -> None:
+    if not isinstance(table, dict):
+        raise TypeError(f"[{op}] {name} must be a dict, got {type(table).__name__}")
 
 
 def _exclusive_groups(parser: argparse.ArgumentParser) -> list[list[str]]:
@@ -180,6 +203,8 @@ def check(table: dict, parser: argparse.ArgumentParser) -> dict:
     given twice (``batch-size`` and ``batch_size``), wrong types and values, and two options
     of one mutually exclusive group raise :class:`ConfigError` (without the file's name).
     ``None`` (JSON ``null``) means "not given"."""
+    _check_table(table, "table", "config.check")
+    _check_parser(parser, "config.check")
     known = options(parser)
     values: dict = {}
     spelled: dict = {}
@@ -206,6 +231,8 @@ def check(table: dict, parser: argparse.ArgumentParser) -> dict:
 def from_file(path: PathLike, parser: argparse.ArgumentParser) -> dict:
     """:func:`read` then :func:`check`: the file's options as destination -> value. Every
     error is a :class:`ConfigError` whose message starts with the file's name."""
+    path_argument(path, "config.from_file")
+    _check_parser(parser, "config.from_file")
     table = read(path)
     try:
         return check(table, parser)
@@ -218,6 +245,8 @@ def resolve_exclusive(args: argparse.Namespace, given: dict, parser) -> None:
     of a mutually exclusive group (``--epsilon``) and the file another (``density``), the
     command line wins and the file's option is dropped. Assumes every option of such a group
     defaults to None."""
+    _check_table(given, "given", "config.resolve_exclusive")
+    _check_parser(parser, "config.resolve_exclusive")
     for group in _exclusive_groups(parser):
         from_command_line = [d for d in group if d not in given and getattr(args, d) is not None]
         if from_command_line:
@@ -229,7 +258,7 @@ def resolve_exclusive(args: argparse.Namespace, given: dict, parser) -> None:
 # --- writing a configuration back ------------------------------------------------------------
 
 
-def _toml_value(value: Any) -> str:
+def _toml_value(value: Any, key: str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -243,20 +272,28 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value)  # a JSON string is a TOML basic string
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} {value!r} as TOML")
+        return "[" + ", ".join(_toml_value(v, key) for v in value) + "]"
+    raise TypeError(
+        f"[config.to_toml] config[{key!r}] cannot be written as TOML: got "
+        f"{type(value).__name__} {show(value)}"
+    )
 
 
 def to_toml(config: dict) -> str:
     """A configuration (destination -> value, as recorded in a run's JSON output) as a TOML
     file that ``--config`` reads back; ``None`` values (not given) are left out."""
-    lines = [f"{key} = {_toml_value(value)}" for key, value in config.items() if value is not None]
+    _check_table(config, "config", "config.to_toml")
+    lines = [
+        f"{key} = {_toml_value(value, key)}" for key, value in config.items() if value is not None
+    ]
     return "\n".join(lines) + "\n"
 
 
 def to_arguments(config: dict, parser: argparse.ArgumentParser) -> list[str]:
     """A configuration as command-line arguments of ``parser`` (``--epochs=2``,
     ``--no-nesterov``, ``--sizes=32,16``); ``None`` values and unset flags are left out."""
+    _check_table(config, "config", "config.to_arguments")
+    _check_parser(parser, "config.to_arguments")
     known = options(parser)
     argv = []
     for key, value in config.items():

@@ -25,6 +25,18 @@ from pathlib import Path
 
 import numpy as np
 
+try:
+    from ._checks import _got, choice, integer, real
+except ImportError:  # loaded by its file path, outside the package: the checks by theirs
+    import importlib.util as _util
+
+    _spec = _util.spec_from_file_location(
+        "_truesparse_checks", Path(__file__).with_name("_checks.py")
+    )
+    _checks = _util.module_from_spec(_spec)
+    _spec.loader.exec_module(_checks)
+    _got, choice, integer, real = _checks._got, _checks.choice, _checks.integer, _checks.real
+
 __all__ = [
     "DATASETS",
     "REGRESSION",
@@ -61,8 +73,11 @@ def load(
     same split); "mnist" and "cifar10" have fixed test sets and read their files from the
     directory ``path``.
     """
-    if name not in DATASETS:
-        raise ValueError(f"[datasets.load] unknown data set {name!r}; known: {', '.join(DATASETS)}")
+    op = "datasets.load"
+    name = choice(name, DATASETS, "name", op)
+    seed = _seed(seed, op)
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"[{op}] path must be None, a str or os.PathLike, got {_got(path)}")
     if name in ("mnist", "cifar10"):
         if path is None:
             raise ValueError(
@@ -87,13 +102,30 @@ def random_split(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Split ``(X, y)`` into train and test sets at random (for regression targets): the test
     set has ``round(test_fraction * N)`` examples; both sets keep the original order."""
-    if len(X) != len(y):
-        raise ValueError(f"[random_split] X has {len(X)} rows but y has {len(y)}")
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"[random_split] test_fraction must be in (0, 1), got {test_fraction}")
+    op = "random_split"
+    test_fraction = _fraction(test_fraction, op)
+    seed = _seed(seed, op)
+    if _rows(X, "X", op) != _rows(y, "y", op):
+        raise ValueError(f"[{op}] X has {len(X)} rows but y has {len(y)}")
     test = np.zeros(len(y), dtype=bool)
     test[np.random.default_rng(seed).permutation(len(y))[: round(test_fraction * len(y))]] = True
     return X[~test], y[~test], X[test], y[test]
+
+
+def _fraction(value, op: str) -> float:
+    return real(value, "test_fraction", op, low=0, high=1, low_open=True, high_open=True)
+
+
+def _seed(value, op: str) -> int:
+    """A seed of ``numpy.random.default_rng``: an integer >= 0."""
+    return integer(value, "seed", op, minimum=0)
+
+
+def _rows(a, name: str, op: str) -> int:
+    try:
+        return len(a)
+    except TypeError:
+        raise TypeError(f"[{op}] {name} must be an array, got {_got(a)}") from None
 
 
 def stratified_split(
@@ -106,11 +138,12 @@ def stratified_split(
     broken at random), so its count differs from ``test_fraction * n_c`` by less than 1.
     Within each class the examples are chosen at random. Both sets keep the original order.
     """
+    op = "stratified_split"
+    test_fraction = _fraction(test_fraction, op)
+    seed = _seed(seed, op)
     y = np.asarray(y)
-    if y.ndim != 1 or len(X) != len(y):
-        raise ValueError(f"[stratified_split] X has {len(X)} rows but y has shape {y.shape}")
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"[stratified_split] test_fraction must be in (0, 1), got {test_fraction}")
+    if y.ndim != 1 or _rows(X, "X", op) != len(y):
+        raise ValueError(f"[{op}] X has {len(X)} rows but y has shape {y.shape}")
     rng = np.random.default_rng(seed)
     classes, counts = np.unique(y, return_counts=True)
     n_test = round(test_fraction * len(y))
@@ -139,12 +172,12 @@ def synthetic(
     (a linear model separates the classes for large ``d``) and costs ``4 n d`` bytes: the
     noise is generated in blocks, so ``synthetic(50_000, 3072, 10)`` needs no float64 copy.
     """
-    if n < 1 or d < 1 or classes < 1:
-        raise ValueError(
-            f"[datasets.synthetic] n, d and classes must be >= 1, got {n}, {d}, {classes}"
-        )
-    if not noise >= 0.0:
-        raise ValueError(f"[datasets.synthetic] noise must be >= 0, got {noise}")
+    op = "datasets.synthetic"
+    n = integer(n, "n", op, minimum=1)
+    d = integer(d, "d", op, minimum=1)
+    classes = integer(classes, "classes", op, minimum=1)
+    seed = _seed(seed, op)
+    noise = real(noise, "noise", op, low=0)
     rng = np.random.default_rng(seed)
     means = rng.uniform(0.2, 0.8, size=(classes, d)).astype(np.float32)  # (classes, d)
     y = rng.permutation(np.arange(n, dtype=np.int64) % classes)  # (n,)
@@ -179,6 +212,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     uint32 sizes, then the elements in C order. Every field and the exact file length are
     checked; a malformed file raises ValueError naming the file and the problem.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"[read_idx] path must be a str or os.PathLike, got {_got(path)}")
     path = Path(path)
     with open(path, "rb") as f:
         raw = f.read()

@@ -41,11 +41,13 @@ except ImportError:  # scikit-learn < 1.6
     ) from None
 
 from . import layers as _layers
+from ._checks import INT32_MAX, _got, choice, integer, real
 from .density import epsilon_densities
 from .evolution import SET, RigL
+from .interop import float_dtype
 from .model import MLP, WEIGHT_INITS
 from .optim import SGD
-from .sklearn import _hidden_layer_sizes, _integer, _option, _real, _seed, _show
+from .sklearn import _hidden_layer_sizes, _random_state, _seed
 
 __all__ = ["NeuroFS", "QuickSelection", "removal_schedule", "select_top_k"]
 
@@ -75,8 +77,16 @@ def removal_schedule(
     ``t_remove = min(floor(frac_epoch_remove * epochs), epochs - 1)`` and
     ``t0 = min(2, t_remove - 1)``; after epoch t, ``ceil((R - removed so far) / (t_remove - t))``
     neurons go, so the last removal epoch takes what is left. No update follows the last epoch.
+
+    ``n_features`` is an integer >= 1, ``k`` an integer in [1, n_features], ``epochs`` an
+    integer >= 0, ``zeta_in`` a number in [0, 1) and ``frac_epoch_remove`` one in (0, 1].
     """
-    D, k, T = int(n_features), int(k), int(epochs)
+    op = "removal_schedule"
+    D = integer(n_features, "n_features", op, minimum=1)
+    k = integer(k, "k", op, minimum=1, maximum=D)
+    T = integer(epochs, "epochs", op, minimum=0)
+    zeta_in = _zeta_in(zeta_in, op)
+    frac_epoch_remove = _frac_epoch_remove(frac_epoch_remove, op)
     total = max(0, math.floor((1 - zeta_in) * D - k))
     t_remove = min(math.floor(frac_epoch_remove * T), T - 1)
     t0 = max(0, min(_FIRST_REMOVAL_EPOCH, t_remove - 1))
@@ -89,31 +99,47 @@ def removal_schedule(
     return out
 
 
+def _zeta_in(value, op: str) -> float:
+    return real(value, "zeta_in", op, low=0, high=1, high_open=True)
+
+
+def _frac_epoch_remove(value, op: str) -> float:
+    return real(value, "frac_epoch_remove", op, low=0, high=1, low_open=True)
+
+
 def select_top_k(scores, k: int, allowed=None) -> np.ndarray:
     """Boolean mask of the ``k`` largest ``scores`` (ties: the lower index first), among the
-    ``allowed`` entries when a mask is given."""
-    scores = np.asarray(scores, dtype=np.float64)
+    ``allowed`` entries when a mask is given. ``scores`` is a 1-D array of numbers (no NaN),
+    ``k`` an integer >= 0 (all the allowed entries when there are fewer), ``allowed`` None or
+    a boolean array of the shape of ``scores``."""
+    op = "select_top_k"
+    try:
+        scores = np.asarray(scores, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"[{op}] scores must be an array of numbers, got {_got(scores)}") from None
+    if scores.ndim != 1:
+        raise ValueError(f"[{op}] scores must be 1-D, got shape {scores.shape}")
+    if np.isnan(scores).any():
+        raise ValueError(f"[{op}] scores must not contain NaN")
+    k = integer(k, "k", op, minimum=0)
     index = np.arange(scores.size)
     if allowed is not None:
-        index = index[np.asarray(allowed, dtype=bool)]
+        mask = np.asarray(allowed)
+        if mask.dtype != np.bool_:
+            raise TypeError(f"[{op}] allowed must be None or a boolean array, got {mask.dtype}")
+        if mask.shape != scores.shape:
+            raise ValueError(
+                f"[{op}] allowed must have the shape of scores {scores.shape}, got {mask.shape}"
+            )
+        index = index[mask]
     order = index[np.lexsort((index, -scores[index]))]
     mask = np.zeros(scores.size, dtype=bool)
     mask[order[:k]] = True
     return mask
 
 
-def _dtype(op: str, value) -> np.dtype:
-    try:
-        dtype = np.dtype(value)
-    except TypeError:
-        dtype = None
-    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"[{op}] dtype must be float32 or float64, got {_show(value)}")
-    return dtype
-
-
 def _k(op: str, k: Any, n_features: int) -> int:
-    k = _integer(op, "k", k, 1)
+    """``k`` (checked with the other parameters) against the number of features."""
     if k > n_features:
         raise ValueError(
             f"[{op}] k must be an integer in [1, n_features] = [1, {n_features}], got {k}"
@@ -144,29 +170,46 @@ class _StrengthSelector(SelectorMixin, BaseEstimator):
         check_is_fitted(self, "support_")
         return self.support_
 
-    def _optimizer(self, op: str) -> SGD:
-        return SGD(
-            lr=_real(op, "learning_rate", self.learning_rate, 0, low_open=True),
-            momentum=_real(op, "momentum", self.momentum, 0, 1, high_open=True),
-            nesterov=False,
-            weight_decay=_real(op, "weight_decay", self.weight_decay, 0),
-        )
+    def _check_params(self, op: str) -> dict:
+        """The parameters both selectors have, checked before the data is looked at (``k``
+        against the number of features after: :func:`_k`)."""
+        return {
+            "k": integer(self.k, "k", op, minimum=1),
+            "epsilon": real(self.epsilon, "epsilon", op, low=0, low_open=True),
+            "activation": choice(self.activation, _layers.ACTIVATIONS, "activation", op),
+            "weight_init": choice(self.weight_init, _WEIGHT_INITS, "weight_init", op),
+            "epochs": integer(self.epochs, "epochs", op, minimum=1),
+            "batch_size": integer(self.batch_size, "batch_size", op, minimum=1),
+            "optimizer": SGD(
+                lr=real(self.learning_rate, "learning_rate", op, low=0, low_open=True),
+                momentum=real(self.momentum, "momentum", op, low=0, high=1, high_open=True),
+                nesterov=False,
+                weight_decay=real(self.weight_decay, "weight_decay", op, low=0),
+            ),
+            "random_state": _random_state(op, self.random_state),
+            "dtype": float_dtype(self.dtype, op),
+        }
 
-    def _build(self, op: str, sizes: list, densities: list, loss: str, **kwargs) -> MLP:
-        """The MLP, with the ``weight_init`` of the parameters."""
-        init = _option(op, "weight_init", self.weight_init, _WEIGHT_INITS)
-        seed = _seed(op, self.random_state)
-        model = MLP(
-            sizes,
-            densities=densities,
-            activation=_option(op, "activation", self.activation, _layers.ACTIVATIONS),
-            loss=loss,
-            weight_init="xavier_normal" if init == "normal" else init,
-            sparse_fan_in="dense",
-            dtype=_dtype(op, self.dtype),
-            seed=seed,
-            **kwargs,
-        )
+    def _build(
+        self, op: str, params: dict, sizes: list, densities: list, loss: str, **kwargs
+    ) -> MLP:
+        """The MLP of the checked ``params``, with their ``weight_init``."""
+        init = params["weight_init"]
+        seed = _seed(op, params["random_state"])
+        try:  # what MLP checks of the sizes together
+            model = MLP(
+                sizes,
+                densities=densities,
+                activation=params["activation"],
+                loss=loss,
+                weight_init="xavier_normal" if init == "normal" else init,
+                sparse_fan_in="dense",
+                dtype=params["dtype"],
+                seed=seed,
+                **kwargs,
+            )
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"[{op}] {e}") from None
         if init == "normal":
             _normal_init(model, seed)
         return model
@@ -288,22 +331,20 @@ class QuickSelection(_StrengthSelector):
     def fit(self, X, y=None):
         """Train the denoising autoencoder on X (n_samples, n_features); y is ignored."""
         op = self._op("fit")
+        params = self._check_params(op)
+        hidden = integer(self.hidden_size, "hidden_size", op, minimum=1, maximum=INT32_MAX)
+        zeta = real(self.zeta, "zeta", op, low=0, high=1)
+        # new connections start from N(0, 0.1²), as in the reference (weightsEvolution_II)
+        evolution = SET(zeta, regrow="normal", regrow_std=0.1)
+        noise = real(self.input_noise, "input_noise", op, low=0)
+        dropout = real(self.dropout, "dropout", op, low=0, high=1, high_open=True)
+        epochs, batch_size, optimizer = params["epochs"], params["batch_size"], params["optimizer"]
         X = validate_data(self, X, dtype=_INPUT_DTYPES)
         n, D = X.shape
-        k = _k(op, self.k, D)
-        hidden = _integer(op, "hidden_size", self.hidden_size, 1)
-        epsilon = _real(op, "epsilon", self.epsilon, 0, low_open=True)
-        # new connections start from N(0, 0.1²), as in the reference (weightsEvolution_II)
-        evolution = SET(_real(op, "zeta", self.zeta, 0, 1), regrow="normal", regrow_std=0.1)
-        noise = _real(op, "input_noise", self.input_noise, 0)
-        dropout = _real(op, "dropout", self.dropout, 0, 1, high_open=True)
-        epochs = _integer(op, "epochs", self.epochs, 1)
-        batch_size = _integer(op, "batch_size", self.batch_size, 1)
-        optimizer = self._optimizer(op)
+        k = _k(op, params["k"], D)
         sizes = [D, hidden, D]
-        model = self._build(
-            op, sizes, epsilon_densities(sizes, epsilon), "squared_error", dropout=dropout
-        )
+        densities = epsilon_densities(sizes, params["epsilon"])
+        model = self._build(op, params, sizes, densities, "squared_error", dropout=dropout)
         X = np.ascontiguousarray(X, dtype=model.dtype)
         history = model.fit(
             X,
@@ -445,26 +486,24 @@ class NeuroFS(_StrengthSelector):
         """Train on X (n_samples, n_features) and the class labels y (n_samples,), removing
         input neurons on the schedule, and select the k strongest remaining inputs."""
         op = self._op("fit")
+        params = self._check_params(op)
+        hidden = _hidden_layer_sizes(self.hidden_layer_sizes, op, allow_empty=False)
+        zeta_in = _zeta_in(self.zeta_in, op)
+        zeta_hid = real(self.zeta_hid, "zeta_hid", op, low=0, high=1)
+        frac = _frac_epoch_remove(self.frac_epoch_remove, op)
+        epochs, batch_size, optimizer = params["epochs"], params["batch_size"], params["optimizer"]
         X, y = validate_data(self, X, y, dtype=_INPUT_DTYPES)
         check_classification_targets(y)
         classes, labels = np.unique(y, return_inverse=True)
         n, D = X.shape
-        k = _k(op, self.k, D)
-        hidden = _hidden_layer_sizes(self.hidden_layer_sizes, op, allow_empty=False)
-        epsilon = _real(op, "epsilon", self.epsilon, 0, low_open=True)
-        zeta_in = _real(op, "zeta_in", self.zeta_in, 0, 1, high_open=True)
-        zeta_hid = _real(op, "zeta_hid", self.zeta_hid, 0, 1)
-        frac = _real(op, "frac_epoch_remove", self.frac_epoch_remove, 0, 1, low_open=True)
-        epochs = _integer(op, "epochs", self.epochs, 1)
-        batch_size = _integer(op, "batch_size", self.batch_size, 1)
-        optimizer = self._optimizer(op)
+        k = _k(op, params["k"], D)
 
         schedule = removal_schedule(D, k, epochs, zeta_in, frac)
         sizes = [D, *hidden, len(classes)]
-        densities = epsilon_densities(sizes, epsilon)
+        densities = epsilon_densities(sizes, params["epsilon"])
         if schedule.sum() > 0:  # the remaining inputs must hold the first layer's connections
             densities[0] = min(densities[0], 0.5 * (D - int(schedule.sum())) / D)
-        model = self._build(op, sizes, densities, "softmax_cross_entropy")
+        model = self._build(op, params, sizes, densities, "softmax_cross_entropy")
         X = np.ascontiguousarray(X, dtype=model.dtype)
         labels = labels.astype(np.int64)
         rigl = RigL(alpha=zeta_hid)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import warnings
 from collections.abc import Mapping
@@ -34,10 +33,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import layers as L
+from ._checks import _got, choice, flag, integer, real
 from ._version import __version__
-from .checkpoint import spec_to_json
-from .io import atomic_file
-from .model import LAST_LAYER, Sequential
+from .checkpoint import check_model, spec_to_json
+from .io import atomic_file, file_to_read, file_to_write
+from .model import BACKENDS, DTYPES, FAN_INS, LAST_LAYER, LOSSES, WEIGHT_INITS, Sequential
 from .views import LinearView
 
 __all__ = [
@@ -81,6 +81,29 @@ def _import_torch(op: str):
             f"(CPU only: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
         ) from e
     return torch
+
+
+def _torch_float_dtype(dtype, op: str, torch):
+    """``dtype``: None or a floating-point torch dtype (``torch.float32``, ...)."""
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(
+            f"[{op}] dtype must be None or a floating-point torch dtype (torch.float32, "
+            f"torch.float64), got {_got(dtype)}"
+        )
+    return dtype
+
+
+def float_dtype(value, op: str, name: str = "dtype") -> np.dtype:
+    """``value`` (``np.float32``, ``"float64"``, a NumPy dtype, ...) as the NumPy dtype
+    float32 or float64, the engine's two; a TypeError naming it for anything else, None
+    included (NumPy reads None as float64)."""
+    try:
+        dtype = None if value is None else np.dtype(value)
+    except (TypeError, ValueError):
+        dtype = None
+    if dtype not in DTYPES:
+        raise TypeError(f"[{op}] {name} must be float32 or float64, got {_got(value)}")
+    return dtype
 
 
 class _quiet_sparse(warnings.catch_warnings):
@@ -170,10 +193,8 @@ def _torch_classes() -> dict[str, type]:
         ) -> None:
             super().__init__()
             op = "SparseLinear"
-            for name, v in (("in_features", in_features), ("out_features", out_features)):
-                if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                    raise ValueError(f"[{op}] {name} must be a positive integer, got {v!r}")
-            self.in_features, self.out_features = int(in_features), int(out_features)
+            self.in_features = integer(in_features, "in_features", op, minimum=1)
+            self.out_features = integer(out_features, "out_features", op, minimum=1)
             crow = torch.as_tensor(crow_indices).detach().clone()
             col = torch.as_tensor(col_indices).detach().clone()
             if crow.dtype not in (torch.int32, torch.int64) or col.dtype != crow.dtype:
@@ -219,6 +240,7 @@ def _torch_classes() -> dict[str, type]:
                 raise TypeError(
                     f"[SparseLinear.from_scipy] W must be a scipy sparse matrix, got {type(W).__name__}"
                 )
+            dtype = _torch_float_dtype(dtype, "SparseLinear.from_scipy", torch)
             W = _canonical_csr(W, "SparseLinear.from_scipy")
             if dtype is None:
                 dtype = torch.float64 if W.dtype == np.float64 else torch.float32
@@ -314,9 +336,8 @@ def _torch_classes() -> dict[str, type]:
 
         def __init__(self, alpha: float = 0.6, layer: int = 1) -> None:
             super().__init__()
-            if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or layer < 1:
-                raise ValueError(f"[AllReLU] layer must be an integer >= 1, got {layer!r}")
-            self.alpha, self.layer = float(alpha), int(layer)
+            self.alpha = real(alpha, "alpha", "AllReLU")
+            self.layer = integer(layer, "layer", "AllReLU", minimum=1)
 
         @property
         def slope(self) -> float:
@@ -335,8 +356,10 @@ def _torch_classes() -> dict[str, type]:
 
         def __init__(self, tl=0.0, al=0.01, tr=1.0, ar=1.0, *, dtype=None) -> None:
             super().__init__()
+            dtype = _torch_float_dtype(dtype, "SReLU", torch)
             for name, v in (("tl", tl), ("al", al), ("tr", tr), ("ar", ar)):
-                setattr(self, name, nn.Parameter(torch.tensor(float(v), dtype=dtype)))
+                v = real(v, name, "SReLU")
+                setattr(self, name, nn.Parameter(torch.tensor(v, dtype=dtype)))
 
         def forward(self, x):
             upper = x >= self.tr
@@ -356,7 +379,8 @@ def _torch_classes() -> dict[str, type]:
 
         def __init__(self, num_features: int, *, dtype=None) -> None:
             super().__init__()
-            self.num_features = int(num_features)
+            dtype = _torch_float_dtype(dtype, "Affine", torch)
+            self.num_features = integer(num_features, "num_features", "Affine", minimum=1)
             self.gamma = nn.Parameter(torch.ones(self.num_features, dtype=dtype))
             self.beta = nn.Parameter(torch.zeros(self.num_features, dtype=dtype))
 
@@ -440,14 +464,6 @@ def _canonical_csr(W, op: str) -> sp.csr_array:
     return W
 
 
-# -- the layer specs of a model ---------------------------------------------------------------------
-def _check_model(model, op: str) -> None:
-    if not isinstance(model, Sequential):
-        raise TypeError(
-            f"[{op}] model must be a truesparse Sequential or MLP, got {type(model).__name__}"
-        )
-
-
 # -- to_torch ---------------------------------------------------------------------------------------
 def to_torch(model: Sequential):
     """The model as a ``torch.nn.Sequential`` with the same forward (one torch module per
@@ -461,7 +477,7 @@ def to_torch(model: Sequential):
     those of the specs the model was built from (``model.specs``).
     """
     op = "to_torch"
-    _check_model(model, op)
+    check_model(model, op)
     specs = model.specs
     torch = _import_torch(op)
     T = _torch_classes()
@@ -774,14 +790,10 @@ def _pop_mask(masks: dict, name: str, used: set):
 def _layers_of_state_dict(
     state: Mapping, activation: Optional[str], alpha: float, masks: dict, used: set, op: str
 ) -> list[_Layer]:
-    if activation is None:
+    if activation is None:  # from_torch has checked a given one
         raise ValueError(
             f"[{op}] a state_dict holds no activations: pass activation= (one of "
             f"{sorted(L.ACTIVATIONS)}), the hidden activation of the MLP"
-        )
-    if not isinstance(activation, str) or activation not in L.ACTIVATIONS:
-        raise ValueError(
-            f"[{op}] unknown activation {activation!r}; choose one of {sorted(L.ACTIVATIONS)}"
         )
     groups: dict[str, dict] = {}
     for key, value in state.items():
@@ -931,6 +943,19 @@ def from_torch(
     ``BatchNorm`` with its γ, β, running mean and running variance.
     """
     op = "from_torch"
+    # the options first, before the source is read
+    if activation is not None:
+        activation = choice(activation, L.ACTIVATIONS, "activation", op)
+    alpha = real(alpha, "alpha", op)
+    if loss is not None:
+        loss = choice(loss, LOSSES, "loss", op)
+    label_smoothing = real(label_smoothing, "label_smoothing", op, low=0, high=1)
+    fold_batch_norm = flag(fold_batch_norm, "fold_batch_norm", op)
+    weight_init = choice(weight_init, WEIGHT_INITS, "weight_init", op)
+    sparse_fan_in = choice(sparse_fan_in, FAN_INS, "sparse_fan_in", op)
+    dtype = float_dtype(dtype, op)
+    seed = integer(seed, "seed", op, minimum=0, maximum=2**64 - 1)
+    backend = choice(backend, BACKENDS, "backend", op)
     if masks is None:
         masks = {}
     if not isinstance(masks, Mapping):
@@ -1049,24 +1074,6 @@ class NpzWeights:
         return self.layers[i]
 
 
-def _check_path(path, op: str, must_exist: bool) -> str:
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"[{op}] path must be a str or os.PathLike, got {type(path).__name__}")
-    path = os.fspath(path)
-    if isinstance(path, bytes):
-        raise TypeError(f"[{op}] path must be a str or os.PathLike of str, got bytes")
-    if must_exist:
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"[{op}] no such file: {path!r}")
-    else:
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory):
-            raise ValueError(f"[{op}] the directory of {path!r} does not exist")
-        if os.path.isdir(path):
-            raise ValueError(f"[{op}] {path!r} is a directory")
-    return path
-
-
 def export_npz(
     model: Sequential,
     path,
@@ -1086,8 +1093,9 @@ def export_npz(
     Non-finite weights are an error (such a file could not be loaded back into a model).
     """
     op = "export_npz"
-    _check_model(model, op)
-    path = _check_path(path, op, must_exist=False)
+    check_model(model, op)
+    path = file_to_write(path, op)
+    compressed = flag(compressed, "compressed", op)
     specs = model.specs
     arrays: dict[str, np.ndarray] = {}
     entries = []
@@ -1152,7 +1160,7 @@ def load_npz(path) -> NpzWeights:
     linear layer as ``(scipy.sparse.csr_array, bias)`` pairs and every other layer's arrays
     (see :class:`NpzWeights`). A malformed file is a ValueError."""
     op = "load_npz"
-    path = _check_path(path, op, must_exist=True)
+    path = file_to_read(path, op)
     try:
         npz = np.load(path, allow_pickle=False)
     except Exception as e:

@@ -24,7 +24,9 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from .io import atomic_file
+from ._checks import _got, real, sequence
+from .checkpoint import check_model
+from .io import atomic_file, file_to_write, path_argument
 
 __all__ = ["degrees", "history", "image_format", "run", "topology"]
 
@@ -44,6 +46,7 @@ def degrees(model) -> list[dict]:
     neurons, rows): the fields and meaning of the topology records' histograms, as lists of
     ints (JSON-ready). Dense layers are left out.
     """
+    check_model(model, "plot.degrees")
     out = []
     for index, layer in enumerate(model.layers):
         if not layer.is_sparse:
@@ -102,6 +105,11 @@ def _new_figure(figsize: tuple[float, float], standalone: bool):
 def image_format(path: PathLike) -> str:
     """The image format of ``path``, from its suffix (``png`` without one); ``ValueError``
     naming the path when matplotlib cannot write that format."""
+    return _image_format(path, "plot.image_format")
+
+
+def _image_format(path: PathLike, op: str) -> str:
+    path = path_argument(path, op)
     _matplotlib()
     from matplotlib.backend_bases import FigureCanvasBase
 
@@ -109,15 +117,29 @@ def image_format(path: PathLike) -> str:
     supported = FigureCanvasBase.get_supported_filetypes()
     if fmt not in supported:
         raise ValueError(
-            f"{path}: cannot write {fmt!r} images; use one of {', '.join(sorted(supported))}"
+            f"[{op}] {path}: cannot write {fmt!r} images; use one of {', '.join(sorted(supported))}"
         )
     return fmt
 
 
-def _save(fig, path: Optional[PathLike], dpi: Optional[float]) -> None:
+def _output(op: str, path, title, dpi) -> tuple[Optional[str], Optional[float]]:
+    """The options every drawing function takes, checked before anything is drawn: ``path``
+    (None, or a file that can be written in a format matplotlib writes), ``title`` (None or
+    a str) and ``dpi`` (None or a number > 0)."""
+    if path is not None:
+        path = file_to_write(path, op)
+        _image_format(path, op)
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"[{op}] title must be a str or None, got {_got(title)}")
+    if dpi is not None:
+        dpi = real(dpi, "dpi", op, low=0, low_open=True)
+    return path, dpi
+
+
+def _save(fig, path: Optional[str], dpi: Optional[float]) -> None:
     if path is None:
         return
-    fmt = image_format(path)
+    fmt = Path(path).suffix[1:].lower() or "png"
     buffer = io.BytesIO()
     fig.savefig(buffer, format=fmt, dpi=dpi)  # rendered first: a failure leaves no file
     with atomic_file(path, "wb") as f:
@@ -127,10 +149,9 @@ def _save(fig, path: Optional[PathLike], dpi: Optional[float]) -> None:
 # --- reading histories -------------------------------------------------------------------------
 
 
-def _history_of(data: dict) -> dict:
+def _history_of(data: dict, op: str, name: str) -> dict:
     """The per-epoch lists: ``fit``'s history, or the ``history`` of a run's JSON output."""
-    if not isinstance(data, dict):
-        raise TypeError(f"expected a history dict, got {type(data).__name__}")
+    _check_dict(data, op, name)
     inner = data.get("history")
     return inner if isinstance(inner, dict) else data
 
@@ -138,6 +159,14 @@ def _history_of(data: dict) -> dict:
 def _values(series: Sequence[Any]) -> np.ndarray:
     """Floats; None (how the JSON output writes NaN and infinity) becomes NaN."""
     return np.array([math.nan if v is None else float(v) for v in series], dtype=np.float64)
+
+
+def _check_dict(data, op: str, name: str) -> None:
+    if not isinstance(data, dict):
+        raise TypeError(
+            f"[{op}] {name} must be a dict (fit's history or the JSON of truesparse train "
+            f"--json), got {type(data).__name__}"
+        )
 
 
 # --- learning curves ---------------------------------------------------------------------------
@@ -162,12 +191,18 @@ def history(
     path: also save the figure there (atomically; the format follows the suffix).
     Returns the Figure.
     """
-    h = _history_of(history)
+    op = "plot.history"
+    h = _history_of(history, op, "history")
+    path, dpi = _output(op, path, title, dpi)
     if "loss" not in h:
-        raise ValueError("the history has no 'loss': expected fit's history or a run's JSON")
+        raise ValueError(
+            f"[{op}] the history has no 'loss': expected fit's history or a run's JSON"
+        )
     loss = _values(h["loss"])
     if loss.size == 0:
-        raise ValueError("the history has no epochs")
+        raise ValueError(f"[{op}] the history has no epochs")
+    if ax is not None:
+        ax = _axes(ax, op)
     has_accuracy = "accuracy" in h or "val_accuracy" in h
     twin = False
     if ax is None:
@@ -191,6 +226,19 @@ def history(
         fig.suptitle(title)
     _save(fig, path, dpi)
     return fig
+
+
+def _axes(ax, op: str):
+    """``ax``: one matplotlib Axes, or a sequence of two (a list, tuple or array)."""
+    if isinstance(ax, (list, tuple, np.ndarray)):
+        pair = sequence(ax, "ax", op, length=2)
+        for i, a in enumerate(pair):
+            if not hasattr(a, "plot"):
+                raise TypeError(f"[{op}] ax[{i}] must be a matplotlib Axes, got {_got(a)}")
+        return pair
+    if not (hasattr(ax, "plot") and hasattr(ax, "twinx")):
+        raise TypeError(f"[{op}] ax must be a matplotlib Axes or a pair of them, got {_got(ax)}")
+    return ax
 
 
 def _draw_history(h: dict, loss_ax, acc_ax, twin: bool = False) -> None:
@@ -232,11 +280,10 @@ def _draw_history(h: dict, loss_ax, acc_ax, twin: bool = False) -> None:
 # --- topology ----------------------------------------------------------------------------------
 
 
-def _topology_of(data: dict) -> tuple[list[dict], dict]:
+def _topology_of(data: dict, op: str, name: str) -> tuple[list[dict], dict]:
     """(topology records, degree snapshots {"start": [...], "end": [...]}) of ``fit``'s
     history or of a run's JSON output (both keep them at the top level)."""
-    if not isinstance(data, dict):
-        raise TypeError(f"expected a history dict, got {type(data).__name__}")
+    _check_dict(data, op, name)
     records = data.get("topology") or []
     snapshots = data.get("degrees") or {}
     return list(records), dict(snapshots)
@@ -271,11 +318,15 @@ def topology(
     path: also save the figure there (atomically; the format follows the suffix).
     Returns the Figure. ``ValueError`` when there is nothing to draw.
     """
-    records, snapshots = _topology_of(history)
+    op = "plot.topology"
+    records, snapshots = _topology_of(history, op, "history")
+    path, dpi = _output(op, path, title, dpi)
+    if fig is not None and not hasattr(fig, "subplots"):
+        raise TypeError(f"[{op}] fig must be a matplotlib Figure or SubFigure, got {_got(fig)}")
     layers = _layers_of(records, snapshots)
     if not layers:
         raise ValueError(
-            "nothing to draw: the history has no topology records (fit with evolution=...) "
+            f"[{op}] nothing to draw: the history has no topology records (fit with evolution=...) "
             "and no degree distributions"
         )
     if fig is None:
@@ -392,10 +443,14 @@ def run(
         ``topology`` and ``degrees`` when recorded).
     Returns the Figure; saves it to ``path`` when given.
     """
-    h = _history_of(data)
+    op = "plot.run"
+    h = _history_of(data, op, "data")
+    path, dpi = _output(op, path, title, dpi)
     if "loss" not in h:
-        raise ValueError("no 'history' with 'loss': expected the JSON of truesparse train --json")
-    records, snapshots = _topology_of(data)
+        raise ValueError(
+            f"[{op}] no 'history' with 'loss': expected the JSON of truesparse train --json"
+        )
+    records, snapshots = _topology_of(data, op, "data")
     layers = _layers_of(records, snapshots) if records else []
     height = 4.0 + 3.2 * len(layers)
     fig = _new_figure((13, height), standalone=path is not None)

@@ -22,6 +22,10 @@ import math
 import sys
 from typing import IO, Any, Callable, Optional, Union
 
+import numpy as np
+
+from ._checks import _got, flag, integer
+
 __all__ = ["EpochProgress", "epoch_progress_factory", "tqdm_available"]
 
 INSTALL_HINT = "pip install tqdm"
@@ -73,10 +77,17 @@ class EpochProgress:
         file: Optional[IO[str]] = None,
         leave: bool = True,
     ) -> None:
-        if enabled not in (None, True, False):
-            raise TypeError(f"[EpochProgress] enabled must be None, True or False, got {enabled!r}")
-        self.examples = int(examples)
-        self.batch_size = None if batch_size is None else int(batch_size)
+        op = "EpochProgress"
+        self.examples = integer(examples, "examples", op, minimum=0)
+        self.batch_size = _optional(batch_size, "batch_size", op, 1)
+        epoch = _optional(epoch, "epoch", op, 0)
+        epochs = _optional(epochs, "epochs", op, 0)
+        verbose = integer(verbose, "verbose", op, minimum=0)
+        if enabled is not None and not isinstance(enabled, (bool, np.bool_)):
+            raise TypeError(f"[{op}] enabled must be None, True or False, got {_got(enabled)}")
+        leave = flag(leave, "leave", op)
+        if file is not None and not callable(getattr(file, "write", None)):
+            raise TypeError(f"[{op}] file must be a text stream (with write), got {_got(file)}")
         self.file = sys.stderr if file is None else file
         if enabled is None:
             enabled = bool(verbose) and _is_terminal(self.file) and tqdm_available()
@@ -174,6 +185,11 @@ class EpochProgress:
         return f"EpochProgress({self.examples} examples, {state})"
 
 
+def _optional(value: Any, name: str, op: str, minimum: int) -> Optional[int]:
+    """None, or an integer >= ``minimum``."""
+    return None if value is None else integer(value, name, op, minimum=minimum)
+
+
 def _fmt(value: Any) -> str:
     try:
         x = float(value)
@@ -186,7 +202,10 @@ ProgressFactory = Callable[..., EpochProgress]
 
 
 def epoch_progress_factory(
-    progress: Union[None, bool, ProgressFactory] = None, verbose: int = 1
+    progress: Union[None, bool, ProgressFactory] = None,
+    verbose: int = 1,
+    *,
+    op: str = "epoch_progress_factory",
 ) -> ProgressFactory:
     """The per-epoch bar maker of one ``fit`` call, from its ``progress`` argument:
 
@@ -198,16 +217,19 @@ def epoch_progress_factory(
       and the context-manager methods), e.g.
       ``functools.partial(EpochProgress, enabled=True, leave=False)``.
 
-    The returned callable takes those same arguments.
+    The returned callable takes those same arguments. ``op`` is the name errors start with
+    (``[op] progress must be ...``): the caller's, such as ``MLP.fit``. ``verbose`` (an
+    integer >= 0) is checked by :class:`EpochProgress` when a bar is made.
     """
     if callable(progress) and not isinstance(progress, bool):
         return progress
-    if progress not in (None, True, False):
+    if progress is not None and not isinstance(progress, (bool, np.bool_)):
         raise TypeError(
-            f"progress must be None, True, False or a callable, got {type(progress).__name__}"
+            f"[{op}] progress must be None, True, False or a callable, got {_got(progress)}"
         )
+    progress = None if progress is None else bool(progress)
     if progress is True and not tqdm_available():
-        raise ImportError(f"the progress bar needs tqdm: {INSTALL_HINT}")
+        raise ImportError(f"[{op}] the progress bar needs tqdm: {INSTALL_HINT}")
 
     def make(
         examples: int,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -35,8 +35,10 @@ except ImportError:  # scikit-learn < 1.6: no validate_data, no __sklearn_tags__
     ) from None
 
 from . import layers as _layers
+from ._checks import INT32_MAX, INT64_MAX, _got, choice, flag, integer, real, sequence, show
 from .density import ALLOCATIONS
 from .evolution import SET, RigL
+from .interop import float_dtype
 from .model import BACKENDS, FAN_INS, MLP, WEIGHT_INITS
 from .optim import SGD, Adam, AdamW, ConstantLR, CosineLR, LinearWarmup, Schedule
 
@@ -69,91 +71,49 @@ _INPUT_DTYPES = (np.float64, np.float32)  # what validate_data keeps; the model 
 
 
 # -- parameter checks: every message names the estimator's method, the parameter and its value --
-def _seed(op: str, random_state) -> int:
-    """The engine's seed from scikit-learn's ``random_state`` (None, an int, a RandomState)."""
-    if _is_int(random_state):
-        if not 0 <= random_state < 2**64:
-            raise ValueError(f"[{op}] random_state must be in [0, 2**64), got {random_state}")
-        return int(random_state)
+# (truesparse._checks: a TypeError for a value of the wrong type, a ValueError for one out of
+# range; scikit-learn's estimators also check their parameters in fit, not in __init__)
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _random_state(op: str, random_state):
+    """scikit-learn's ``random_state`` checked: None or a RandomState as they are, an integer
+    as a Python int in [0, 2**64)."""
     if random_state is None or isinstance(random_state, np.random.RandomState):
-        return int(check_random_state(random_state).randint(0, 2**31 - 1))
+        return random_state
+    if _is_integer(random_state):
+        return integer(random_state, "random_state", op, minimum=0, maximum=2**64 - 1)
     raise TypeError(
         f"[{op}] random_state must be None, an integer or a numpy.random.RandomState, "
-        f"got {_show(random_state)}"
+        f"got {_got(random_state)}"
     )
+
+
+def _seed(op: str, random_state) -> int:
+    """The engine's seed from ``random_state``: the integer, or drawn from the RandomState
+    (None: NumPy's global one)."""
+    random_state = _random_state(op, random_state)
+    if isinstance(random_state, int):
+        return random_state
+    return int(check_random_state(random_state).randint(0, 2**31 - 1))
 
 
 def _hidden_layer_sizes(value, op: str, *, allow_empty: bool) -> list[int]:
     """``hidden_layer_sizes`` (an integer or a sequence of integers >= 1) as a list."""
-    h = [value] if _is_int(value) else value
+    if _is_integer(value):
+        value = [value]
     try:
-        sizes = list(h)
+        sizes = sequence(value, "hidden_layer_sizes", op, min_length=0 if allow_empty else 1)
     except TypeError:
         raise TypeError(
             f"[{op}] hidden_layer_sizes must be an integer or a sequence of integers, "
-            f"got {_show(value)}"
+            f"got {_got(value)}"
         ) from None
-    if (not sizes and not allow_empty) or not all(_is_int(v) and v >= 1 for v in sizes):
-        what = "integers >= 1" if allow_empty else "one or more integers >= 1"
-        raise ValueError(f"[{op}] hidden_layer_sizes must be {what}, got {_show(value)}")
-    return [int(v) for v in sizes]
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return str(value)
-    return repr(value)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _real(
-    op: str,
-    name: str,
-    value: Any,
-    low: float,
-    high: float = math.inf,
-    *,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> float:
-    """``value`` as a float in the interval, or a TypeError / ValueError naming it."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(f"[{op}] {name} must be a real number, got {_show(value)}")
-    v = float(value)
-    inside = math.isfinite(v) and (low < v if low_open else low <= v)
-    inside = inside and (v < high if high_open else v <= high)
-    if not inside:
-        if high == math.inf:
-            bound = f"{'>' if low_open else '>='} {low:g}"
-        else:
-            left, right = "(" if low_open else "[", ")" if high_open else "]"
-            bound = f"in {left}{low:g}, {high:g}{right}"
-        raise ValueError(f"[{op}] {name} must be {bound}, got {_show(value)}")
-    return v
-
-
-def _integer(op: str, name: str, value: Any, low: int, high: Optional[int] = None) -> int:
-    if not _is_int(value):
-        raise TypeError(f"[{op}] {name} must be an integer, got {_show(value)}")
-    if value < low or (high is not None and value >= high):
-        bound = f">= {low}" if high is None else f"in [{low}, {high})"
-        raise ValueError(f"[{op}] {name} must be an integer {bound}, got {_show(value)}")
-    return int(value)
-
-
-def _boolean(op: str, name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"[{op}] {name} must be True or False, got {_show(value)}")
-    return bool(value)
-
-
-def _option(op: str, name: str, value: Any, options) -> str:
-    if not isinstance(value, str) or value not in options:
-        raise ValueError(f"[{op}] {name} must be one of {sorted(options)}, got {_show(value)}")
-    return value
+    return [
+        integer(v, f"hidden_layer_sizes[{i}]", op, minimum=1, maximum=INT32_MAX)
+        for i, v in enumerate(sizes)
+    ]
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -175,149 +135,188 @@ class _SparseMLPBase(BaseEstimator):
         return f"{type(self).__name__}.{method}"
 
     # -- parameters ------------------------------------------------------------------------------
-    def _hidden_sizes(self, op: str) -> list[int]:
-        return _hidden_layer_sizes(self.hidden_layer_sizes, op, allow_empty=True)
+    def _check_params(self, op: str) -> dict:
+        """Every parameter checked, whatever the solver and the evolution, before the data is
+        looked at (scikit-learn's estimators check theirs in ``fit`` too: ``__init__`` only
+        stores them): the values ``fit`` uses. ``optimizer`` builds the optimizer for a number
+        of training steps (a cosine schedule needs it); ``batch_size`` None is "auto"."""
+        hidden = _hidden_layer_sizes(self.hidden_layer_sizes, op, allow_empty=True)
+        params = {
+            "hidden": hidden,
+            "model": self._model_kwargs(op, len(hidden) + 1),
+            "random_state": _random_state(op, self.random_state),
+            "optimizer": self._optimizer(op),
+            "evolution": self._evolution(op),
+            "max_iter": integer(self.max_iter, "max_iter", op, minimum=1),
+            "batch_size": self._batch_size(op),
+            "shuffle": flag(self.shuffle, "shuffle", op),
+            "warm_start": flag(self.warm_start, "warm_start", op),
+            "tol": None if self.tol is None else real(self.tol, "tol", op, low=0),
+            "patience": integer(self.n_iter_no_change, "n_iter_no_change", op, minimum=1),
+            "verbose": self._verbose(op),
+        }
+        try:  # what the optimizer checks of its parts (a schedule's eta_min <= lr)
+            params["optimizer"](1)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"[{op}] {e}") from None
+        return params
 
     def _density_kwargs(self, op: str, layers: int) -> dict:
         """``density``, or ``densities`` / ``epsilon`` when given (they replace it)."""
+        density = real(self.density, "density", op, low=0, high=1, low_open=True)
         if self.densities is not None and self.epsilon is not None:
             raise ValueError(f"[{op}] give at most one of densities and epsilon, got both")
         if self.densities is not None:
-            try:
-                ds = list(self.densities)
-            except TypeError:
-                raise TypeError(
-                    f"[{op}] densities must be a sequence of {layers} numbers, "
-                    f"got {_show(self.densities)}"
-                ) from None
+            ds = sequence(self.densities, "densities", op)
             if len(ds) != layers:
                 raise ValueError(
                     f"[{op}] densities must have {layers} entries (one per layer: "
-                    f"len(hidden_layer_sizes) + 1), got {len(ds)}"
+                    f"len(hidden_layer_sizes) + 1), got {len(ds)}: {show(self.densities)}"
                 )
             return {
                 "densities": [
-                    _real(op, f"densities[{i}]", d, 0, 1, low_open=True) for i, d in enumerate(ds)
+                    real(d, f"densities[{i}]", op, low=0, high=1, low_open=True)
+                    for i, d in enumerate(ds)
                 ]
             }
         if self.epsilon is not None:
-            return {"epsilon": _real(op, "epsilon", self.epsilon, 0, low_open=True)}
-        return {"density": _real(op, "density", self.density, 0, 1, low_open=True)}
+            return {"epsilon": real(self.epsilon, "epsilon", op, low=0, low_open=True)}
+        return {"density": density}
 
-    def _dtype(self, op: str) -> np.dtype:
-        try:
-            dtype = np.dtype(self.dtype)
-        except TypeError:
-            dtype = None
-        if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-            raise TypeError(f"[{op}] dtype must be float32 or float64, got {_show(self.dtype)}")
-        return dtype
-
-    def _model_kwargs(self, op: str) -> dict:
+    def _model_kwargs(self, op: str, layers: int) -> dict:
         """The keyword arguments of :class:`truesparse.MLP` but ``sizes`` and ``seed``."""
-        hidden = self._hidden_sizes(op)
-        kwargs = self._density_kwargs(op, len(hidden) + 1)
+        kwargs = self._density_kwargs(op, layers)
         kwargs.update(
-            activation=_option(op, "activation", self.activation, _layers.ACTIVATIONS),
-            alpha=_real(op, "activation_alpha", self.activation_alpha, -math.inf),
+            activation=choice(self.activation, _layers.ACTIVATIONS, "activation", op),
+            alpha=real(self.activation_alpha, "activation_alpha", op),
             loss=self._model_loss,
-            batch_norm=_boolean(op, "batch_norm", self.batch_norm),
-            dropout=_real(op, "dropout", self.dropout, 0, 1, high_open=True),
-            init=_option(op, "init", self.init, ALLOCATIONS),
-            erk_power=_real(op, "erk_power", self.erk_power, -math.inf),
-            dense_first=_boolean(op, "dense_first", self.dense_first),
-            dense_last=_boolean(op, "dense_last", self.dense_last),
-            weight_init=_option(op, "weight_init", self.weight_init, WEIGHT_INITS),
-            sparse_fan_in=_option(op, "sparse_fan_in", self.sparse_fan_in, FAN_INS),
-            dtype=self._dtype(op),
-            backend=_option(op, "backend", self.backend, BACKENDS),
+            batch_norm=flag(self.batch_norm, "batch_norm", op),
+            dropout=real(self.dropout, "dropout", op, low=0, high=1, high_open=True),
+            init=choice(self.init, ALLOCATIONS, "init", op),
+            erk_power=real(self.erk_power, "erk_power", op, low=0),
+            dense_first=flag(self.dense_first, "dense_first", op),
+            dense_last=flag(self.dense_last, "dense_last", op),
+            weight_init=choice(self.weight_init, WEIGHT_INITS, "weight_init", op),
+            sparse_fan_in=choice(self.sparse_fan_in, FAN_INS, "sparse_fan_in", op),
+            dtype=float_dtype(self.dtype, op),
+            backend=choice(self.backend, BACKENDS, "backend", op),
         )
         return kwargs
 
-    def _schedule(self, op: str, total_steps: int) -> Optional[Schedule]:
-        s = self.lr_schedule
-        if isinstance(s, LinearWarmup) and self.warmup_steps:
+    def _schedule(self, op: str) -> Callable[[int], Optional[Schedule]]:
+        """``lr_schedule`` and ``warmup_steps`` checked: the schedule of a run of that many
+        steps (None: a constant rate)."""
+        warmup = integer(self.warmup_steps, "warmup_steps", op, minimum=0, maximum=INT64_MAX)
+        given = self.lr_schedule
+        if isinstance(given, LinearWarmup) and warmup:
             raise ValueError(
                 f"[{op}] lr_schedule is already a LinearWarmup; leave warmup_steps at 0, "
-                f"got {_show(self.warmup_steps)}"
+                f"got {warmup}"
             )
-        if not isinstance(s, Schedule):
-            s = _option(op, "lr_schedule", s, LR_SCHEDULES)
-            s = CosineLR(T_max=total_steps) if s == "cosine" else None
-        warmup = _integer(op, "warmup_steps", self.warmup_steps, 0)
-        if warmup:
-            s = LinearWarmup(s or ConstantLR(), warmup_steps=warmup)
-        return s
+        if not isinstance(given, (str, Schedule)):
+            raise TypeError(
+                f"[{op}] lr_schedule must be one of {sorted(LR_SCHEDULES)} or a truesparse "
+                f"schedule, got {_got(given)}"
+            )
+        if isinstance(given, str):
+            given = choice(given, LR_SCHEDULES, "lr_schedule", op)
 
-    def _optimizer(self, op: str, total_steps: int):
-        solver = _option(op, "solver", self.solver, SOLVERS)
-        lr = _real(op, "learning_rate_init", self.learning_rate_init, 0, low_open=True)
-        weight_decay = _real(op, "weight_decay", self.weight_decay, 0)
-        schedule = self._schedule(op, total_steps)
-        if solver == "sgd":
-            momentum = _real(op, "momentum", self.momentum, 0, 1, high_open=True)
-            nesterov = _boolean(op, "nesterovs_momentum", self.nesterovs_momentum)
-            return SGD(
-                lr=lr,
-                momentum=momentum,
-                nesterov=nesterov and momentum > 0,
-                weight_decay=weight_decay,
-                schedule=schedule,
-            )
+        def schedule(total_steps: int) -> Optional[Schedule]:
+            s = given
+            if not isinstance(s, Schedule):
+                s = CosineLR(T_max=total_steps) if s == "cosine" else None
+            return LinearWarmup(s or ConstantLR(), warmup_steps=warmup) if warmup else s
+
+        return schedule
+
+    def _optimizer(self, op: str) -> Callable[[int], Any]:
+        """The optimizer's parameters checked (all of them, whatever the solver): the
+        optimizer of a run of that many steps."""
+        solver = choice(self.solver, SOLVERS, "solver", op)
+        lr = real(self.learning_rate_init, "learning_rate_init", op, low=0, low_open=True)
+        weight_decay = real(self.weight_decay, "weight_decay", op, low=0)
+        momentum = real(self.momentum, "momentum", op, low=0, high=1, high_open=True)
+        nesterov = flag(self.nesterovs_momentum, "nesterovs_momentum", op)
         betas = (
-            _real(op, "beta_1", self.beta_1, 0, 1, high_open=True),
-            _real(op, "beta_2", self.beta_2, 0, 1, high_open=True),
+            real(self.beta_1, "beta_1", op, low=0, high=1, high_open=True),
+            real(self.beta_2, "beta_2", op, low=0, high=1, high_open=True),
         )
-        return SOLVERS[solver](
-            lr=lr,
-            betas=betas,
-            eps=_real(op, "adam_epsilon", self.adam_epsilon, 0, low_open=True),
-            weight_decay=weight_decay,
-            new_weight_warmup=_integer(op, "new_weight_warmup", self.new_weight_warmup, 0, 65535),
-            schedule=schedule,
+        eps = real(self.adam_epsilon, "adam_epsilon", op, low=0, low_open=True)
+        new_weight_warmup = integer(
+            self.new_weight_warmup, "new_weight_warmup", op, minimum=0, maximum=65534
         )
+        schedule = self._schedule(op)
+
+        def optimizer(total_steps: int):
+            if solver == "sgd":
+                return SGD(
+                    lr=lr,
+                    momentum=momentum,
+                    nesterov=nesterov and momentum > 0,
+                    weight_decay=weight_decay,
+                    schedule=schedule(total_steps),
+                )
+            return SOLVERS[solver](
+                lr=lr,
+                betas=betas,
+                eps=eps,
+                weight_decay=weight_decay,
+                new_weight_warmup=new_weight_warmup,
+                schedule=schedule(total_steps),
+            )
+
+        return optimizer
 
     def _evolution(self, op: str):
+        """``evolution`` (and ``zeta``, ``drop_fraction``, ``delta_t``, checked in any case):
+        None, the SET or RigL object given, or the one the string names."""
+        zeta = real(self.zeta, "zeta", op, low=0, high=1)
+        drop_fraction = real(self.drop_fraction, "drop_fraction", op, low=0, high=1)
+        delta_t = self.delta_t
+        if delta_t is not None:
+            delta_t = integer(delta_t, "delta_t", op, minimum=1, maximum=INT64_MAX)
         e = self.evolution
         if e is None or isinstance(e, (SET, RigL)):
             return e
-        _option(op, "evolution", e, EVOLUTIONS)
-        delta_t = self.delta_t
-        if delta_t is not None:
-            delta_t = _integer(op, "delta_t", delta_t, 1)
-        if e == "set":
-            return SET(zeta=_real(op, "zeta", self.zeta, 0, 1), delta_t=delta_t)
-        alpha = _real(op, "drop_fraction", self.drop_fraction, 0, 1)
-        return RigL(alpha=alpha, delta_t=100 if delta_t is None else delta_t)
-
-    def _batch_size(self, op: str, n: int) -> int:
-        if isinstance(self.batch_size, str) and self.batch_size == "auto":
-            return min(200, n)
-        if not _is_int(self.batch_size):
+        if not isinstance(e, str):
             raise TypeError(
-                f"[{op}] batch_size must be 'auto' or an integer, got {_show(self.batch_size)}"
+                f"[{op}] evolution must be None, one of {sorted(EVOLUTIONS)} or a truesparse "
+                f"SET or RigL, got {_got(e)}"
             )
-        return _integer(op, "batch_size", self.batch_size, 1)
+        if choice(e, EVOLUTIONS, "evolution", op) == "set":
+            return SET(zeta=zeta, delta_t=delta_t)
+        return RigL(alpha=drop_fraction, delta_t=100 if delta_t is None else delta_t)
+
+    def _batch_size(self, op: str) -> Optional[int]:
+        """``batch_size``: None for "auto", else an integer >= 1."""
+        if isinstance(self.batch_size, str) and self.batch_size == "auto":
+            return None
+        if not _is_integer(self.batch_size):
+            raise TypeError(
+                f"[{op}] batch_size must be 'auto' or an integer, got {_got(self.batch_size)}"
+            )
+        return integer(self.batch_size, "batch_size", op, minimum=1)
+
+    def _verbose(self, op: str) -> int:
+        """``verbose``: an integer >= 0; True and False too, as scikit-learn's estimators take."""
+        verbose = self.verbose
+        if isinstance(verbose, (bool, np.bool_)):
+            verbose = int(verbose)
+        return integer(verbose, "verbose", op, minimum=0)
 
     # -- training --------------------------------------------------------------------------------
-    def _continues(self) -> bool:
-        return bool(self.warm_start) and hasattr(self, "model_")
+    def _continues(self, params: dict) -> bool:
+        return params["warm_start"] and hasattr(self, "model_")
 
-    def _fit_model(self, X: np.ndarray, y: np.ndarray, outputs: int) -> None:
-        """Build (or, with ``warm_start``, keep) ``model_`` and train it on (X, y)."""
+    def _fit_model(self, X: np.ndarray, y: np.ndarray, outputs: int, params: dict) -> None:
+        """Build (or, with ``warm_start``, keep) ``model_`` and train it on (X, y) with the
+        checked parameters ``params`` (:meth:`_check_params`)."""
         op = self._op("fit")
-        model_kwargs = self._model_kwargs(op)
-        max_iter = _integer(op, "max_iter", self.max_iter, 1)
-        batch_size = self._batch_size(op, X.shape[0])
-        optimizer = self._optimizer(op, max_iter * -(-X.shape[0] // batch_size))
-        evolution = self._evolution(op)
-        shuffle = _boolean(op, "shuffle", self.shuffle)
-        _boolean(op, "warm_start", self.warm_start)
-        tol = None if self.tol is None else _real(op, "tol", self.tol, 0)
-        patience = _integer(op, "n_iter_no_change", self.n_iter_no_change, 1)
-        verbose = self.verbose
-        verbose = _integer(op, "verbose", int(verbose) if isinstance(verbose, bool) else verbose, 0)
-        continues = self._continues()
+        n = X.shape[0]
+        max_iter, tol, patience = params["max_iter"], params["tol"], params["patience"]
+        batch_size = params["batch_size"] or min(200, n)
+        optimizer = params["optimizer"](max_iter * -(-n // batch_size))
+        continues = self._continues(params)
         if continues:
             model = self.model_
             if model.sizes[-1] != outputs:
@@ -326,8 +325,11 @@ class _SparseMLPBase(BaseEstimator):
                     f"{model.sizes[-1]}"
                 )
         else:
-            sizes = [X.shape[1], *self._hidden_sizes(op), outputs]
-            model = MLP(sizes, seed=_seed(op, self.random_state), **model_kwargs)
+            sizes = [X.shape[1], *params["hidden"], outputs]
+            try:  # what MLP checks of the sizes together (erk_power too large for them)
+                model = MLP(sizes, seed=_seed(op, params["random_state"]), **params["model"])
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"[{op}] {e}") from None
         # scikit-learn's stopping rule (MLPClassifier): stop once the training loss has not
         # improved by at least tol for more than n_iter_no_change consecutive epochs.
         state = {"best": math.inf, "count": 0}
@@ -347,10 +349,10 @@ class _SparseMLPBase(BaseEstimator):
                 epochs=max_iter,
                 batch_size=batch_size,
                 optimizer=optimizer,
-                shuffle=shuffle,
-                verbose=verbose,
+                shuffle=params["shuffle"],
+                verbose=params["verbose"],
                 callback=callback,
-                evolution=evolution,
+                evolution=params["evolution"],
             )
         except ValueError as e:
             raise ValueError(f"[{op}] {str(e).removeprefix('[MLP.fit] ')}") from None
@@ -391,7 +393,7 @@ _PARAMETERS_DOC = """
         that is ``adam_epsilon``.
     init : {"erk", "er", "uniform"}, default="erk"
         How ``density`` is spread over the layers (``truesparse.MLP``'s ``init``).
-    erk_power : float, default=1.0
+    erk_power : float >= 0, default=1.0
         Exponent of the ER/ERK raw scores.
     dense_first, dense_last : bool, default=False
         With ``init="uniform"``: keep the first / last layer dense.
@@ -461,8 +463,8 @@ default="he_normal"
         Precision of the network.
     backend : {"mkl", "native"}, default="mkl"
         Kernels of the sparse products.
-    verbose : int, default=0
-        ``1`` prints one line per epoch.
+    verbose : int >= 0 or bool, default=0
+        ``1`` (or ``True``) prints one line per epoch.
 """
 
 _ATTRIBUTES_DOC = """
@@ -585,22 +587,24 @@ class SparseMLPClassifier(ClassifierMixin, _SparseMLPBase):
         self.verbose = verbose
         self.label_smoothing = label_smoothing
 
-    def _model_kwargs(self, op: str) -> dict:
-        kwargs = super()._model_kwargs(op)
-        kwargs["label_smoothing"] = _real(op, "label_smoothing", self.label_smoothing, 0, 1)
+    def _model_kwargs(self, op: str, layers: int) -> dict:
+        kwargs = super()._model_kwargs(op, layers)
+        kwargs["label_smoothing"] = real(self.label_smoothing, "label_smoothing", op, low=0, high=1)
         return kwargs
 
     def fit(self, X, y):
         """Train on X (n_samples, n_features) and the class labels y (n_samples,)."""
-        X, y = validate_data(self, X, y, dtype=_INPUT_DTYPES, reset=not self._continues())
+        params = self._check_params(self._op("fit"))
+        continues = self._continues(params)
+        X, y = validate_data(self, X, y, dtype=_INPUT_DTYPES, reset=not continues)
         check_classification_targets(y)
         classes, labels = np.unique(y, return_inverse=True)
-        if self._continues() and not np.array_equal(classes, self.classes_):
+        if continues and not np.array_equal(classes, self.classes_):
             raise ValueError(
                 f"[{self._op('fit')}] warm_start: y has the classes {classes.tolist()} but the "
                 f"fitted model has {self.classes_.tolist()}"
             )
-        self._fit_model(X, labels.astype(np.int64), len(classes))
+        self._fit_model(X, labels.astype(np.int64), len(classes), params)
         self.classes_ = classes
         return self
 
@@ -731,13 +735,15 @@ class SparseMLPRegressor(RegressorMixin, _SparseMLPBase):
         self.verbose = verbose
         self.loss = loss
 
-    def _model_kwargs(self, op: str) -> dict:
-        _option(op, "loss", self.loss, ("squared_error",))
-        return super()._model_kwargs(op)
+    def _model_kwargs(self, op: str, layers: int) -> dict:
+        choice(self.loss, ("squared_error",), "loss", op)
+        return super()._model_kwargs(op, layers)
 
     def fit(self, X, y):
         """Train on X (n_samples, n_features) and real targets y, (n_samples,) or
         (n_samples, n_outputs)."""
+        params = self._check_params(self._op("fit"))
+        continues = self._continues(params)
         X, y = validate_data(
             self,
             X,
@@ -745,10 +751,10 @@ class SparseMLPRegressor(RegressorMixin, _SparseMLPBase):
             dtype=_INPUT_DTYPES,
             multi_output=True,
             y_numeric=True,
-            reset=not self._continues(),
+            reset=not continues,
         )
         targets = y.reshape(-1, 1) if y.ndim == 1 else y
-        self._fit_model(X, targets, targets.shape[1])
+        self._fit_model(X, targets, targets.shape[1], params)
         self.n_outputs_ = targets.shape[1]
         self._y_1d = y.ndim == 1
         return self
