@@ -401,3 +401,17 @@ def test_lock_is_not_shared_by_copies_and_pickles():
         t.start()
         t.join(timeout=30)
         assert done == [(len(X),)]
+
+
+def test_fit_refuses_a_run_that_cannot_fit_in_memory_before_any_step():
+    """Wide layers with few weights: the model is small, but a batch of 4,000 examples needs
+    activations of 2,000,000 × 4,000 floats per layer (32 GB each)."""
+    if ts._core.available_memory() is None:
+        pytest.skip("this machine does not say how much memory is available")
+    model = ts.MLP([20, 2_000_000, 2_000_000, 4], densities=[1e-2, 1e-7, 1.0], seed=0)
+    before = _state(model)
+    X4k, Y4k = np.resize(X, (4000, 20)), np.resize(Y, 4000)
+    with pytest.raises(ValueError, match=r"\[MLP.fit\] training needs about [\d,.]+ GB more"):
+        model.fit(X4k, Y4k, epochs=1, batch_size=4000)
+    _assert_same_state(before, _state(model))
+    assert model.history_ == {}

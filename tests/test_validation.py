@@ -386,7 +386,7 @@ GOOD = [
     (lambda: ts.RigL(t_end=7), lambda: ts.RigL(t_end=np.int64(7))),
     (lambda: ts.RigL(t_end=1.0), lambda: ts.RigL(t_end=np.float64(1.0))),
     (lambda: L.Linear(4, 0.5), lambda: L.Linear(np.int64(4), np.float32(0.5))),
-    (lambda: L.Linear(2**31 - 1), lambda: L.Linear(np.int64(2**31 - 1), np.int64(1))),
+    (lambda: L.Linear(2**31 - 2), lambda: L.Linear(np.int64(2**31 - 2), np.int64(1))),
     (lambda: L.LeakyReLU(-0.25), lambda: L.LeakyReLU(np.float32(-0.25))),
     (lambda: L.AllReLU(0.5), lambda: L.AllReLU(np.float64(0.5))),
     (lambda: L.BatchNorm(0.5, 1e-5), lambda: L.BatchNorm(np.float32(0.5), np.float64(1e-5))),

@@ -33,7 +33,8 @@ import numpy as np
 
 __all__ = ["choice", "flag", "integer", "real", "sequence", "show"]
 
-INT32_MAX = 2**31 - 1  # index_t of the engine (layer sizes)
+INT32_MAX = 2**31 - 1  # index_t of the engine
+MAX_LAYER_SIZE = INT32_MAX - 1  # a layer's rows + 1 (its CSR indptr) must fit index_t
 INT64_MAX = 2**63 - 1  # std::int64_t of the engine (step counts)
 
 

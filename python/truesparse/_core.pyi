@@ -220,7 +220,15 @@ class _Network:
         rigl: Optional[RigLOptions] = None,
         poll: Optional[Callable[[int, float, float], object]] = None,
         input_noise: float = 0.0,
-    ) -> tuple[float, float, int, list[TopologyRecord], Optional[BaseException]]: ...
+        stop_on_nonfinite: bool = False,
+    ) -> tuple[
+        float,
+        float,
+        int,
+        list[TopologyRecord],
+        Optional[BaseException],
+        Optional[tuple[int, float]],
+    ]: ...
     def remove_inputs(
         self,
         columns: list[int],

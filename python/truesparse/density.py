@@ -13,7 +13,7 @@ import math
 from typing import Sequence
 
 from . import _core
-from ._checks import INT32_MAX, choice, flag, integer, real, sequence
+from ._checks import MAX_LAYER_SIZE, choice, flag, integer, real, sequence
 
 __all__ = [
     "ALLOCATIONS",
@@ -36,7 +36,8 @@ def check_sizes(sizes: Sequence[int], op: str) -> list[int]:
             f"[{op}] sizes needs at least 2 entries (inputs and outputs), got {list(items)}"
         )
     return [
-        integer(s, f"sizes[{i}]", op, minimum=1, maximum=INT32_MAX) for i, s in enumerate(items)
+        integer(s, f"sizes[{i}]", op, minimum=1, maximum=MAX_LAYER_SIZE)
+        for i, s in enumerate(items)
     ]
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import _core
-from ._checks import INT32_MAX, integer, real
+from ._checks import MAX_LAYER_SIZE, integer, real
 
 __all__ = [
     "ACTIVATIONS",
@@ -65,7 +65,9 @@ class Linear(LayerSpec):
     density: float = 1.0
 
     def __post_init__(self) -> None:
-        _store(self, "size", integer(self.size, "size", "Linear", minimum=1, maximum=INT32_MAX))
+        _store(
+            self, "size", integer(self.size, "size", "Linear", minimum=1, maximum=MAX_LAYER_SIZE)
+        )
         _store(
             self, "density", real(self.density, "density", "Linear", low=0, high=1, low_open=True)
         )

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from . import _core
 from . import checkpoint as checkpoint_module
 from . import layers as L
-from ._checks import INT32_MAX, choice, flag, integer, real, show
+from ._checks import MAX_LAYER_SIZE, choice, flag, integer, real, show
 from ._interrupt import InterruptGuard
 from ._locking import LockedEngine, exclusive
 from .callbacks import Callback
@@ -41,6 +41,8 @@ WEIGHT_INITS = dict(_core.Init.__members__)
 FAN_INS = dict(_core.FanIn.__members__)
 BACKENDS = dict(_core.Backend.__members__)
 DTYPES = {np.dtype(np.float32): _core.Network_f32, np.dtype(np.float64): _core.Network_f64}
+# The batch size of the engine's evaluate (validation in fit, evaluate, predict).
+EVALUATION_BATCH = 1000
 # What fit does when a batch's loss is NaN or infinite.
 NONFINITE = ("raise", "warn", "ignore")
 # Losses that need a particular last layer, which MLP appends and Sequential checks for.
@@ -163,7 +165,7 @@ class Sequential:
         backend: str = "mkl",
     ) -> None:
         op = type(self).__name__
-        inputs = integer(inputs, "inputs", op, minimum=1, maximum=INT32_MAX)
+        inputs = integer(inputs, "inputs", op, minimum=1, maximum=MAX_LAYER_SIZE)
         specs = list(layers)
         for spec in specs:
             if not isinstance(spec, L.LayerSpec):
@@ -434,6 +436,18 @@ class Sequential:
             Xv = self._features(Xv, f"{op}(validation_data)")
             val = (Xv, *self._targets(yv, Xv.shape[0], f"{op}(validation_data)"))
         self._check_batches(X.shape[0], batch_size, op)
+        config = optimizer._config()
+        # The memory this run adds (optimizer state, activations, batch buffers, evolution),
+        # refused with the figures when this process cannot get it (docs/reliability.md).
+        _core.training_memory(
+            self._core,
+            min(batch_size, X.shape[0]),
+            config,
+            examples=X.shape[0],
+            validation_batch=min(EVALUATION_BATCH, len(val[0])) if val else 0,
+            evolution=evolution is not None,
+            op=op,
+        )
         plan = {
             "epochs": epochs,
             "examples": X.shape[0],
@@ -467,7 +481,7 @@ class Sequential:
             shuffle=bool(shuffle),
             val=val,
             evolution=evolution,
-            config=optimizer._config(),
+            config=config,
             set_options=(
                 evolution._options()
                 if isinstance(evolution, SET) and evolution.delta_t is not None
