@@ -398,10 +398,7 @@ class Sequential:
             raise TypeError(
                 f"[{op}] evolution must be truesparse.SET or RigL, got {type(evolution).__name__}"
             )
-        try:
-            bars = epoch_progress_factory(progress, verbose)
-        except (TypeError, ImportError) as e:
-            raise type(e)(f"[{op}] {e}") from None
+        bars = epoch_progress_factory(progress, verbose, op=op)
         on_nonfinite = choice(on_nonfinite, NONFINITE, "on_nonfinite", op)
         shuffle = flag(shuffle, "shuffle", op)
         verbose = integer(verbose, "verbose", op, minimum=0)
