@@ -370,7 +370,7 @@ BAD = [
     (QuickSelection, dict(epsilon=0), ValueError, "epsilon must be a finite number > 0, got 0"),
     (QuickSelection, dict(input_noise=-0.1), ValueError, "input_noise must be a finite number >= 0, got -0.1"),
     (QuickSelection, dict(dropout=1), ValueError, "dropout must be a finite number in [0, 1), got 1"),
-    (QuickSelection, dict(hidden_size=0), ValueError, "hidden_size must be an integer in [1, 2147483647], got 0"),
+    (QuickSelection, dict(hidden_size=0), ValueError, "hidden_size must be an integer in [1, 2147483646], got 0"),
     (QuickSelection, dict(epochs=0), ValueError, "epochs must be an integer >= 1, got 0"),
     (QuickSelection, dict(learning_rate=0), ValueError, "learning_rate must be a finite number > 0, got 0"),
     (QuickSelection, dict(momentum=1), ValueError, "momentum must be a finite number in [0, 1), got 1"),

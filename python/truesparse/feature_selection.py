@@ -41,7 +41,7 @@ except ImportError:  # scikit-learn < 1.6
     ) from None
 
 from . import layers as _layers
-from ._checks import INT32_MAX, _got, choice, integer, real
+from ._checks import MAX_LAYER_SIZE, _got, choice, integer, real
 from .density import epsilon_densities
 from .evolution import SET, RigL
 from .interop import float_dtype
@@ -332,7 +332,7 @@ class QuickSelection(_StrengthSelector):
         """Train the denoising autoencoder on X (n_samples, n_features); y is ignored."""
         op = self._op("fit")
         params = self._check_params(op)
-        hidden = integer(self.hidden_size, "hidden_size", op, minimum=1, maximum=INT32_MAX)
+        hidden = integer(self.hidden_size, "hidden_size", op, minimum=1, maximum=MAX_LAYER_SIZE)
         zeta = real(self.zeta, "zeta", op, low=0, high=1)
         # new connections start from N(0, 0.1²), as in the reference (weightsEvolution_II)
         evolution = SET(zeta, regrow="normal", regrow_std=0.1)

@@ -35,7 +35,7 @@ except ImportError:  # scikit-learn < 1.6: no validate_data, no __sklearn_tags__
     ) from None
 
 from . import layers as _layers
-from ._checks import INT32_MAX, INT64_MAX, _got, choice, flag, integer, real, sequence, show
+from ._checks import INT64_MAX, MAX_LAYER_SIZE, _got, choice, flag, integer, real, sequence, show
 from .density import ALLOCATIONS
 from .evolution import SET, RigL
 from .interop import float_dtype
@@ -111,7 +111,7 @@ def _hidden_layer_sizes(value, op: str, *, allow_empty: bool) -> list[int]:
             f"got {_got(value)}"
         ) from None
     return [
-        integer(v, f"hidden_layer_sizes[{i}]", op, minimum=1, maximum=INT32_MAX)
+        integer(v, f"hidden_layer_sizes[{i}]", op, minimum=1, maximum=MAX_LAYER_SIZE)
         for i, v in enumerate(sizes)
     ]
 
