@@ -415,3 +415,33 @@ def test_fit_refuses_a_run_that_cannot_fit_in_memory_before_any_step():
         model.fit(X4k, Y4k, epochs=1, batch_size=4000)
     _assert_same_state(before, _state(model))
     assert model.history_ == {}
+
+
+@pytest.mark.parametrize(
+    "kind,field,value,words",
+    [
+        ("activation", "alpha", float("nan"), "[activation] alpha must be a finite number"),
+        ("batch_norm", "eps", float("inf"), "[BatchNorm] eps must be a finite number > 0"),
+        ("srelu", "srelu", [0.0, float("nan"), 1.0, 1.0], "[SReLU] tl, al, tr, ar must be finite"),
+    ],
+)
+def test_the_engine_refuses_non_finite_layer_settings_of_raw_specs(kind, field, value, words):
+    """The Python specs check these first; the engine does too, for C++ callers."""
+    spec = ts._core.LayerSpec()
+    spec.kind = getattr(ts._core.LayerKind, kind)
+    setattr(spec, field, value)
+    linear = ts._core.LayerSpec()
+    linear.size = 4
+    with pytest.raises(ValueError) as info:
+        ts._core.Network_f32(inputs=3, layers=[linear, spec, linear])
+    assert words in str(info.value)
+
+
+def test_module_parameters_must_be_finite():
+    model = ts.Sequential(20, [L.Linear(8), L.SReLU(), L.Linear(4)])
+    with pytest.raises(ValueError, match=r"\[SReLU.set\] t contains NaN or infinity"):
+        model.modules[1].set("t", [0.0, float("nan"), 1.0, 1.0])
+    with pytest.raises(ValueError, match=r"needs tl < tr, got tl=2.0, tr=1.0"):
+        model.modules[1].set("t", [2.0, 0.1, 1.0, 1.0])
+    model.modules[1].set("t", [-1.0, 0.25, 1.0, 0.5])
+    np.testing.assert_array_equal(model.modules[1].parameters["t"], [-1.0, 0.25, 1.0, 0.5])

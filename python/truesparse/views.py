@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import layers as L
+from ._checks import show
 from ._locking import exclusive
 
 if TYPE_CHECKING:
@@ -216,7 +217,7 @@ class ModuleView:
         value = self._checked(value, current[name].size, op, name)
         if self.kind == "srelu" and not value[0] < value[2]:
             raise ValueError(
-                f"[{op}] t = [tl, al, tr, ar] needs tl < tr, got tl={value[0]!r}, tr={value[2]!r}"
+                f"[{op}] t = [tl, al, tr, ar] needs tl < tr, got tl={show(value[0])}, tr={show(value[2])}"
             )
         self._model._core.set_module_parameter(self._index, name, value)
 

@@ -10,6 +10,7 @@
 // against what the process can get (check_network_fits, memory.h).
 #pragma once
 
+#include <cmath>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -65,8 +66,16 @@ inline void validate(const network_options& o) {
                  ", it must be in (0, 1]");
       ++l;
     }
-    if (s.kind == layer_kind::srelu)
+    if (s.kind == layer_kind::activation)
+      TS_REQUIRE(std::isfinite(s.alpha), "[activation] alpha must be a finite number, got ", s.alpha);
+    if (s.kind == layer_kind::srelu) {
+      for (double t : s.srelu)
+        TS_REQUIRE(std::isfinite(t), "[SReLU] tl, al, tr, ar must be finite numbers, got ", t);
       TS_REQUIRE(s.srelu[0] < s.srelu[2], "[SReLU] needs tl < tr, got ", s.srelu[0], " and ", s.srelu[2]);
+    }
+    if (s.kind == layer_kind::batch_norm)
+      TS_REQUIRE(std::isfinite(s.eps) && s.eps > 0, "[BatchNorm] eps must be a finite number > 0, got ",
+                 s.eps);
   }
   TS_REQUIRE(l > 0, "[Sequential] the network has no linear layer");
 }
@@ -195,6 +204,9 @@ class network {
       if (name == p.name) {
         TS_REQUIRE(size == p.size, "[", module.kind(), ".set] ", name, " needs ", p.size, " values, got ",
                    size);
+        for (size_type k = 0; k < size; ++k)
+          TS_REQUIRE(std::isfinite(values[k]), "[", module.kind(), ".set] ", name, "[", k,
+                     "] is not finite: ", values[k]);
         std::copy(values, values + size, p.value);
         return;
       }
