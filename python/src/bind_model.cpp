@@ -110,6 +110,56 @@ struct python_poll {
   }
 };
 
+// The all-reduce of a data-parallel job (truesparse/distributed.h) from Python: allreduce(buffer)
+// must sum the 1-D array `buffer` (dtype of the model) over all ranks, in place. The array is
+// a view of the C++ buffer, valid during the call only. Called with the GIL held, from the
+// training loop that runs without it. The first Python error it raises is kept, and a C++
+// exception unwinds the loop (which leaves the network as after the previous step); the
+// caller returns or raises the kept error.
+template <class T>
+struct python_allreduce {
+  py::object allreduce;  // None: no data-parallel job
+  int rank = 0, size = 1;
+  bool sharded = false;
+  std::int64_t steps = 0;
+  std::optional<py::error_already_set> error;
+
+  void operator()(T* data, std::size_t n) {
+    py::gil_scoped_acquire gil;
+    try {
+      allreduce(py::array_t<T>(static_cast<py::ssize_t>(n), data, py::none()));
+    } catch (py::error_already_set& e) {
+      error.emplace(std::move(e));
+      throw std::runtime_error("[allreduce] the all-reduce raised an exception");
+    }
+  }
+  // The data_parallel of the call, or nullopt for one process (allreduce None, size 1).
+  std::optional<data_parallel<T>> options(const char* op) {
+    if (allreduce.is_none()) {
+      TS_REQUIRE(size == 1 && rank == 0 && !sharded, "[", op,
+                 "] rank, size and sharded need allreduce: a callable that sums a NumPy array over "
+                 "the ranks in place");
+      return std::nullopt;
+    }
+    TS_REQUIRE(PyCallable_Check(allreduce.ptr()), "[", op, "] allreduce must be callable, got ",
+               std::string(py::str(py::type::of(allreduce))));
+    data_parallel<T> dp;
+    dp.rank = rank;
+    dp.size = size;
+    dp.sharded = sharded;
+    dp.steps = steps;
+    dp.allreduce_sum = [this](T* data, std::size_t n) { (*this)(data, n); };
+    validate(dp, op);
+    return dp;
+  }
+};
+
+// The error of a rank stopped because another rank asked to stop (data-parallel).
+inline py::object peer_stop_error(const char* op, int rank) {
+  return py::reinterpret_borrow<py::object>(PyExc_RuntimeError)(msg(
+      "[", op, "] rank ", rank, " stopped because another rank stopped (Ctrl-C or an error in its poll)"));
+}
+
 template <class T>
 void bind_network(py::module_& m, const char* name) {
   using model = network<T>;
@@ -255,22 +305,32 @@ void bind_network(py::module_& m, const char* name) {
           [](model& s, const carray<T>& X, std::optional<labels_array> y, std::optional<carray<T>> targets,
              size_type batch_size, const optimizer_config& opt, std::uint64_t epoch, bool shuffle,
              std::optional<set_options> set, std::optional<rigl_options> rigl, py::object poll,
-             double input_noise, bool stop_on_nonfinite) {
+             double input_noise, bool stop_on_nonfinite, int rank, int size, bool sharded,
+             py::object allreduce, std::int64_t steps) {
             const dataset<T> d = make_dataset(X, y, targets, "fit");
             evolution_plan plan;
             plan.set = set;
             plan.rigl = rigl;
             python_poll stop{std::move(poll), {}};
+            python_allreduce<T> reduce{std::move(allreduce), rank, size, sharded, steps, {}};
+            const std::optional<data_parallel<T>> dp = reduce.options("fit");
             epoch_result r;
-            {
+            try {
               py::gil_scoped_release nogil;
               r = train_epoch(s, d, batch_size, opt, s.seed, epoch, shuffle, stop.function(),
-                              set || rigl ? &plan : nullptr, 1, input_noise, stop_on_nonfinite);
+                              set || rigl ? &plan : nullptr, 1, input_noise, stop_on_nonfinite,
+                              dp ? &*dp : nullptr);
+            } catch (...) {
+              if (!reduce.error) throw;  // else the all-reduce raised: returned below
             }
-            // The error that stopped the epoch (Ctrl-C, or raised by poll) is returned, not
-            // raised, so that the caller can keep the topology records of the batches that did
-            // run before it raises it.
-            py::object stopped_by = stop.error ? stop.error->value() : py::object(py::none());
+            // The error that stopped the epoch (Ctrl-C, or raised by poll or by allreduce) is
+            // returned, not raised, so that the caller can keep the topology records of the
+            // batches that did run before it raises it. A rank stopped by another rank's stop
+            // gets a RuntimeError.
+            py::object stopped_by = stop.error          ? stop.error->value()
+                                    : reduce.error      ? reduce.error->value()
+                                    : r.stopped_by_peer ? peer_stop_error("fit", rank)
+                                                        : py::object(py::none());
             py::object nonfinite = r.nonfinite_batch < 0
                                        ? py::object(py::none())
                                        : py::object(py::make_tuple(r.nonfinite_batch, r.nonfinite_loss));
@@ -278,7 +338,9 @@ void bind_network(py::module_& m, const char* name) {
           },
           py::arg("X"), py::arg("y"), py::arg("targets"), py::arg("batch_size"), py::arg("optimizer"),
           py::arg("epoch"), py::arg("shuffle"), py::arg("set") = py::none(), py::arg("rigl") = py::none(),
-          py::arg("poll") = py::none(), py::arg("input_noise") = 0.0, py::arg("stop_on_nonfinite") = false)
+          py::arg("poll") = py::none(), py::arg("input_noise") = 0.0, py::arg("stop_on_nonfinite") = false,
+          py::kw_only(), py::arg("rank") = 0, py::arg("size") = 1, py::arg("sharded") = false,
+          py::arg("allreduce") = py::none(), py::arg("steps") = 0)
       .def(
           "evolve_set",
           [](model& s, const set_options& o) {
@@ -313,12 +375,23 @@ void bind_network(py::module_& m, const char* name) {
       .def(
           "evolve_rigl",  // forward/backward of one batch, then one RigL update with fraction f
           [](model& s, const carray<T>& X, std::optional<labels_array> y, std::optional<carray<T>> tgt,
-             double f) {
+             double f, int rank, int size, bool sharded, py::object allreduce) {
             const dataset<T> d = make_dataset(X, y, tgt, "RigL");
-            py::gil_scoped_release nogil;
-            return rigl_update_on_batch(s, d, f);
+            python_allreduce<T> reduce{std::move(allreduce), rank, size, sharded, 0, {}};
+            const std::optional<data_parallel<T>> dp = reduce.options("RigL");
+            std::vector<topology_record> records;
+            try {
+              py::gil_scoped_release nogil;
+              records = dp ? rigl_update_on_batch(s, d, f, *dp) : rigl_update_on_batch(s, d, f);
+            } catch (...) {
+              if (!reduce.error) throw;
+              throw std::move(*reduce.error);  // the all-reduce's own error
+            }
+            return records;
           },
-          py::arg("X"), py::arg("y"), py::arg("targets"), py::arg("drop_fraction"))
+          py::arg("X"), py::arg("y"), py::arg("targets"), py::arg("drop_fraction"), py::kw_only(),
+          py::arg("rank") = 0, py::arg("size") = 1, py::arg("sharded") = false,
+          py::arg("allreduce") = py::none())
       .def(
           "layer_optimizer_state",
           [](model& s, std::size_t l) {
@@ -367,18 +440,38 @@ void bind_network(py::module_& m, const char* name) {
       .def(
           "evaluate",
           [](model& s, const carray<T>& X, std::optional<labels_array> y, std::optional<carray<T>> targets,
-             py::object poll) {
+             py::object poll, int rank, int size, bool sharded, py::object allreduce) {
             const dataset<T> d = make_dataset(X, y, targets, "evaluate");
             python_poll stop{std::move(poll), {}};
+            python_allreduce<T> reduce{std::move(allreduce), rank, size, sharded, 0, {}};
+            const std::optional<data_parallel<T>> dp = reduce.options("evaluate");
             epoch_result r;
-            {
+            try {
               py::gil_scoped_release nogil;
-              r = evaluate(s, d, 1000, stop.function());
+              r = evaluate(s, d, 1000, stop.function(), dp ? &*dp : nullptr);
+            } catch (...) {
+              if (!reduce.error) throw;
             }
-            if (stop.error) throw std::move(*stop.error);  // nothing changed: raise it
+            // Nothing changed: raise the error that stopped it.
+            if (stop.error) throw std::move(*stop.error);
+            if (reduce.error) throw std::move(*reduce.error);
+            if (r.stopped_by_peer)
+              throw std::runtime_error(
+                  msg("[evaluate] rank ", rank,
+                      " stopped because another rank stopped (Ctrl-C or an error in its poll)"));
             return py::make_tuple(r.loss, r.accuracy);
           },
-          py::arg("X"), py::arg("y"), py::arg("targets"), py::arg("poll") = py::none());
+          py::arg("X"), py::arg("y"), py::arg("targets"), py::arg("poll") = py::none(), py::kw_only(),
+          py::arg("rank") = 0, py::arg("size") = 1, py::arg("sharded") = false,
+          py::arg("allreduce") = py::none())
+      .def("allreduce_sizes",  // values per all-reduce of data-parallel training
+           [](model& s) {
+             py::dict out;
+             out["step"] = gradient_buffer<T>::size_of(s);
+             out["rigl_update"] = rigl_allreduce_size(s);
+             out["evaluate"] = gradient_buffer<T>::tail;
+             return out;
+           });
 }
 
 }  // namespace

@@ -221,6 +221,12 @@ class _Network:
         poll: Optional[Callable[[int, float, float], object]] = None,
         input_noise: float = 0.0,
         stop_on_nonfinite: bool = False,
+        *,
+        rank: int = 0,
+        size: int = 1,
+        sharded: bool = False,
+        allreduce: Optional[Callable[[np.ndarray], object]] = None,
+        steps: int = 0,
     ) -> tuple[
         float,
         float,
@@ -247,6 +253,11 @@ class _Network:
         y: Optional[np.ndarray],
         targets: Optional[np.ndarray],
         drop_fraction: float,
+        *,
+        rank: int = 0,
+        size: int = 1,
+        sharded: bool = False,
+        allreduce: Optional[Callable[[np.ndarray], object]] = None,
     ) -> list[TopologyRecord]: ...
     def evaluate(
         self,
@@ -254,7 +265,13 @@ class _Network:
         y: Optional[np.ndarray],
         targets: Optional[np.ndarray],
         poll: Optional[Callable[[int, float, float], object]] = None,
+        *,
+        rank: int = 0,
+        size: int = 1,
+        sharded: bool = False,
+        allreduce: Optional[Callable[[np.ndarray], object]] = None,
     ) -> tuple[float, float]: ...
+    def allreduce_sizes(self) -> dict[str, int]: ...
 
 class Network_f32(_Network): ...
 class Network_f64(_Network): ...

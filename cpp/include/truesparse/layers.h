@@ -203,11 +203,16 @@ struct batch_norm_layer : affine_layer<T> {
 };
 
 // Inverted dropout. The mask of each training forward is drawn row by row from streams
-// derive_seed(seed, 4, (layer << 32) + row, call), so it does not depend on the thread count.
+// derive_seed(seed, 4, (layer << 32) + row, call), so it does not depend on the thread count:
+// row i's stream gives one uniform draw per example of the batch, in column order.
+// column_offset (data-parallel training, distributed.h): the batch is columns column_offset,
+// column_offset + 1, ... of a larger global batch; each row skips the draws of the columns
+// before it, so a rank's slice is masked exactly as those examples are in one process.
 template <class T>
 struct dropout_layer : layer<T> {
   double p;
   std::uint64_t seed, index, calls = 0;
+  std::uint64_t column_offset = 0;
   matrix<T> M;  // (D,N) mask scaled by 1/(1 − p) of the last training forward
   bool masked = false;
 
@@ -228,6 +233,7 @@ struct dropout_layer : layer<T> {
 #pragma omp parallel for schedule(static) if (X.size() > parallel_threshold)
     for (size_type i = 0; i < X.rows; ++i) {
       rng g(derive_seed(seed, 4, (index << 32) + static_cast<std::uint64_t>(i), call));
+      for (std::uint64_t n = 0; n < column_offset; ++n) g.uniform();  // the columns before the batch
       for (size_type n = 0; n < X.cols; ++n) {
         M(i, n) = g.uniform() < 1.0 - p ? scale : T(0);
         Y(i, n) = X(i, n) * M(i, n);

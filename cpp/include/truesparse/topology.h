@@ -8,13 +8,16 @@
 //       uniform random regrowth among the positions empty after the drop. O(nnz + k log k).
 // RigL: magnitude drop of k = floor(f(t) nnz), growth at the k positions not kept with the
 //       largest |∂L/∂W| of the current batch, computed in row panels (DZ Xᵀ by dense GEMM) with
-//       a running top-k: extra memory is one panel plus O(k), never a (K,D) matrix.
+//       a running top-k: extra memory is one panel plus O(k), never a (K,D) matrix. The panels
+//       come from a gradient_panel function, so that data-parallel training (distributed.h) can
+//       sum each panel over its ranks first; rigl_select chooses a change, rigl_apply makes it.
 // Ties are broken by index: among equal magnitudes the entry with the lower storage index is
 // dropped first, and among equal gradients the lower position is grown first.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <queue>
 #include <unordered_set>
 
@@ -204,31 +207,58 @@ std::vector<std::int64_t> random_grow(const sparse_linear<T>& L, const std::vect
   return chosen;
 }
 
+// Rows i0 .. i0+rows-1 of the dense gradient DZ Xᵀ (K,D) of a batch, written row-major into
+// G (rows,D). gradient_grow asks for the rows in order, in panels of the same sizes on every
+// call with the same layer shape, so a data-parallel caller can sum each panel over its ranks
+// (distributed.h) before it is scanned.
+template <class T>
+using gradient_panel = std::function<void(size_type i0, size_type rows, T* G)>;
+
+// The panel of one batch: G = DZ[i0 : i0+rows, :] Xᵀ by GEMM, DZ (K,N) and X (D,N).
+template <class T>
+gradient_panel<T> batch_gradient_panel(const matrix<T>& DZ, const matrix<T>& X) {
+  return [&DZ, &X](size_type i0, size_type rows, T* G) {
+    const size_type D = X.rows, N = X.cols;
+    // (rows,D) = (rows,N) (N,D)
+    gemm<T>(trans::N, trans::T, rows, D, N, T(1), DZ.row(i0), N, X.ptr(), N, T(0), G, D);
+  };
+}
+
+// Rows per panel of gradient_grow for a (K,D) layer: about panel_elements values per panel.
+inline size_type gradient_panel_rows(size_type K, size_type D,
+                                     size_type panel_elements = size_type(1) << 20) {
+  return std::max<size_type>(1, std::min<size_type>(K, panel_elements / std::max<size_type>(D, 1)));
+}
+
 // RigL grow: the k positions not kept (survivors and removed inputs excluded, dropped ones
-// eligible) with the
-// largest |(DZ Xᵀ)(i,j)|, DZ (K,N) and X (D,N) of the current batch. Row panels of the dense
-// gradient are computed by GEMM and scanned into a running top-k min-heap.
+// eligible) with the largest |G(i,j)|, G = DZ Xᵀ the dense gradient of the current batch,
+// produced row panel by row panel by `panel` and scanned into a running top-k min-heap.
+// gradients (optional) receives G at the grown positions, aligned with the result.
 template <class T>
 std::vector<std::int64_t> gradient_grow(const sparse_linear<T>& L, const std::vector<index_t>& drop,
-                                        size_type k, const matrix<T>& DZ, const matrix<T>& X,
+                                        size_type k, const gradient_panel<T>& panel,
+                                        std::vector<T>* gradients = nullptr,
                                         size_type panel_elements = size_type(1) << 20) {
   const csr_pattern& p = L.pattern;
-  const size_type K = p.rows, D = p.cols, N = X.cols;
-  TS_ASSERT(DZ.rows == K && X.rows == D && DZ.cols == N && "gradient blocks do not match the layer");
-  using entry = std::pair<T, std::int64_t>;  // (|g|, position)
-  // "better" = larger magnitude, then smaller position; the heap top is the worst kept.
+  const size_type K = p.rows, D = p.cols;
+  // (|g|, position, g); "better" = larger magnitude, then smaller position; the heap top is
+  // the worst kept.
+  struct entry {
+    T magnitude;
+    std::int64_t position;
+    T value;
+  };
   auto better = [](const entry& a, const entry& b) {
-    return a.first > b.first || (a.first == b.first && a.second < b.second);
+    return a.magnitude > b.magnitude || (a.magnitude == b.magnitude && a.position < b.position);
   };
   std::priority_queue<entry, std::vector<entry>, decltype(better)> top(better);
+  if (gradients) gradients->clear();
   if (k <= 0) return {};
-  const size_type rows_per_panel =
-      std::max<size_type>(1, std::min<size_type>(K, panel_elements / std::max<size_type>(D, 1)));
+  const size_type rows_per_panel = gradient_panel_rows(K, D, panel_elements);
   matrix<T> G(rows_per_panel, D);
   for (size_type i0 = 0; i0 < K; i0 += rows_per_panel) {
     const size_type P = std::min(rows_per_panel, K - i0);
-    // (P,D) = (P,N) (N,D)
-    gemm<T>(trans::N, trans::T, P, D, N, T(1), DZ.row(i0), N, X.ptr(), N, T(0), G.ptr(), D);
+    panel(i0, P, G.ptr());  // (P,D)
     for (size_type r = 0; r < P; ++r) {
       const auto i = static_cast<index_t>(i0 + r);
       const T* g = G.row(r);
@@ -239,7 +269,7 @@ std::vector<std::int64_t> gradient_grow(const sparse_linear<T>& L, const std::ve
         if (k_row < end && p.indices[k_row] == j && !std::binary_search(drop.begin(), drop.end(), k_row))
           continue;                   // a kept weight
         if (L.excluded(j)) continue;  // a removed input
-        const entry e{std::abs(g[j]), static_cast<std::int64_t>(i) * D + j};
+        const entry e{std::abs(g[j]), static_cast<std::int64_t>(i) * D + j, g[j]};
         if (static_cast<size_type>(top.size()) < k)
           top.push(e);
         else if (better(e, top.top())) {
@@ -249,14 +279,30 @@ std::vector<std::int64_t> gradient_grow(const sparse_linear<T>& L, const std::ve
       }
     }
   }
-  std::vector<std::int64_t> grown;
+  std::vector<std::pair<std::int64_t, T>> grown;
   grown.reserve(top.size());
   while (!top.empty()) {
-    grown.push_back(top.top().second);
+    grown.emplace_back(top.top().position, top.top().value);
     top.pop();
   }
-  std::sort(grown.begin(), grown.end());
-  return grown;
+  std::sort(grown.begin(), grown.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::int64_t> positions;
+  positions.reserve(grown.size());
+  for (const auto& [pos, g] : grown) {
+    positions.push_back(pos);
+    if (gradients) gradients->push_back(g);
+  }
+  return positions;
+}
+
+// The same from the batch's DZ (K,N) and the layer's input X (D,N).
+template <class T>
+std::vector<std::int64_t> gradient_grow(const sparse_linear<T>& L, const std::vector<index_t>& drop,
+                                        size_type k, const matrix<T>& DZ, const matrix<T>& X,
+                                        size_type panel_elements = size_type(1) << 20) {
+  TS_ASSERT(DZ.rows == L.pattern.rows && X.rows == L.pattern.cols && DZ.cols == X.cols &&
+            "gradient blocks do not match the layer");
+  return gradient_grow<T>(L, drop, k, batch_gradient_panel(DZ, X), nullptr, panel_elements);
 }
 
 // Applies a drop (sorted storage indices) and a growth (sorted positions, none held by a
@@ -374,35 +420,113 @@ topology_record set_update(sparse_linear<T>& L, double zeta, regrow_init how, rn
   return rec;
 }
 
+// One RigL update of a layer, chosen but not applied yet: the drop (sorted storage indices)
+// and the growth (sorted positions) with reselected positions removed from both, and the
+// gradient at each grown position.
+template <class T>
+struct rigl_change {
+  std::vector<index_t> drop;
+  std::vector<std::int64_t> grow;
+  std::vector<T> grow_gradients;  // G(i,j) at grow, aligned
+  size_type reselected = 0;
+};
+
+// Chooses RigL's change of layer L with drop fraction f: magnitude drop of
+// k = floor(f nnz), growth at the k largest |G| of `panel` (gradient_grow), reselected
+// positions (dropped and grown) kept. Changes nothing.
+template <class T>
+rigl_change<T> rigl_select(const sparse_linear<T>& L, double f, const gradient_panel<T>& panel) {
+  TS_REQUIRE(f >= 0 && f <= 1, "[RigL] drop fraction must be in [0, 1], got ", f);
+  rigl_change<T> c;
+  const auto k = static_cast<size_type>(std::floor(f * static_cast<double>(L.nnz())));
+  c.drop = magnitude_drop(L, k);
+  c.grow = gradient_grow(L, c.drop, k, panel, &c.grow_gradients);
+  // Positions both dropped and grown are reselected: neither dropped nor grown.
+  const auto dropped_pos = detail::positions_of(L.pattern, c.drop);
+  std::vector<std::int64_t> reselected;
+  std::set_intersection(dropped_pos.begin(), dropped_pos.end(), c.grow.begin(), c.grow.end(),
+                        std::back_inserter(reselected));
+  c.reselected = static_cast<size_type>(reselected.size());
+  if (!reselected.empty()) {
+    std::vector<index_t> keep_drop;
+    for (std::size_t r = 0; r < c.drop.size(); ++r)
+      if (!std::binary_search(reselected.begin(), reselected.end(), dropped_pos[r]))
+        keep_drop.push_back(c.drop[r]);
+    std::vector<std::int64_t> keep_grow;
+    std::vector<T> keep_gradients;
+    for (std::size_t r = 0; r < c.grow.size(); ++r)
+      if (!std::binary_search(reselected.begin(), reselected.end(), c.grow[r])) {
+        keep_grow.push_back(c.grow[r]);
+        keep_gradients.push_back(c.grow_gradients[r]);
+      }
+    c.drop.swap(keep_drop);
+    c.grow.swap(keep_grow);
+    c.grow_gradients.swap(keep_gradients);
+  }
+  return c;
+}
+
+// Applies a RigL change (new weights 0 with zero state). The layer's gradient DW on the new
+// pattern is left to the caller (DW is all zero afterwards).
+template <class T>
+topology_record rigl_apply(sparse_linear<T>& L, const rigl_change<T>& c) {
+  topology_record rec;
+  apply_topology_change(L, c.drop, c.grow, std::vector<T>(c.grow.size(), T(0)), rec);
+  rec.reselected = c.reselected;
+  return rec;
+}
+
 // One RigL update of layer L with drop fraction f, from the current batch's DZ (K,N) and the
 // layer's input X (D,N). Reselected positions keep value and optimizer state; new ones start
 // at 0 with zero state. DW is recomputed on the new pattern (SDDMM) so it stays consistent.
 template <class T>
 topology_record rigl_update(sparse_linear<T>& L, double f, const matrix<T>& DZ, const matrix<T>& X) {
-  TS_REQUIRE(f >= 0 && f <= 1, "[RigL] drop fraction must be in [0, 1], got ", f);
-  topology_record rec;
-  const auto k = static_cast<size_type>(std::floor(f * static_cast<double>(L.nnz())));
-  auto drop = magnitude_drop(L, k);
-  auto grow = gradient_grow(L, drop, k, DZ, X);
-  // Positions both dropped and grown are reselected: neither dropped nor grown.
-  const auto dropped_pos = detail::positions_of(L.pattern, drop);
-  std::vector<std::int64_t> reselected;
-  std::set_intersection(dropped_pos.begin(), dropped_pos.end(), grow.begin(), grow.end(),
-                        std::back_inserter(reselected));
-  if (!reselected.empty()) {
-    std::vector<index_t> keep_drop;
-    for (std::size_t r = 0; r < drop.size(); ++r)
-      if (!std::binary_search(reselected.begin(), reselected.end(), dropped_pos[r]))
-        keep_drop.push_back(drop[r]);
-    std::vector<std::int64_t> keep_grow;
-    std::set_difference(grow.begin(), grow.end(), reselected.begin(), reselected.end(),
-                        std::back_inserter(keep_grow));
-    drop.swap(keep_drop);
-    grow.swap(keep_grow);
-  }
-  apply_topology_change(L, drop, grow, std::vector<T>(grow.size(), T(0)), rec);
-  rec.reselected = static_cast<size_type>(reselected.size());
+  TS_ASSERT(DZ.rows == L.pattern.rows && X.rows == L.pattern.cols && DZ.cols == X.cols &&
+            "gradient blocks do not match the layer");
+  const topology_record rec = rigl_apply(L, rigl_select(L, f, batch_gradient_panel(DZ, X)));
   sddmm(L.pattern, DZ, X, L.DW.data());
+  return rec;
+}
+
+// DW on the pattern after a RigL change, without the batch: survivors (and reselected
+// entries) keep their gradient, grown entries take G at their positions. Call before
+// rigl_apply (it reads the old pattern and DW); returns the new DW, aligned with the new
+// pattern.
+template <class T>
+avector<T> rigl_gradient_after(const sparse_linear<T>& L, const rigl_change<T>& c) {
+  const csr_pattern& p = L.pattern;
+  avector<T> DW;
+  DW.reserve(static_cast<std::size_t>(p.nnz()) - c.drop.size() + c.grow.size());
+  std::size_t d = 0, gi = 0;
+  for (index_t i = 0; i < p.rows; ++i) {  // the merge of apply_topology_change
+    index_t k = p.indptr[i];
+    const index_t end = p.indptr[i + 1];
+    const std::int64_t row_end = static_cast<std::int64_t>(i + 1) * p.cols;
+    for (;;) {
+      while (k < end && d < c.drop.size() && c.drop[d] == k) ++k, ++d;
+      const bool have_old = k < end;
+      const bool have_new = gi < c.grow.size() && c.grow[gi] < row_end;
+      if (!have_old && !have_new) break;
+      const index_t j_new = have_new ? static_cast<index_t>(c.grow[gi] % p.cols) : p.cols;
+      if (have_old && (!have_new || p.indices[k] < j_new))
+        DW.push_back(L.DW[k++]);
+      else
+        DW.push_back(c.grow_gradients[gi++]);
+    }
+  }
+  return DW;
+}
+
+// One RigL update of layer L with drop fraction f from gradient panels (a data-parallel
+// caller's panels summed over the ranks): as above; DW on the new pattern is the layer's DW
+// for survivors and the panel's gradient for grown entries (rigl_gradient_after), so no
+// batch is needed afterwards.
+template <class T>
+topology_record rigl_update(sparse_linear<T>& L, double f, const gradient_panel<T>& panel) {
+  const rigl_change<T> c = rigl_select(L, f, panel);
+  avector<T> DW = rigl_gradient_after(L, c);
+  topology_record rec = rigl_apply(L, c);
+  std::copy(DW.begin(), DW.end(), L.DW.begin());
   return rec;
 }
 
