@@ -26,6 +26,7 @@ from ._interrupt import InterruptGuard
 from ._locking import LockedEngine, exclusive
 from .callbacks import Callback
 from .density import allocate, check_sizes
+from .distributed import Communicator, digest
 from .evolution import SET, RigL, record_to_dict
 from .optim import SGD, Adam
 from .plot import degrees
@@ -47,6 +48,22 @@ EVALUATION_BATCH = 1000
 NONFINITE = ("raise", "warn", "ignore")
 # Losses that need a particular last layer, which MLP appends and Sequential checks for.
 LAST_LAYER = {"cross_entropy": L.Softmax, "negative_log_likelihood": L.LogSoftmax}
+
+
+def _raised_on_every_rank(error: BaseException) -> bool:
+    """Whether a data-parallel fit raises ``error`` on every rank at the same point: the
+    engine's stops (Ctrl-C or a failure on any rank, a non-finite global loss) and the
+    agreements of the epoch ends."""
+    return isinstance(error, (KeyboardInterrupt, FloatingPointError)) or getattr(
+        error, "truesparse_every_rank", False
+    )
+
+
+def _every_rank(error: BaseException, dp: Optional[Communicator]) -> BaseException:
+    """``error``, marked as raised on every rank of a data-parallel fit at this point."""
+    if dp is not None:
+        error.truesparse_every_rank = True
+    return error
 
 
 def _epoch_line(record: dict) -> str:
@@ -80,6 +97,15 @@ class _Run:
     input_noise: float
     on_nonfinite: str
     warned_nonfinite: bool = False
+    dp: Optional[Communicator] = None  # data-parallel training over MPI (distributed.py)
+    shard: bool = False
+    local_batch: int = 0  # this rank's batch (sharded), else batch_size
+
+    def engine_arguments(self, steps: int = 0) -> dict:
+        """The data-parallel keyword arguments of the engine's calls (none for one process)."""
+        if self.dp is None:
+            return {}
+        return dict(self.dp.engine_arguments(self.shard), **({"steps": steps} if steps else {}))
 
 
 def _choice(table: dict, value: Any, what: str, op: str) -> Any:
@@ -333,6 +359,8 @@ class Sequential:
         progress=None,
         input_noise: float = 0.0,
         on_nonfinite: str = "raise",
+        comm=None,
+        shard: bool = False,
     ) -> dict[str, list]:
         """Train with mini-batch SGD; returns the history (also kept as ``history_``).
 
@@ -376,6 +404,17 @@ class Sequential:
         step already left non-finite weights. ``on_nonfinite="warn"`` trains on and warns
         (``RuntimeWarning``) once per call, ``"ignore"`` trains on silently.
 
+        **On several processes (MPI).** ``comm`` (an mpi4py communicator, e.g.
+        ``MPI.COMM_WORLD``) trains this model data-parallel on every rank of ``comm``: every
+        rank calls ``fit`` with the same model and settings; each step, each rank computes the
+        gradient of its part of the global batch of ``batch_size`` examples and one all-reduce
+        of the stored weights' gradients sums them, so every rank applies the same step and
+        holds the same model. With ``shard=False`` every rank passes the same whole data set
+        and takes its slice of every batch (the same training as one process, up to summation
+        order); with ``shard=True`` each rank passes its own part of the data. Only rank 0
+        prints, shows progress and writes checkpoints. An error on one rank ends every rank.
+        See docs/distributed.md.
+
         **Seeing it.** ``verbose=1`` prints one line per epoch, or shows a progress bar
         (batches, running loss and accuracy, examples per second) when stderr is a terminal
         and tqdm is installed; ``progress=True``/``False`` forces the bar on or off, and a
@@ -384,80 +423,110 @@ class Sequential:
         histograms at the start and the end of the plan (:func:`truesparse.plot.topology`).
         """
         op = self._op("fit")
-        epochs = integer(epochs, "epochs", op, minimum=0)
-        batch_size = integer(batch_size, "batch_size", op, minimum=1)
-        checkpoint_every = integer(checkpoint_every, "checkpoint_every", op, minimum=1)
-        input_noise = real(input_noise, "input_noise", op, low=0)
-        optimizer = SGD() if optimizer is None else optimizer
-        if not isinstance(optimizer, (SGD, Adam)):
-            raise TypeError(
-                f"[{op}] optimizer must be truesparse.SGD, Adam or AdamW, "
-                f"got {type(optimizer).__name__}"
-            )
-        if evolution is not None and not isinstance(evolution, (SET, RigL)):
-            raise TypeError(
-                f"[{op}] evolution must be truesparse.SET or RigL, got {type(evolution).__name__}"
-            )
-        bars = epoch_progress_factory(progress, verbose, op=op)
-        on_nonfinite = choice(on_nonfinite, NONFINITE, "on_nonfinite", op)
-        shuffle = flag(shuffle, "shuffle", op)
-        verbose = integer(verbose, "verbose", op, minimum=0)
-        if callback is not None and not callable(callback):
-            raise TypeError(f"[{op}] callback must be callable, got {callback!r}")
-        if isinstance(callbacks, Callback):
-            callbacks = [callbacks]
-        if isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
-            raise TypeError(
-                f"[{op}] callbacks must be a list of Callback objects, got {callbacks!r}"
-            )
-        callbacks = list(callbacks)
-        for c in callbacks:
-            if not isinstance(c, Callback):
+        dp = None if comm is None else Communicator(comm, op)
+        try:  # every check before the first step; with comm, the ranks agree on the outcome
+            epochs = integer(epochs, "epochs", op, minimum=0)
+            batch_size = integer(batch_size, "batch_size", op, minimum=1)
+            checkpoint_every = integer(checkpoint_every, "checkpoint_every", op, minimum=1)
+            input_noise = real(input_noise, "input_noise", op, low=0)
+            optimizer = SGD() if optimizer is None else optimizer
+            if not isinstance(optimizer, (SGD, Adam)):
                 raise TypeError(
-                    f"[{op}] callbacks must be truesparse.callbacks.Callback objects, "
-                    f"got {type(c).__name__}"
+                    f"[{op}] optimizer must be truesparse.SGD, Adam or AdamW, "
+                    f"got {type(optimizer).__name__}"
                 )
-        if checkpoint is not None:
-            directory = os.path.dirname(os.path.abspath(os.fspath(checkpoint)))
-            if not os.path.isdir(directory):
-                raise ValueError(
-                    f"[{op}] the directory of checkpoint {checkpoint!r} does not exist"
+            if evolution is not None and not isinstance(evolution, (SET, RigL)):
+                raise TypeError(
+                    f"[{op}] evolution must be truesparse.SET or RigL, got {type(evolution).__name__}"
                 )
-        X = self._features(X, op)
-        labels, targets = self._targets(y, X.shape[0], op)
-        val = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError(f"[{op}] validation_data must be a pair (X_val, y_val)")
-            Xv, yv = validation_data
-            Xv = self._features(Xv, f"{op}(validation_data)")
-            val = (Xv, *self._targets(yv, Xv.shape[0], f"{op}(validation_data)"))
-        self._check_batches(X.shape[0], batch_size, op)
-        config = optimizer._config()
-        # The memory this run adds (optimizer state, activations, batch buffers, evolution),
-        # refused with the figures when this process cannot get it (docs/reliability.md).
-        _core.training_memory(
-            self._core,
-            min(batch_size, X.shape[0]),
-            config,
-            examples=X.shape[0],
-            validation_batch=min(EVALUATION_BATCH, len(val[0])) if val else 0,
-            evolution=evolution is not None,
-            op=op,
-        )
-        plan = {
-            "epochs": epochs,
-            "examples": X.shape[0],
-            "batch_size": batch_size,
-            "shuffle": bool(shuffle),
-            "validation": val is not None,
-            "optimizer": repr(optimizer),
-            "evolution": repr(evolution),
-            "input_noise": float(input_noise),
-            "steps_per_epoch": -(-X.shape[0] // batch_size),
-            "start_epoch": self._epochs_done,
-            "start_step": self._core.steps,
-        }
+            bars = epoch_progress_factory(progress, verbose, op=op)
+            on_nonfinite = choice(on_nonfinite, NONFINITE, "on_nonfinite", op)
+            shuffle = flag(shuffle, "shuffle", op)
+            verbose = integer(verbose, "verbose", op, minimum=0)
+            if callback is not None and not callable(callback):
+                raise TypeError(f"[{op}] callback must be callable, got {callback!r}")
+            if isinstance(callbacks, Callback):
+                callbacks = [callbacks]
+            if isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
+                raise TypeError(
+                    f"[{op}] callbacks must be a list of Callback objects, got {callbacks!r}"
+                )
+            callbacks = list(callbacks)
+            for c in callbacks:
+                if not isinstance(c, Callback):
+                    raise TypeError(
+                        f"[{op}] callbacks must be truesparse.callbacks.Callback objects, "
+                        f"got {type(c).__name__}"
+                    )
+            if checkpoint is not None:
+                directory = os.path.dirname(os.path.abspath(os.fspath(checkpoint)))
+                if not os.path.isdir(directory):
+                    raise ValueError(
+                        f"[{op}] the directory of checkpoint {checkpoint!r} does not exist"
+                    )
+            X = self._features(X, op)
+            labels, targets = self._targets(y, X.shape[0], op)
+            val = None
+            if validation_data is not None:
+                if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                    raise ValueError(f"[{op}] validation_data must be a pair (X_val, y_val)")
+                Xv, yv = validation_data
+                Xv = self._features(Xv, f"{op}(validation_data)")
+                val = (Xv, *self._targets(yv, Xv.shape[0], f"{op}(validation_data)"))
+            shard = flag(shard, "shard", op)
+            if shard and dp is None:
+                raise ValueError(f"[{op}] shard=True needs comm (data-parallel training)")
+            local_batch, examples = batch_size, X.shape[0]
+            if dp is not None and shard:  # this rank's share of every global batch
+                local_batch = (batch_size * (dp.rank + 1)) // dp.size - (
+                    batch_size * dp.rank
+                ) // dp.size
+                if local_batch < 1:
+                    raise ValueError(
+                        f"[{op}] batch_size={batch_size} gives rank {dp.rank} of {dp.size} no "
+                        "example per batch: use a batch_size of at least the number of ranks"
+                    )
+            steps_per_epoch = -(-X.shape[0] // local_batch)
+            # full data on P ranks: every batch is split into P slices
+            ranks = dp.size if dp is not None and not shard else 1
+            self._check_batches(X.shape[0], local_batch, op, ranks)
+            config = optimizer._config()
+            # The memory this run adds (optimizer state, activations, batch buffers, evolution),
+            # refused with the figures when this process cannot get it (docs/reliability.md).
+            _core.training_memory(
+                self._core,
+                min(local_batch, X.shape[0]),
+                config,
+                examples=X.shape[0],
+                validation_batch=min(EVALUATION_BATCH, len(val[0])) if val else 0,
+                evolution=evolution is not None,
+                op=op,
+            )
+            plan = {
+                "epochs": epochs,
+                "examples": examples,
+                "batch_size": batch_size,
+                "shuffle": bool(shuffle),
+                "validation": val is not None,
+                "optimizer": repr(optimizer),
+                "evolution": repr(evolution),
+                "input_noise": float(input_noise),
+                "steps_per_epoch": steps_per_epoch,
+                "start_epoch": self._epochs_done,
+                "start_step": self._core.steps,
+            }
+        except Exception as e:
+            if dp is None:
+                raise
+            dp.agree(e)  # raises on every rank
+        if dp is not None:
+            dp.agree(None)
+            if shard:  # the plan counts the examples and steps of all ranks
+                plan["examples"] = sum(dp.total(X.shape[0]))
+                plan["steps_per_epoch"] = max(dp.total(steps_per_epoch))
+            self._check_same_on_every_rank(dp, plan, X, labels, targets, shard)
+            if not dp.root:  # rank 0 prints, shows progress and writes checkpoints
+                verbose, checkpoint, bars = 0, None, epoch_progress_factory(False, 0, op=op)
         keys = ["loss", "accuracy", "time"] + (["val_loss", "val_accuracy"] if val else [])
         keys += ["topology"] if evolution is not None else []
         if initial_epoch is None:
@@ -498,6 +567,9 @@ class Sequential:
             checkpoint_every=checkpoint_every,
             input_noise=float(input_noise),
             on_nonfinite=on_nonfinite,
+            dp=dp,
+            shard=shard,
+            local_batch=local_batch,
         )
         run.config.schedule_start = plan["start_step"]  # the schedule's t = 0: the plan's start
         for c in callbacks:
@@ -505,6 +577,13 @@ class Sequential:
         with InterruptGuard() as guard:
             try:
                 self._fit_epochs(run, guard, first)
+            except BaseException as e:
+                # The engine stops every rank together (a Ctrl-C, a failure or a non-finite
+                # loss on one rank: peer stops) and the epoch ends agree (above); anything else
+                # raised on one rank leaves the others waiting in an all-reduce: abort them.
+                if dp is not None and dp.size > 1 and not _raised_on_every_rank(e):
+                    dp.abort(e)
+                raise
             finally:
                 if "degrees" in history:
                     history["degrees"]["end"] = degrees(self)
@@ -523,28 +602,59 @@ class Sequential:
                 bar.close(record)
             if run.verbose and not getattr(bar, "enabled", False):
                 print(_epoch_line(record), file=sys.stdout, flush=True)
-            if run.checkpoint is not None and ((epoch + 1) % run.checkpoint_every == 0 or last):
-                self.save(run.checkpoint)
-            guard.raise_pending()  # a Ctrl-C held back while the epoch was recorded
-            with guard.released():  # a Ctrl-C in the user's code raises there
-                stop = run.callback is not None and run.callback(record) is False
-                for c in run.callbacks:
-                    stop = c.on_epoch_end(self, record, history) is False or stop
+            try:
+                if run.checkpoint is not None and ((epoch + 1) % run.checkpoint_every == 0 or last):
+                    self.save(run.checkpoint)
+                guard.raise_pending()  # a Ctrl-C held back while the epoch was recorded
+                with guard.released():  # a Ctrl-C in the user's code raises there
+                    stop = run.callback is not None and run.callback(record) is False
+                    for c in run.callbacks:
+                        stop = c.on_epoch_end(self, record, history) is False or stop
+            except BaseException as e:
+                if run.dp is None:
+                    raise
+                run.dp.agree(e)  # every rank raises: this one its error, the others a RuntimeError
+            if run.dp is not None:  # the ranks stop together: when any rank's callbacks ask to
+                run.dp.agree(None)
+                stop = any(run.dp.total(bool(stop)))
             if stop:
                 break
 
-    def _check_batches(self, examples: int, batch_size: int, op: str) -> None:
+    def _check_same_on_every_rank(
+        self, dp: Communicator, plan: dict, X, labels, targets, shard: bool
+    ) -> None:
+        """Data-parallel training needs the same model and settings on every rank (and, with
+        the full data on every rank, the same data): checked once per fit, collectively, by
+        SHA-256 digests (O(nnz + data) once, nothing per step)."""
+        settings = repr(sorted((k, v) for k, v in plan.items() if k != "examples"))
+        dp.same(settings.encode(), "the settings of fit")
+        state = self._core.get_state()
+        dp.same(digest(*(state[k] for k in sorted(state))), "the model (weights or state)")
+        if not shard:
+            dp.same(digest(X, labels, targets), "the training data (shard=False: the same on all)")
+
+    def _check_batches(self, examples: int, batch_size: int, op: str, ranks: int = 1) -> None:
         """Batch norm normalises a training batch by its own statistics, which one example
-        does not have: refuse a run that would reach such a batch before any step is taken."""
+        does not have: refuse a run that would reach such a batch before any step is taken.
+        With ``ranks`` > 1 (data-parallel, full data) each batch is split into that many
+        slices, each normalised on its own rank (an empty slice is skipped)."""
         if not any(isinstance(spec, L.BatchNorm) for spec in self._specs):
             return
-        last = examples % batch_size or min(batch_size, examples)
-        if last == 1:
+        for size in {min(batch_size, examples), examples % batch_size or batch_size}:
+            slices = [size * (r + 1) // ranks - size * r // ranks for r in range(ranks)]
+            if 1 not in slices:
+                continue
+            if ranks == 1:
+                raise ValueError(
+                    f"[{op}] batch norm needs at least 2 examples per training batch, but "
+                    f"{examples} example{'s' * (examples != 1)} in batches of "
+                    f"batch_size={batch_size} leave a last batch of 1: choose another "
+                    "batch_size, or drop or add an example"
+                )
             raise ValueError(
-                f"[{op}] batch norm needs at least 2 examples per training batch, but "
-                f"{examples} example{'s' * (examples != 1)} in batches of "
-                f"batch_size={batch_size} leave a last batch of 1: choose another batch_size, "
-                "or drop or add an example"
+                f"[{op}] batch norm needs at least 2 examples per training batch on each rank, "
+                f"but a batch of {size} split over {ranks} ranks gives a rank 1 example: choose "
+                "another batch_size"
             )
 
     def _continued_plan(self, plan: dict, initial_epoch, op: str) -> int:
@@ -580,25 +690,30 @@ class Sequential:
         interrupted)."""
         history = self.history_
         start = time.perf_counter()
-        loss, acc, _, records, stopped_by, nonfinite = self._core.train_epoch(
-            run.X,
-            run.labels,
-            run.targets,
-            run.batch_size,
-            run.config,
-            self._epochs_done,
-            run.shuffle,
-            run.set_options,
-            run.rigl_options,
-            poll=train_poll,
-            input_noise=run.input_noise,
-            stop_on_nonfinite=run.on_nonfinite == "raise",
-        )
+        try:  # with comm, the engine stops every rank together (distributed.h)
+            loss, acc, _, records, stopped_by, nonfinite = self._core.train_epoch(
+                run.X,
+                run.labels,
+                run.targets,
+                run.local_batch if run.shard else run.batch_size,
+                run.config,
+                self._epochs_done,
+                run.shuffle,
+                run.set_options,
+                run.rigl_options,
+                poll=train_poll,
+                input_noise=run.input_noise,
+                stop_on_nonfinite=run.on_nonfinite == "raise",
+                **run.engine_arguments(self._plan["steps_per_epoch"] if run.shard else 0),
+            )
+        except BaseException as e:
+            _every_rank(e, run.dp)
+            raise
         self._has_gradients = True
         if run.evolution is not None:
             history["topology"].extend(record_to_dict(r) for r in records)
         if stopped_by is not None:
-            raise stopped_by
+            raise _every_rank(stopped_by, run.dp)
         if nonfinite is not None:
             raise FloatingPointError(self._nonfinite_message(run, *nonfinite))
         if run.on_nonfinite == "warn" and not np.isfinite(loss) and not run.warned_nonfinite:
@@ -623,10 +738,11 @@ class Sequential:
         try:
             if run.val is not None:
                 record["val_loss"], record["val_accuracy"] = self._core.evaluate(
-                    *run.val, poll=val_poll
+                    *run.val, poll=val_poll, **run.engine_arguments()
                 )
-        except BaseException:
+        except BaseException as e:
             record["val_loss"] = record["val_accuracy"] = float("nan")
+            _every_rank(e, run.dp)
             raise
         finally:
             for key in history:
