@@ -34,7 +34,7 @@ from typing import Callable, NoReturn
 import numpy as np
 
 import truesparse as ts
-from truesparse import checkpoint, datasets, evolution, layers, optim
+from truesparse import checkpoint, datasets, distributed, evolution, layers, optim
 from truesparse import config as config_module
 from truesparse import density as density_module
 from truesparse.io import write_json_atomic
@@ -524,9 +524,13 @@ def _make_parser() -> argparse.ArgumentParser:
 
 def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     _check_train_arguments(args, parser)
+    # Started by mpiexec with several ranks: one model trained data-parallel on all of them
+    # (every rank loads the same data); rank 0 alone prints and writes files.
+    comm = distributed.world("train")
+    root = comm is None or comm.root
 
     def say(line: str = "") -> None:
-        if not args.quiet:
+        if not args.quiet and root:
             print(line, flush=True)
 
     regression = args.dataset in datasets.REGRESSION
@@ -534,6 +538,8 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     # A regression target is one real number per example: one output.
     outputs = 1 if regression else int(max(y_train.max(), y_test.max())) + 1
     sizes = [X_train.shape[1], *args.sizes, outputs]
+    if comm is not None and args.threads is None:  # share this machine's cores between its ranks
+        ts.set_num_threads(comm.threads_per_rank())
     optimizer, evolution = _training_settings(args, parser, len(X_train))
     initial_epoch = None
     if args.resume is not None:
@@ -553,6 +559,8 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     model.metadata = {"config": effective_config(args)}
     layers = [_describe_layer(layer) for layer in model.layers]
     threads = ts.get_num_threads()
+    if comm is not None:
+        say(f"data-parallel on {comm.size} MPI ranks, {threads} thread{'s' * (threads > 1)} each")
     _print_header(say, args, sizes, regression, len(X_train), len(X_test), threads, layers)
     if initial_epoch is not None:
         say(f"resuming {args.resume} after epoch {initial_epoch} of {args.epochs}")
@@ -580,6 +588,7 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             initial_epoch=initial_epoch,
             checkpoint=save,
             progress=_progress_factory(args),
+            comm=None if comm is None else comm.comm,
         )
     except (TypeError, ValueError) as e:
         _fail(parser, str(e))
@@ -590,10 +599,12 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     final = model.evaluate(X_test, y_test)
     history = model.history_
     status = f"interrupted after {len(history['loss'])} epochs | " if interrupted else ""
-    print(
-        f"{status}{_result_line(final, regression)} | training time {train_time:.2f} s", flush=True
-    )
-    if args.json is not None:
+    if root:
+        print(
+            f"{status}{_result_line(final, regression)} | training time {train_time:.2f} s",
+            flush=True,
+        )
+    if args.json is not None and root:
         run = {
             "truesparse_version": ts.__version__,
             "versions": config_module.versions(),
@@ -601,6 +612,7 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             "task": "regression" if regression else "classification",
             "sizes": sizes,
             "threads": threads,
+            "ranks": 1 if comm is None else comm.size,
             "layers": layers,
             "history": {key: [_number(v) for v in history[key]] for key in history_keys},
             "topology": [_topology_record(r) for r in history.get("topology", [])],

@@ -75,6 +75,16 @@ class Communicator:
         """Rank 0: the one that prints, writes files and checkpoints."""
         return self.rank == 0
 
+    def threads_per_rank(self) -> int:
+        """This process's CPUs divided among the ranks on its machine (at least 1)."""
+        local = self.comm.Split_type(self._MPI.COMM_TYPE_SHARED)
+        try:
+            ranks_here = local.Get_size()
+        finally:
+            local.Free()
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return max(1, (cpus or 1) // ranks_here)
+
     def allreduce(self, buffer: np.ndarray) -> None:
         """Sum ``buffer`` over all ranks, in place (called by the engine once per step)."""
         self.comm.Allreduce(self._MPI.IN_PLACE, buffer, op=self._MPI.SUM)
