@@ -204,3 +204,31 @@ def test_cli_under_mpiexec_prints_and_writes_once(tmp_path):
     ran, alone = json.loads(out_file.read_text()), json.loads((tmp_path / "one.json").read_text())
     assert ran["ranks"] == 2 and alone["ranks"] == 1
     assert ran["history"]["loss"] == pytest.approx(alone["history"]["loss"], rel=1e-5)
+
+
+def test_an_error_on_one_rank_alone_aborts_every_rank():
+    """An error the other ranks cannot learn about (here planted in rank 1's epoch loop while
+    rank 0 waits in the engine's all-reduce) ends the whole job through MPI_Abort, with the
+    error on stderr, instead of a hang."""
+    code = textwrap.dedent(_PRELUDE) + textwrap.dedent(
+        """
+        from truesparse.model import Sequential
+        original = Sequential._fit_epoch
+
+        def planted(self, run, *args, **kwargs):
+            if comm.rank == 1 and self.epochs_done == 1:
+                raise MemoryError("planted on rank 1")
+            return original(self, run, *args, **kwargs)
+
+        Sequential._fit_epoch = planted
+        m = ts.MLP([20, 32, 3], density=0.3, seed=0)
+        m.fit(X, Y, epochs=5, batch_size=32, comm=comm)
+        print("finished", flush=True)  # never reached on any rank
+        """
+    )
+    result = run([MPIEXEC, "-n", "2", sys.executable, "-c", code], timeout=120)
+    assert result.returncode != 0
+    assert "finished" not in result.stdout
+    assert "[MLP.fit] rank 1 of 2: MemoryError: planted on rank 1; aborting every rank" in (
+        result.stderr
+    )
