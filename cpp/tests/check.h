@@ -9,6 +9,12 @@
 #include <string>
 #include <vector>
 
+// The checked build (CMake option TRUESPARSE_SANITIZE) exists to run the internal assertions;
+// fail at compile time if the build type's -DNDEBUG ever ends up winning over -UNDEBUG.
+#if defined(TRUESPARSE_SANITIZE) && defined(NDEBUG)
+#error "TRUESPARSE_SANITIZE build with NDEBUG defined: TS_ASSERT would be compiled out"
+#endif
+
 namespace check {
 
 struct registry {
