@@ -124,11 +124,89 @@ def run_configuration(name: str, ranks: int, threads: int) -> dict:
     return json.loads(lines[-1])
 
 
+# Interconnects of the step-time model: (name, bandwidth in bytes/s, latency per message in s).
+LINKS = (("10 GbE", 1.25e9, 30e-6), ("100 Gb/s InfiniBand", 12.5e9, 2e-6))
+NODES = (1, 2, 4, 8, 16, 32, 64)
+
+
+def ring_allreduce(nbytes: float, nodes: int, bandwidth: float, latency: float) -> float:
+    """Seconds of a ring all-reduce of ``nbytes`` over ``nodes``: 2(P−1) messages of
+    nbytes/P each (reduce-scatter, then all-gather)."""
+    if nodes == 1:
+        return 0.0
+    return 2 * (nodes - 1) * latency + 2 * (nodes - 1) / nodes * nbytes / bandwidth
+
+
+def masked_steps() -> dict:
+    """Seconds per step of PyTorch's masked (dense × mask) training of the cifar network at
+    1 % on this machine, 2 threads (bench/compare_torch.py's result), when it is there."""
+    try:
+        with open(os.path.join(RESULTS, "compare_torch_2t.json")) as f:
+            rows = json.load(f)["rows"]
+    except (OSError, KeyError, ValueError):
+        return {}
+    for row in rows:
+        if row["density"] == 0.01 and "masked" in row:
+            return {"cifar": row["masked"]["median_s"] / (NETWORKS["cifar"]["examples"] // BATCH)}
+    return {}
+
+
+def dense_weights(sizes: list[int]) -> int:
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def model_table(results: dict, masked_step: dict) -> str:
+    """The predicted epoch time on P nodes (weak scaling: a batch of 100 per node, so P·100
+    per step and 1/P as many steps per epoch) for truesparse (all-reduce of its nnz-sized
+    buffer) and for a mask-based run of the same network (dense-sized all-reduce and dense
+    compute), from the single-node step time measured here."""
+    lines = []
+    for name, net in NETWORKS.items():
+        rows = [e for e in results["summary"] if e["network"] == name]
+        if not rows:
+            continue
+        one = min(e["seconds_per_epoch_median"] for e in rows if e["ranks"] == 1)
+        steps = net["examples"] // BATCH
+        step = one / steps
+        sparse_bytes = next(e["allreduce_bytes"] for e in rows if e["ranks"] > 1)
+        dense_bytes = 4 * dense_weights(net["sizes"])
+        masked = masked_step.get(name)
+        lines.append(
+            f"\n**{name}** ({'-'.join(map(str, net['sizes']))}): measured {step * 1e3:.2f} ms per "
+            f"step of 100 on one node; all-reduce {sparse_bytes / 1e6:.3f} MB per step "
+            f"(mask-based: {dense_bytes / 1e6:,.1f} MB"
+            + (
+                f", dense compute {masked * 1e3:.1f} ms per step"
+                if masked
+                else ", which does not fit in memory"
+            )
+            + ")\n"
+        )
+        header = "| interconnect | " + " | ".join(f"P = {p}" for p in NODES) + " |"
+        lines += [header, "|---|" + "---|" * len(NODES)]
+        for link, bandwidth, latency in LINKS:
+            cells = []
+            for p in NODES:
+                t = step + ring_allreduce(sparse_bytes, p, bandwidth, latency)
+                cell = f"{steps / p * t:.2f} s ({step / t:.0%})"
+                if masked:
+                    tm = masked + ring_allreduce(dense_bytes, p, bandwidth, latency)
+                    cell += f" / {steps / p * tm:.1f} s"
+                cells.append(cell)
+            lines.append(f"| {link} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--networks", default="cifar,wide")
     parser.add_argument("--out", default="mpi.json")
+    parser.add_argument(
+        "--model-only",
+        action="store_true",
+        help="print the step-time model from bench/results/mpi.json without measuring",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -136,6 +214,10 @@ def main() -> None:
         result = worker(args.worker, args.threads)
         if result:
             print(json.dumps(result), flush=True)
+        return
+    if args.model_only:
+        with open(os.path.join(RESULTS, args.out)) as f:
+            print(model_table(json.load(f), masked_steps()))
         return
     if shutil.which("mpiexec") is None:
         sys.exit('bench/mpi.py needs mpiexec: pip install "truesparse[mpi]"')
@@ -198,17 +280,16 @@ def main() -> None:
     from truesparse.io import write_json_atomic
 
     os.makedirs(RESULTS, exist_ok=True)
-    write_json_atomic(
-        os.path.join(RESULTS, args.out),
-        {
-            "machine": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
-            "batch": BATCH,
-            "repeats": args.repeats,
-            "summary": summary,
-            "runs": rows,
-        },
-    )
+    results = {
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "batch": BATCH,
+        "repeats": args.repeats,
+        "summary": summary,
+        "runs": rows,
+    }
+    write_json_atomic(os.path.join(RESULTS, args.out), results)
+    print(model_table(results, masked_steps()))
 
 
 if __name__ == "__main__":
