@@ -572,10 +572,10 @@ class Sequential:
             local_batch=local_batch,
         )
         run.config.schedule_start = plan["start_step"]  # the schedule's t = 0: the plan's start
-        for c in callbacks:
-            c.on_train_begin(self)
         with InterruptGuard() as guard:
             try:
+                for c in callbacks:
+                    c.on_train_begin(self)
                 self._fit_epochs(run, guard, first)
             except BaseException as e:
                 # The engine stops every rank together (a Ctrl-C, a failure or a non-finite
