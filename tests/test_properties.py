@@ -35,8 +35,9 @@ comes from the environment:
 - ``HYPOTHESIS_PROFILE=thorough``: twenty times the examples and longer call sequences, for
   running by hand: ``HYPOTHESIS_PROFILE=thorough python -m pytest tests/test_properties.py``.
 
-No example database is written (nothing appears in the work tree). A failure prints the
-shrunk example and a ``@reproduce_failure`` blob; ``--hypothesis-seed=N`` repeats a dev run.
+No example database is kept (hypothesis's ``.hypothesis/`` then holds only its cache, which
+git ignores). A failure prints the shrunk example and a ``@reproduce_failure`` blob;
+``--hypothesis-seed=N`` repeats a dev run.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large]
 settings.register_profile(
     "truesparse-dev",
     deadline=None,  # timings vary with the machine's load; the examples are small anyway
-    database=None,  # no .hypothesis/ directory in the work tree
+    database=None,  # no example database under .hypothesis/ in the work tree
     print_blob=True,
     suppress_health_check=_HEALTH,
 )
