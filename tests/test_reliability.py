@@ -445,3 +445,56 @@ def test_module_parameters_must_be_finite():
         model.modules[1].set("t", [2.0, 0.1, 1.0, 1.0])
     model.modules[1].set("t", [-1.0, 0.25, 1.0, 0.5])
     np.testing.assert_array_equal(model.modules[1].parameters["t"], [-1.0, 0.25, 1.0, 0.5])
+
+
+# --- found by the property tests (tests/test_properties.py) ---------------------------------------
+def test_a_dense_layer_made_sparse_survives_save_load_and_pickle(tmp_path):
+    import pickle
+
+    import scipy.sparse as sp
+
+    model = ts.Sequential(3, [L.Linear(6), L.ReLU(), L.Linear(2)], seed=0)
+    W = sp.random(6, 3, density=0.5, format="csr", random_state=0, dtype=np.float32)
+    model.layers[0].set_weights(W)
+    for copy in (pickle.loads(pickle.dumps(model)), _saved_and_loaded(model, tmp_path)):
+        assert copy.layers[0].is_sparse
+        _assert_same_state(_state(model), _state(copy))
+        np.testing.assert_array_equal(copy.forward(X[:5, :3]), model.forward(X[:5, :3]))
+    model.layers[0].set_weights(sp.csr_array((6, 3), dtype=np.float32))  # no weight at all
+    assert pickle.loads(pickle.dumps(model)).layers[0].nnz == 0
+
+
+def _saved_and_loaded(model, tmp_path):
+    model.save(tmp_path / "m.tsck")
+    return ts.load(tmp_path / "m.tsck")
+
+
+def test_a_refused_remove_inputs_with_a_batch_changes_nothing():
+    model = ts.Sequential(2, [L.Linear(3, density=0.9), L.BatchNorm(), L.ReLU(), L.Linear(2)])
+    before = _state(model)
+    with pytest.raises(ValueError, match=r"\[remove_inputs\]"):
+        model.remove_inputs([0], X[:4, :2], np.array([0, 1, 0, 1]))
+    _assert_same_state(before, _state(model))
+
+
+def test_input_strength_is_float64_with_no_weight():
+    import scipy.sparse as sp
+
+    model = ts.Sequential(3, [L.Linear(4, density=0.5)], seed=0)
+    model.layers[0].set_weights(sp.csr_array((4, 3)))
+    strength = model.input_strength()
+    assert strength.dtype == np.float64 and np.all(strength == 0)
+
+
+def test_set_weights_without_b_keeps_a_bias_that_diverged():
+    model = ts.MLP([20, 64, 4], density=0.5, seed=0, loss="squared_error", dtype=np.float64)
+    with pytest.raises(FloatingPointError, match="NOT finite"):  # as in the test above
+        model.fit(
+            X, np.full((len(X), 4), 1e30), epochs=2, batch_size=16, optimizer=ts.SGD(lr=1e300)
+        )
+    layer = next(layer for layer in model.layers if not np.all(np.isfinite(layer.b)))
+    bias = layer.b
+    layer.set_weights(np.zeros(layer.shape))  # b=None: the layer's own bias, kept as it is
+    np.testing.assert_array_equal(layer.b, bias)
+    with pytest.raises(ValueError, match="b contains NaN or infinity"):  # a b given is checked
+        layer.set_weights(np.zeros(layer.shape), bias)

@@ -892,7 +892,8 @@ class Sequential:
         if not layer.is_sparse:
             return values.reshape(layer.shape).sum(axis=0)
         _, indices = self._core.layer_pattern(0)
-        return np.bincount(indices, weights=values, minlength=layer.shape[1])
+        # float64 also when the layer stores no weight (bincount would give int64 zeros)
+        return np.bincount(indices, weights=values, minlength=layer.shape[1]).astype(np.float64)
 
     @property
     @exclusive
@@ -1069,7 +1070,16 @@ def _from_checkpoint(arch: dict, training: dict, arrays: dict) -> Sequential:
     )
     model.activation = arch["activation"]
     prefix = "state/"
-    model._core.set_state({k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)})
+    state = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+    for i, layer in enumerate(model.layers):
+        # A layer built dense (density 1) that set_weights made sparse: make it sparse again
+        # with its saved pattern (set_state then fills in the rest).
+        m = f"modules.{model._core.module_of_layer(i)}"
+        if not layer.is_sparse and f"{m}.indptr" in state:
+            model._core.set_sparse_layer(
+                i, state[f"{m}.indptr"], state[f"{m}.indices"], state[f"{m}.W"], state[f"{m}.b"]
+            )
+    model._core.set_state(state)
     epochs_done, plan = training["epochs_done"], training["plan"]
     if not (isinstance(epochs_done, int) and epochs_done >= 0):
         raise ValueError(f"epochs_done is {epochs_done!r}")

@@ -106,7 +106,8 @@ class LinearView:
         op = "Linear.set_weights"
         out, inp = self.shape
         dtype = self._model.dtype
-        if b is None:
+        keep_bias = b is None  # the layer's own bias, whatever it holds (NaN after divergence)
+        if keep_bias:
             b = self.b
         b = np.asarray(b)
         type_error_if_not_numeric(b, op, "b")
@@ -115,7 +116,7 @@ class LinearView:
             raise ValueError(
                 f"[{op}] b has shape {b.shape} but layer {self._index} has {out} outputs"
             )
-        if not np.all(np.isfinite(b)):
+        if not keep_bias and not np.all(np.isfinite(b)):
             raise ValueError(f"[{op}] b contains NaN or infinity")
         if sp.issparse(W):
             if W.shape != (out, inp):

@@ -207,9 +207,19 @@ topology_record remove_inputs_model(network<T>& m, std::vector<index_t> cols, co
   rng g(derive_seed(m.seed, 3, 0, m.topology_updates));
   topology_record rec;
   if (d) {
+    // A refused removal (checked after the gradient) leaves the network as it was, batch
+    // norm's statistics and dropout's counters included.
+    forward_side_effects<T> side_effects;
+    side_effects.save(m);
     batch_buffers<T> buf;
-    batch_gradients(m, *d, buf, "remove_inputs");
-    rec = remove_inputs(*L, cols, g, how, regrow_std, &m.layer_output_gradient(0), &m.layer_input(0, buf.X));
+    try {
+      batch_gradients(m, *d, buf, "remove_inputs");
+      rec =
+          remove_inputs(*L, cols, g, how, regrow_std, &m.layer_output_gradient(0), &m.layer_input(0, buf.X));
+    } catch (...) {
+      side_effects.restore(m);
+      throw;
+    }
   } else {
     rec = remove_inputs(*L, cols, g, how, regrow_std);
   }
