@@ -238,6 +238,26 @@ std::vector<topology_record> rigl_update_on_batch(network<T>& m, const dataset<T
   return rigl_update_model(m, buf.X, f);
 }
 
+// The all-reduce of one data-parallel step and its collective failure check. An error of the
+// all-reduce itself, or a failure reported by any rank, undoes what the step's forward pass
+// changed and throws: this rank's own error if it failed, else peer_failure (`where` starts
+// its message).
+template <class T>
+void exchange_step(network<T>& m, gradient_buffer<T>& gb, const data_parallel<T>& dp,
+                   const forward_side_effects<T>& side_effects, const std::exception_ptr& failure,
+                   const std::string& where) {
+  try {
+    dp.allreduce_sum(gb.data(), gb.size());
+  } catch (...) {
+    side_effects.restore(m);
+    throw;
+  }
+  if (gb.failures() == 0) return;
+  side_effects.restore(m);
+  if (failure) std::rethrow_exception(failure);
+  throw peer_failure(msg(where, gb.failures(), " other rank(s) failed; rank ", dp.rank, " stops with them"));
+}
+
 // The same on rank dp.rank of a data-parallel job (distributed.h): the batch is the whole d
 // split over the ranks (full data: rank r takes the rows ⌊M r/P⌋ .. ⌊M (r+1)/P⌋) or the
 // concatenation of the ranks' d (sharded). The gradient of that global batch is all-reduced
@@ -275,18 +295,7 @@ std::vector<topology_record> rigl_update_on_batch(network<T>& m, const dataset<T
     n = 0;
   }
   gb.pack(m, n, 0.0, 0, false, failure != nullptr);
-  try {
-    dp.allreduce_sum(gb.data(), gb.size());
-  } catch (...) {
-    side_effects.restore(m);
-    throw;
-  }
-  if (gb.failures() > 0) {
-    side_effects.restore(m);
-    if (failure) std::rethrow_exception(failure);
-    throw peer_failure(
-        msg("[RigL] ", gb.failures(), " other rank(s) failed; rank ", dp.rank, " stops with them"));
-  }
+  exchange_step(m, gb, dp, side_effects, failure, "[RigL] ");
   const size_type N = gb.examples();
   if (N == 0 || (!dp.sharded && N != d.M) || N < n) {
     side_effects.restore(m);
@@ -541,18 +550,7 @@ epoch_result train_epoch_data_parallel(network<T>& m, const dataset<T>& d, size_
     }
     const size_type n_local = stop || failure ? 0 : n;
     gb.pack(m, n_local, lr.loss_sum, lr.correct, stop, failure != nullptr);
-    try {
-      dp.allreduce_sum(gb.data(), gb.size());
-    } catch (...) {
-      side_effects.restore(m);
-      throw;
-    }
-    if (gb.failures() > 0) {
-      side_effects.restore(m);
-      if (failure) std::rethrow_exception(failure);
-      throw peer_failure(msg("[fit] ", gb.failures(), " other rank(s) failed in step ", s, " of epoch ",
-                             epoch, "; rank ", dp.rank, " stops with them"));
-    }
+    exchange_step(m, gb, dp, side_effects, failure, msg("[fit] in step ", s, " of epoch ", epoch, ": "));
     if (gb.stops() > 0) {
       side_effects.restore(m);
       r.stopped = true;
