@@ -232,3 +232,12 @@ def test_an_error_on_one_rank_alone_aborts_every_rank():
     assert "[MLP.fit] rank 1 of 2: MemoryError: planted on rank 1; aborting every rank" in (
         result.stderr
     )
+
+
+def test_cli_under_mpiexec_reports_a_collective_error_once():
+    pytest.importorskip("sklearn")
+    argv = ["train", "--dataset", "digits", "--epochs", "2", "--lr", "1e12", "--quiet"]
+    result = run([MPIEXEC, "-n", "2", sys.executable, "-m", "truesparse", *argv])
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "[MLP.fit] the training loss is" in errors[0], result.stderr

@@ -79,10 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.parser.prog}: interrupted", file=sys.stderr)
         return 130
     except (TypeError, ValueError) as e:  # a value the library refused: a usage error
+        if distributed.raised_on_every_rank(e) and not distributed.root_rank():
+            return 2  # rank 0 says it (data-parallel training: the ranks stop together)
         _fail(args.parser, str(e))
     except (FloatingPointError, MemoryError, RuntimeError) as e:  # the run itself failed
         # FloatingPointError: training diverged (fit's on_nonfinite="raise").
-        print(f"{args.parser.prog}: error: {str(e) or type(e).__name__}", file=sys.stderr)
+        if not (distributed.raised_on_every_rank(e) and not distributed.root_rank()):
+            print(f"{args.parser.prog}: error: {str(e) or type(e).__name__}", file=sys.stderr)
         return 1
 
 
@@ -590,8 +593,6 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             progress=_progress_factory(args),
             comm=None if comm is None else comm.comm,
         )
-    except (TypeError, ValueError) as e:
-        _fail(parser, str(e))
     except KeyboardInterrupt:
         interrupted = True
     train_time = time.perf_counter() - start

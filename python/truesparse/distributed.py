@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-__all__ = ["Communicator", "launched_by_mpiexec", "world"]
+__all__ = ["Communicator", "launched_by_mpiexec", "raised_on_every_rank", "root_rank", "world"]
 
 # Environment variables that MPI launchers set in every rank (MPICH/Hydra and Intel MPI, Open
 # MPI, PMIx): without one of them the command line never imports mpi4py (whose import starts
@@ -43,6 +43,21 @@ def _mpi(op: str):
 def launched_by_mpiexec() -> bool:
     """Whether this process looks like a rank started by mpiexec/mpirun."""
     return any(v in os.environ for v in _LAUNCHER_VARIABLES)
+
+
+def root_rank() -> bool:
+    """Whether this process is rank 0 of an mpiexec job, or not started by one (from the
+    launchers' environment, without starting MPI)."""
+    for variable in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK"):
+        if variable in os.environ:
+            return os.environ[variable] == "0"
+    return True
+
+
+def raised_on_every_rank(error: BaseException) -> bool:
+    """Whether a data-parallel fit raised ``error`` on every rank at the same point (marked
+    by fit; rank 0 then reports it for all)."""
+    return bool(getattr(error, "truesparse_every_rank", False))
 
 
 def world(op: str = "train") -> Optional["Communicator"]:
@@ -110,10 +125,12 @@ class Communicator:
         values = self.comm.allgather(value)
         differ = [rank for rank, v in enumerate(values) if v != values[0]]
         if differ:
-            raise ValueError(
+            error = ValueError(
                 f"[{self.op}] {what} differs between ranks (rank 0 and ranks {differ}); every "
                 "rank must call fit with the same model and settings"
             )
+            error.truesparse_every_rank = True
+            raise error
 
     def total(self, value: int) -> list[int]:
         """Collective: ``value`` of every rank, in rank order."""

@@ -26,7 +26,7 @@ from ._interrupt import InterruptGuard
 from ._locking import LockedEngine, exclusive
 from .callbacks import Callback
 from .density import allocate, check_sizes
-from .distributed import Communicator, digest
+from .distributed import Communicator, digest, raised_on_every_rank
 from .evolution import SET, RigL, record_to_dict
 from .optim import SGD, Adam
 from .plot import degrees
@@ -54,9 +54,7 @@ def _raised_on_every_rank(error: BaseException) -> bool:
     """Whether a data-parallel fit raises ``error`` on every rank at the same point: the
     engine's stops (Ctrl-C or a failure on any rank, a non-finite global loss) and the
     agreements of the epoch ends."""
-    return isinstance(error, (KeyboardInterrupt, FloatingPointError)) or getattr(
-        error, "truesparse_every_rank", False
-    )
+    return isinstance(error, (KeyboardInterrupt, FloatingPointError)) or raised_on_every_rank(error)
 
 
 def _every_rank(error: BaseException, dp: Optional[Communicator]) -> BaseException:
@@ -535,7 +533,11 @@ class Sequential:
             if evolution is not None:
                 self.history_["degrees"] = {"start": degrees(self)}
         else:
-            first = self._continued_plan(plan, initial_epoch, op)
+            try:
+                first = self._continued_plan(plan, initial_epoch, op)
+            except ValueError as e:  # the same on every rank (the ranks hold the same model)
+                _every_rank(e, dp)
+                raise
             plan = self._plan
         history = self.history_
         self._plan = plan
@@ -715,7 +717,7 @@ class Sequential:
         if stopped_by is not None:
             raise _every_rank(stopped_by, run.dp)
         if nonfinite is not None:
-            raise FloatingPointError(self._nonfinite_message(run, *nonfinite))
+            raise _every_rank(FloatingPointError(self._nonfinite_message(run, *nonfinite)), run.dp)
         if run.on_nonfinite == "warn" and not np.isfinite(loss) and not run.warned_nonfinite:
             run.warned_nonfinite = True
             warnings.warn(
