@@ -78,14 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C outside training (during training: see _train)
         print(f"{args.parser.prog}: interrupted", file=sys.stderr)
         return 130
-    except (TypeError, ValueError) as e:  # a value the library refused: a usage error
+    except (TypeError, ValueError, FloatingPointError, MemoryError, RuntimeError) as e:
+        # A refused value is a usage error (2); a run that failed (FloatingPointError: training
+        # diverged) is 1. An error every rank of a data-parallel job raised together is
+        # reported once, by rank 0.
+        usage = isinstance(e, (TypeError, ValueError))
         if distributed.raised_on_every_rank(e) and not distributed.root_rank():
-            return 2  # rank 0 says it (data-parallel training: the ranks stop together)
-        _fail(args.parser, str(e))
-    except (FloatingPointError, MemoryError, RuntimeError) as e:  # the run itself failed
-        # FloatingPointError: training diverged (fit's on_nonfinite="raise").
-        if not (distributed.raised_on_every_rank(e) and not distributed.root_rank()):
-            print(f"{args.parser.prog}: error: {str(e) or type(e).__name__}", file=sys.stderr)
+            return 2 if usage else 1
+        if usage:
+            _fail(args.parser, str(e))
+        print(f"{args.parser.prog}: error: {str(e) or type(e).__name__}", file=sys.stderr)
         return 1
 
 

@@ -50,13 +50,6 @@ NONFINITE = ("raise", "warn", "ignore")
 LAST_LAYER = {"cross_entropy": L.Softmax, "negative_log_likelihood": L.LogSoftmax}
 
 
-def _raised_on_every_rank(error: BaseException) -> bool:
-    """Whether a data-parallel fit raises ``error`` on every rank at the same point: the
-    engine's stops (Ctrl-C or a failure on any rank, a non-finite global loss) and the
-    agreements of the epoch ends."""
-    return isinstance(error, (KeyboardInterrupt, FloatingPointError)) or raised_on_every_rank(error)
-
-
 def _every_rank(error: BaseException, dp: Optional[Communicator]) -> BaseException:
     """``error``, marked as raised on every rank of a data-parallel fit at this point."""
     if dp is not None:
@@ -97,7 +90,7 @@ class _Run:
     warned_nonfinite: bool = False
     dp: Optional[Communicator] = None  # data-parallel training over MPI (distributed.py)
     shard: bool = False
-    local_batch: int = 0  # this rank's batch (sharded), else batch_size
+    local_batch: int = 0  # the batch the engine takes here: this rank's share when sharded
 
     def engine_arguments(self, steps: int = 0) -> dict:
         """The data-parallel keyword arguments of the engine's calls (none for one process)."""
@@ -583,7 +576,7 @@ class Sequential:
                 # The engine stops every rank together (a Ctrl-C, a failure or a non-finite
                 # loss on one rank: peer stops) and the epoch ends agree (above); anything else
                 # raised on one rank leaves the others waiting in an all-reduce: abort them.
-                if dp is not None and dp.size > 1 and not _raised_on_every_rank(e):
+                if dp is not None and dp.size > 1 and not raised_on_every_rank(e):
                     dp.abort(e)
                 raise
             finally:
@@ -697,7 +690,7 @@ class Sequential:
                 run.X,
                 run.labels,
                 run.targets,
-                run.local_batch if run.shard else run.batch_size,
+                run.local_batch,
                 run.config,
                 self._epochs_done,
                 run.shuffle,
