@@ -1,12 +1,33 @@
-// Trains the CIFAR-10-shaped MLP 3072-1024-512-10 (ReLU, softmax cross entropy, Nesterov 0.9,
-// lr 0.01, batch 100) on synthetic data from C++ alone, through the same epoch loop as the
-// Python package, and prints seconds per epoch for each overall density (ER allocation).
+// Trains MLPs (ReLU, softmax cross entropy, SGD lr 0.01 with Nesterov 0.9, batch 100) on
+// synthetic data from C++ alone, through the same epoch loop as the Python package. Four
+// measurements (docs/benchmarks.md#bench_mlp):
 //
-//   bench_mlp [--examples 50000] [--epochs 1] [--threads 1] [--backend mkl|native]
-//             [--densities 0.001,0.01,0.05,0.1,0.2,0.5,1] [--sizes 3072,1024,512,10]
+//   density sweep (the default): seconds per epoch of --sizes for each overall density (ER)
+//     bench_mlp [--examples 50000] [--epochs 1] [--densities 0.001,0.01,0.05,0.1,0.2,0.5,1]
+//               [--sizes 3072,1024,512,10]
+//   scale network: a few batches of a very wide network at SET's ε, extrapolated to an epoch,
+//     with peak RSS and bytes per stored weight
+//     bench_mlp --scale 784,700000,700000,700000,10 [--epsilon 10] [--batches 5] [--warmup 1]
+//               [--epoch-examples 60000]
+//   width sweep: 784-H-H-H-10 with the same stored weights in every layer whatever H
+//     bench_mlp --width-sweep 1024,4096,16384,65536 [--sweep-nnz 100000] [--output-nnz 10000]
+//               [--batches 20]
+//   hidden-size throughput: 784-H-H-H-10 at ε, effective GFLOP/s = 6 nnz N / time per batch
+//     bench_mlp --throughput-sweep 20000,200000 [--epsilon 10] [--batches 5]
+//
+// Common options: [--threads 1] [--backend mkl|native]. --scale, --width-sweep and
+// --throughput-sweep may be combined (run in that order); with any of them the density sweep
+// is skipped.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <numeric>
 #include <string>
 
 #include "truesparse/runtime.h"
@@ -30,82 +51,353 @@ std::vector<double> parse_list(const char* s) {
   return v;
 }
 
-}  // namespace
+double seconds_since(std::chrono::steady_clock::time_point a) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count();
+}
 
-int main(int argc, char** argv) {
-  size_type M = 50000;
-  int epochs = 1, threads = 1;
-  sparse_backend backend = sparse_backend::mkl;
-  std::vector<double> densities{0.001, 0.01, 0.05, 0.1, 0.2, 0.5, 1};
-  std::vector<index_t> sizes{3072, 1024, 512, 10};
-  for (int a = 1; a + 1 < argc; a += 2) {
-    if (!std::strcmp(argv[a], "--examples"))
-      M = std::atol(argv[a + 1]);
-    else if (!std::strcmp(argv[a], "--epochs"))
-      epochs = std::atoi(argv[a + 1]);
-    else if (!std::strcmp(argv[a], "--threads"))
-      threads = std::atoi(argv[a + 1]);
-    else if (!std::strcmp(argv[a], "--backend")) {
-      if (!std::strcmp(argv[a + 1], "native"))
-        backend = sparse_backend::native;
-      else if (std::strcmp(argv[a + 1], "mkl")) {
-        std::fprintf(stderr, "--backend must be mkl or native\n");
-        return 2;
-      }
-    } else if (!std::strcmp(argv[a], "--densities"))
-      densities = parse_list(argv[a + 1]);
-    else if (!std::strcmp(argv[a], "--sizes")) {
-      sizes.clear();
-      for (double s : parse_list(argv[a + 1])) sizes.push_back(static_cast<index_t>(s));
-    } else {
-      std::fprintf(stderr, "unknown option %s\n", argv[a]);
-      return 2;
-    }
-  }
-  set_num_threads(threads);
-  const size_type D = sizes.front(), K = sizes.back();
-  // Synthetic learnable data: class means in [0,1] plus noise.
-  std::vector<float> X(static_cast<std::size_t>(M * D));
-  std::vector<std::int32_t> y(static_cast<std::size_t>(M));
-  {
+// Resident set of this process now (/proc/self/statm), in bytes; 0 where it cannot be read.
+double current_rss() {
+  std::ifstream statm("/proc/self/statm");
+  long long pages = 0, resident = 0;
+  if (!(statm >> pages >> resident)) return 0;
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE));
+}
+
+// Peak resident set of this process so far (getrusage ru_maxrss, kilobytes on Linux), in bytes.
+double peak_rss() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) * 1024.0;
+}
+
+// Synthetic learnable data: M examples of D features, K classes; class means uniform in [0, 1]
+// plus 0.5·N(0, 1) noise.
+struct synthetic {
+  std::vector<float> X;
+  std::vector<std::int32_t> y;
+  size_type M = 0, D = 0;
+  synthetic(size_type m, size_type d, size_type k) : X(static_cast<std::size_t>(m * d)), y(m), M(m), D(d) {
     rng g(123);
-    std::vector<float> means(static_cast<std::size_t>(K * D));
-    for (auto& m : means) m = static_cast<float>(g.uniform());
-    for (size_type n = 0; n < M; ++n) {
-      y[n] = static_cast<std::int32_t>(g.below(K));
-      for (size_type d = 0; d < D; ++d)
-        X[n * D + d] = means[y[n] * D + d] + 0.5f * static_cast<float>(g.normal());
+    std::vector<float> means(static_cast<std::size_t>(k * d));
+    for (auto& v : means) v = static_cast<float>(g.uniform());
+    for (size_type n = 0; n < m; ++n) {
+      y[n] = static_cast<std::int32_t>(g.below(k));
+      for (size_type j = 0; j < d; ++j)
+        X[n * d + j] = means[y[n] * d + j] + 0.5f * static_cast<float>(g.normal());
     }
   }
-  const dataset<float> data{X.data(), M, D, y.data(), nullptr, 0};
+  // Examples [start, start + count) as a data set.
+  dataset<float> slice(size_type start, size_type count) const {
+    return dataset<float>{X.data() + start * D, count, D, y.data() + start, nullptr, 0};
+  }
+};
+
+const optimizer_config& training_optimizer() {
+  static const optimizer_config c = sgd(0.01, 0.9, true, 0.0);
+  return c;
+}
+
+// Training batches of 100: `warmup` untimed, then `batches` timed one by one (each one
+// train_epoch over the next 100 examples of data, which must hold (warmup + batches) · 100).
+struct batch_times {
+  std::vector<double> seconds;
+  double last_loss = 0;
+  double median() const {
+    std::vector<double> s = seconds;
+    std::sort(s.begin(), s.end());
+    const std::size_t n = s.size();
+    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+  }
+  double mean() const { return std::accumulate(seconds.begin(), seconds.end(), 0.0) / seconds.size(); }
+};
+
+batch_times time_batches(network<float>& model, const synthetic& data, int warmup, int batches) {
+  constexpr size_type B = 100;
+  batch_times t;
+  for (int b = 0; b < warmup + batches; ++b) {
+    const auto start = std::chrono::steady_clock::now();
+    const epoch_result r = train_epoch(model, data.slice(b * B, B), B, training_optimizer(), 0, b, true);
+    const double s = seconds_since(start);
+    if (b >= warmup) t.seconds.push_back(s);
+    t.last_loss = r.loss;
+  }
+  return t;
+}
+
+size_type total_nnz(const network<float>& model) {
+  size_type nnz = 0;
+  for (auto& l : model.layers) nnz += l->nnz();
+  return nnz;
+}
+
+std::string joined(const std::vector<index_t>& sizes, const char* sep = "-") {
+  std::string s;
+  for (std::size_t i = 0; i < sizes.size(); ++i) s += (i ? sep : "") + std::to_string(sizes[i]);
+  return s;
+}
+
+std::string layer_nnz(const network<float>& model) {
+  std::string s;
+  for (auto& l : model.layers) s += (s.empty() ? "" : " + ") + with_commas(l->nnz());
+  return s;
+}
+
+struct common_options {
+  int threads = 1;
+  sparse_backend backend = sparse_backend::mkl;
+  int batches = -1, warmup = 1;  // batches -1: the default of each measurement
+  const char* backend_name() const { return backend == sparse_backend::mkl ? "mkl" : "native"; }
+};
+
+network_options mlp_options(const std::vector<index_t>& sizes, const std::vector<double>& densities,
+                            const common_options& c) {
+  network_options o = testing::standard_mlp(sizes, densities);
+  o.backend = c.backend;
+  o.name = "bench_mlp";
+  return o;
+}
+
+// ---- the density sweep (seconds per epoch) ------------------------------------------------------
+
+void density_sweep(const common_options& c, size_type M, int epochs, const std::vector<double>& densities,
+                   const std::vector<index_t>& sizes) {
+  const synthetic data(M, sizes.front(), sizes.back());
+  const dataset<float> all = data.slice(0, M);
   std::printf("# bench_mlp: %ld examples, sizes", long(M));
   for (auto s : sizes) std::printf(" %d", s);
-  std::printf(", batch 100, Nesterov 0.9, %d thread(s), backend %s, MKL %s\n", threads,
-              backend == sparse_backend::mkl ? "mkl" : "native", mkl_version().c_str());
+  std::printf(", batch 100, Nesterov 0.9, %d thread(s), backend %s, MKL %s\n", c.threads, c.backend_name(),
+              mkl_version().c_str());
   std::printf("%-9s %-30s %10s %12s %10s %10s\n", "density", "layer densities", "nnz", "s/epoch", "loss",
               "accuracy");
   for (double density : densities) {
     const std::vector<double> layer_densities = er_densities(sizes, density);
-    network_options o = testing::standard_mlp(sizes, layer_densities);
-    o.backend = backend;
-    network<float> model(o);
-    size_type nnz = 0;
-    for (auto& l : model.layers) nnz += l->nnz();
+    network<float> model(mlp_options(sizes, layer_densities, c));
     std::string ds;
     for (double d : layer_densities) ds += msg(d, " ").substr(0, 7) + " ";
-    const double loss0 = evaluate(model, data).loss;
+    const double loss0 = evaluate(model, all).loss;
     std::vector<double> times;
-    epoch_result r;
     for (int e = 0; e < epochs; ++e) {
       const auto start = std::chrono::steady_clock::now();
-      r = train_epoch(model, data, 100, sgd(0.01, 0.9, true, 0.0), 0, e, true);
-      times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      train_epoch(model, all, 100, training_optimizer(), 0, e, true);
+      times.push_back(seconds_since(start));
     }
     std::sort(times.begin(), times.end());
-    const auto after = evaluate(model, data);
-    std::printf("%-9g %-30s %10ld %12.3f %10.4f %10.4f%s\n", density, ds.c_str(), long(nnz),
+    const auto after = evaluate(model, all);
+    std::printf("%-9g %-30s %10ld %12.3f %10.4f %10.4f%s\n", density, ds.c_str(), long(total_nnz(model)),
                 times[times.size() / 2], after.loss, after.accuracy,
                 after.loss < loss0 ? "" : "   (loss did not decrease!)");
+  }
+}
+
+// ---- the scale network ----------------------------------------------------------------------------
+
+void scale_network(const common_options& c, const std::vector<index_t>& sizes, double epsilon,
+                   size_type epoch_examples) {
+  const int batches = c.batches > 0 ? c.batches : 5;
+  const synthetic data((c.warmup + batches) * 100, sizes.front(), sizes.back());
+  const std::vector<double> densities = epsilon_densities(sizes, epsilon);
+  const network_options o = mlp_options(sizes, densities, c);
+  const model_estimate estimate = estimate_model_memory(o, sizeof(float));
+  std::printf(
+      "\n# scale network %s, epsilon %g (Erdos-Renyi), batch 100, SGD Nesterov 0.9, %d thread(s), "
+      "backend %s, MKL %s\n",
+      joined(sizes).c_str(), epsilon, c.threads, c.backend_name(), mkl_version().c_str());
+  std::string ds;
+  for (double d : densities) ds += msg(d, " ").substr(0, 8) + " ";
+  std::printf("layer densities:      %s\n", ds.c_str());
+
+  const double rss_before = current_rss();
+  const auto build_start = std::chrono::steady_clock::now();
+  network<float> model(o);
+  const double build_s = seconds_since(build_start);
+  const double rss_built = current_rss();
+  const auto nnz = static_cast<double>(total_nnz(model));
+  training_plan plan;
+  plan.batch_size = 100;
+  plan.optimizer = training_optimizer();
+  plan.examples = 100;  // each timed batch is one train_epoch over 100 examples
+  const memory_terms training = training_memory(model, plan);
+  std::printf("stored weights:       %s = %s (built in %.2f s)\n", layer_nnz(model).c_str(),
+              with_commas(static_cast<long long>(nnz)).c_str(), build_s);
+
+  const batch_times t = time_batches(model, data, c.warmup, batches);
+  const double rss_trained = current_rss(), rss_peak = peak_rss();
+  const double per_batch = t.median();
+  const double epoch_batches = std::ceil(static_cast<double>(epoch_examples) / 100.0);
+  std::printf(
+      "batch of 100:         median %.4f s, mean %.4f s over %d timed batches (after %d warm-up), "
+      "training loss of the last %.4f (finite: %s)\n",
+      per_batch, t.mean(), batches, c.warmup, t.last_loss, std::isfinite(t.last_loss) ? "yes" : "NO");
+  const std::string epoch_label = "epoch of " + with_commas(epoch_examples) + ":";
+  std::printf(
+      "%-22s%.1f s  EXTRAPOLATED from %d timed batches (%.0f batches x the median), "
+      "not measured\n",
+      epoch_label.c_str(), epoch_batches * per_batch, batches, epoch_batches);
+  std::printf("effective throughput: %.2f GFLOP/s (6 nnz N / median batch time)\n",
+              6.0 * nnz * 100 / per_batch / 1e9);
+  std::printf("peak RSS:             %s (getrusage ru_maxrss; %s before the model was built)\n",
+              gigabytes(rss_peak).c_str(), gigabytes(rss_before).c_str());
+  std::printf(
+      "RSS growth:           model built %s = %.1f B per stored weight; after training %s = %.1f B "
+      "per stored weight (peak %.1f B)\n",
+      gigabytes(rss_built - rss_before).c_str(), (rss_built - rss_before) / nnz,
+      gigabytes(rss_trained - rss_before).c_str(), (rss_trained - rss_before) / nnz,
+      (rss_peak - rss_before) / nnz);
+  const double held = estimate.held.model();
+  std::printf("estimate (memory.h):  model %s = %.1f B per stored weight (%s); peak while built %s\n",
+              gigabytes(held).c_str(), held / nnz, memory_breakdown(estimate.held).c_str(),
+              gigabytes(estimate.peak).c_str());
+  std::printf(
+      "                      training adds %s = %.1f B per stored weight (%s); model + training "
+      "%.1f B per stored weight\n",
+      gigabytes(training.training()).c_str(), training.training() / nnz, memory_breakdown(training).c_str(),
+      (held + training.training()) / nnz);
+}
+
+// ---- width sweep at fixed stored weights -------------------------------------------------------
+
+void width_sweep(const common_options& c, const std::vector<double>& widths, size_type sweep_nnz,
+                 size_type output_nnz) {
+  const int batches = c.batches > 0 ? c.batches : 20;
+  const synthetic data((c.warmup + batches) * 100, 784, 10);
+  std::printf(
+      "\n# width sweep: 784-H-H-H-10, layers 784xH, HxH, HxH hold %s stored weights each and the "
+      "output layer Hx10 %s, whatever H; batch 100, %d timed batches after %d warm-up, "
+      "%d thread(s), backend %s\n",
+      with_commas(sweep_nnz).c_str(), with_commas(output_nnz).c_str(), batches, c.warmup, c.threads,
+      c.backend_name());
+  std::printf("%8s  %-42s %10s %12s %12s %9s\n", "H", "stored weights per layer", "total", "s/batch", "mean",
+              "vs first");
+  double first = 0;
+  for (double w : widths) {
+    const auto H = static_cast<index_t>(w);
+    const std::vector<index_t> sizes{784, H, H, H, 10};
+    const size_type want[] = {sweep_nnz, sweep_nnz, sweep_nnz, output_nnz};
+    std::vector<double> densities;
+    bool feasible = true;
+    for (std::size_t l = 0; l < 4; ++l) {
+      const double positions = static_cast<double>(sizes[l]) * sizes[l + 1];
+      feasible &= static_cast<double>(want[l]) <= positions;
+      densities.push_back(std::min(1.0, static_cast<double>(want[l]) / positions));
+    }
+    if (!feasible) {
+      std::printf("%8d  cannot hold the requested weights (784 H >= %ld and 10 H >= %ld needed)\n", H,
+                  long(sweep_nnz), long(output_nnz));
+      continue;
+    }
+    network<float> model(mlp_options(sizes, densities, c));
+    for (std::size_t l = 0; l < 4; ++l)
+      if (model.layers[l]->nnz() != want[l])
+        std::printf("# note: layer %zu holds %ld weights, not %ld\n", l, long(model.layers[l]->nnz()),
+                    long(want[l]));
+    const batch_times t = time_batches(model, data, c.warmup, batches);
+    const double s = t.median();
+    if (first == 0) first = s;
+    std::printf("%8d  %-42s %10s %12.5f %12.5f %9.2f\n", H, layer_nnz(model).c_str(),
+                with_commas(total_nnz(model)).c_str(), s, t.mean(), s / first);
+  }
+}
+
+// ---- hidden-size throughput at ε ----------------------------------------------------------------
+
+void throughput_sweep(const common_options& c, const std::vector<double>& widths, double epsilon) {
+  const int batches = c.batches > 0 ? c.batches : 5;
+  const synthetic data((c.warmup + batches) * 100, 784, 10);
+  std::printf(
+      "\n# hidden-size throughput: 784-H-H-H-10 at epsilon %g; effective GFLOP/s = 6 nnz N / median "
+      "time per batch (N = 100; forward, input gradient and weight gradient, 2 flops per weight "
+      "each); %d timed batches after %d warm-up, %d thread(s), backend %s\n",
+      epsilon, batches, c.warmup, c.threads, c.backend_name());
+  std::printf("%8s  %-50s %12s %12s %10s %9s\n", "H", "stored weights per layer", "total", "s/batch",
+              "GFLOP/s", "vs first");
+  double first = 0;
+  for (double w : widths) {
+    const auto H = static_cast<index_t>(w);
+    const std::vector<index_t> sizes{784, H, H, H, 10};
+    network<float> model(mlp_options(sizes, epsilon_densities(sizes, epsilon), c));
+    const batch_times t = time_batches(model, data, c.warmup, batches);
+    const double nnz = static_cast<double>(total_nnz(model)), s = t.median();
+    const double gflops = 6.0 * nnz * 100 / s / 1e9;
+    if (first == 0) first = gflops;
+    std::printf("%8d  %-50s %12s %12.4f %10.2f %9.2f\n", H, layer_nnz(model).c_str(),
+                with_commas(static_cast<long long>(nnz)).c_str(), s, gflops, gflops / first);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  common_options c;
+  size_type M = 50000, epoch_examples = 60000, sweep_nnz = 100000, output_nnz = 10000;
+  int epochs = 1;
+  double epsilon = 10;
+  std::vector<double> densities{0.001, 0.01, 0.05, 0.1, 0.2, 0.5, 1};
+  std::vector<index_t> sizes{3072, 1024, 512, 10}, scale;
+  std::vector<double> widths, throughput_widths;
+  for (int a = 1; a < argc; a += 2) {
+    const char* opt = argv[a];
+    if (a + 1 >= argc) {
+      std::fprintf(stderr, "option %s needs a value\n", opt);
+      return 2;
+    }
+    const char* value = argv[a + 1];
+    if (!std::strcmp(opt, "--examples"))
+      M = std::atol(value);
+    else if (!std::strcmp(opt, "--epochs"))
+      epochs = std::atoi(value);
+    else if (!std::strcmp(opt, "--threads"))
+      c.threads = std::atoi(value);
+    else if (!std::strcmp(opt, "--backend")) {
+      if (!std::strcmp(value, "native"))
+        c.backend = sparse_backend::native;
+      else if (std::strcmp(value, "mkl")) {
+        std::fprintf(stderr, "--backend must be mkl or native\n");
+        return 2;
+      }
+    } else if (!std::strcmp(opt, "--densities"))
+      densities = parse_list(value);
+    else if (!std::strcmp(opt, "--sizes") || !std::strcmp(opt, "--scale")) {
+      auto& target = !std::strcmp(opt, "--sizes") ? sizes : scale;
+      target.clear();
+      for (double s : parse_list(value)) target.push_back(static_cast<index_t>(s));
+    } else if (!std::strcmp(opt, "--epsilon"))
+      epsilon = std::atof(value);
+    else if (!std::strcmp(opt, "--batches"))
+      c.batches = std::atoi(value);
+    else if (!std::strcmp(opt, "--warmup"))
+      c.warmup = std::atoi(value);
+    else if (!std::strcmp(opt, "--epoch-examples"))
+      epoch_examples = std::atol(value);
+    else if (!std::strcmp(opt, "--width-sweep"))
+      widths = parse_list(value);
+    else if (!std::strcmp(opt, "--sweep-nnz"))
+      sweep_nnz = std::atol(value);
+    else if (!std::strcmp(opt, "--output-nnz"))
+      output_nnz = std::atol(value);
+    else if (!std::strcmp(opt, "--throughput-sweep"))
+      throughput_widths = parse_list(value);
+    else {
+      std::fprintf(stderr, "unknown option %s\n", opt);
+      return 2;
+    }
+  }
+  if (c.warmup < 0 || c.batches == 0 || epochs < 1 || M < 1) {
+    std::fprintf(stderr, "--warmup must be >= 0, --batches, --epochs and --examples >= 1\n");
+    return 2;
+  }
+  set_num_threads(c.threads);
+  try {
+    if (scale.empty() && widths.empty() && throughput_widths.empty()) {
+      density_sweep(c, M, epochs, densities, sizes);
+      return 0;
+    }
+    if (!scale.empty()) scale_network(c, scale, epsilon, epoch_examples);
+    if (!widths.empty()) width_sweep(c, widths, sweep_nnz, output_nnz);
+    if (!throughput_widths.empty()) throughput_sweep(c, throughput_widths, epsilon);
+    std::printf("\npeak RSS of the run: %s\n", gigabytes(peak_rss()).c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_mlp: %s\n", e.what());
+    return 1;
   }
   return 0;
 }
