@@ -1,7 +1,7 @@
 """Scale of truesparse through its Python API: a very wide network, widths, hidden sizes.
 
     python bench/scale.py [--threads 1] [--backend mkl] [--out-dir bench/results/]
-    python bench/scale.py --quick --out-dir /tmp/scale      # a smoke run of about a minute
+    python bench/scale.py --quick --out-dir /tmp/scale      # a smoke run of about 10 seconds
 
 The same three measurements as ``bench_mlp --scale/--width-sweep/--throughput-sweep`` (the C++
 benchmark), for users who do not build C++. Every network is an MLP (ReLU, softmax cross
@@ -54,7 +54,7 @@ DEFAULTS = {
     "widths": "1024,4096,16384,65536",
     "hidden": "20000,200000",
 }
-QUICK_SCALE = "784,100000,100000,100000,10"
+QUICK = {"scale": "784,20000,20000,20000,10", "hidden": "2000,20000"}
 MEASUREMENTS = ("scale", "width", "hidden")
 
 
@@ -372,13 +372,15 @@ def parse_args(argv=None):
     p.add_argument("--sweep-nnz", type=int, default=100_000, help="weights per layer (width)")
     p.add_argument("--output-nnz", type=int, default=10_000, help="weights of H×10 (width)")
     p.add_argument("--width-batches", type=int, default=None, help="timed batches, width (20)")
-    p.add_argument("--hidden", default=DEFAULTS["hidden"], help="H of the throughput sweep")
+    p.add_argument(
+        "--hidden", default=None, help=f"H of the throughput sweep ({DEFAULTS['hidden']})"
+    )
     p.add_argument("--hidden-batches", type=int, default=None, help="timed batches, hidden (5)")
     p.add_argument(
         "--quick",
         action="store_true",
-        help=f"smoke run: scale network {QUICK_SCALE} unless --scale, 2 timed batches "
-        "(5 for the width sweep) unless given",
+        help=f"smoke run: scale network {QUICK['scale']} and hidden sizes {QUICK['hidden']} "
+        "unless given, 2 timed batches (5 for the width sweep) unless given",
     )
     p.add_argument("--out-dir", default=RESULTS, help="where scale_<threads>t.{json,md} go")
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -388,7 +390,8 @@ def parse_args(argv=None):
     args.only = [m for m in args.only.split(",") if m]
     if not args.only or any(m not in MEASUREMENTS for m in args.only):
         p.error("--only takes a comma-separated subset of scale,width,hidden")
-    args.scale = args.scale or (QUICK_SCALE if args.quick else DEFAULTS["scale"])
+    args.scale = args.scale or (QUICK if args.quick else DEFAULTS)["scale"]
+    args.hidden = args.hidden or (QUICK if args.quick else DEFAULTS)["hidden"]
     args.batches = args.batches or (2 if args.quick else 5)
     args.width_batches = args.width_batches or (5 if args.quick else 20)
     args.hidden_batches = args.hidden_batches or (2 if args.quick else 5)
