@@ -1,11 +1,13 @@
-"""Seconds per training epoch: truesparse vs PyTorch dense vs PyTorch dense x mask.
+"""Seconds per training epoch: truesparse vs PyTorch dense, dense x mask, and CSR.
 
 One epoch of an MLP 3072-1024-512-10 (ReLU, ReLU, logits), softmax cross entropy, SGD with
 Nesterov momentum 0.9, lr 0.01, batch 100, on synthetic CIFAR-10-shaped data, at several
 overall densities (per-layer densities by Erdos-Renyi). Each (framework, density) runs in its
 own subprocess (`--worker run`) so that peak RSS is clean and one framework's thread pools
-never touch another's. Before timing, `--worker check` verifies that truesparse and PyTorch
-compute the same thing (logits, loss, gradients, two Nesterov steps) from identical weights.
+never touch another's. The CSR framework stores every layer of density < 1 as a
+torch.sparse_csr_tensor with a hand-written autograd.Function (see csr_linear). Before timing,
+`--worker check` verifies that truesparse and PyTorch (masked and CSR) compute the same thing
+(logits, loss, gradients, two Nesterov steps) from identical weights.
 See bench/README.md. PyTorch is needed only here, never to build or test truesparse.
 """
 
@@ -30,7 +32,8 @@ CLASSES = SIZES[-1]
 BATCH = 100
 LR, MOMENTUM = 0.01, 0.9
 DEFAULT_DENSITIES = "0.001,0.01,0.05,0.1,0.2,0.5,1"
-FRAMEWORKS = ("truesparse", "dense", "masked")
+FRAMEWORKS = ("truesparse", "dense", "masked", "csr")
+SPARSE_RUNS = ("truesparse", "masked", "csr")  # the frameworks run at every density
 RESULT_TAG = "@@RESULT "  # prefix of the one stdout line a worker returns its JSON on
 
 
@@ -105,8 +108,11 @@ def set_thread_env(threads: int) -> None:
 
 
 def import_torch(threads: int):
+    import warnings
+
     import torch
 
+    warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(1)  # allowed once, before any parallel work
     return torch
@@ -142,8 +148,165 @@ def random_masks(torch, model, nnz: list[int]) -> list:
     return masks
 
 
+# ---------------------------------------------------------------------------------------------
+# PyTorch CSR layers: torch.sparse_csr_tensor weights, a hand-written autograd.Function
+# ---------------------------------------------------------------------------------------------
+
+# Kernel choices, measured with torch 2.13.0+cpu (MKL), one thread, batch 100, layer
+# 3072->1024 at the ER densities of overall 0.01 (nnz 24,461) and 0.1 (nnz 244,610):
+# - forward, orientation "W X^T": Y^T = addmm(b, W_csr (K, D), X^T) -> (K, B), returned as
+#   its transpose (B, K): 0.31-0.48 ms / 3.3-3.5 ms. The other orientation, Y = X W^T with a
+#   CSR of W^T (D, K) on the right of a dense product (torch.sparse.mm(X, Wt_csr)), took
+#   2.2 ms / 13 ms (addmm(b, X, Wt_csr) 3.8 ms / 25 ms): 4-7x slower, not used. Returning
+#   the (K, B) result as a transposed view keeps the hidden activations feature-major, so the
+#   next layer's X^T is contiguous (0.31 ms instead of 0.48 ms at nnz 24,461).
+# - grad_X = (W^T DY^T)^T with torch.sparse.mm(Wt_csr (D, K), DY^T): 0.42 ms / 2.6 ms;
+#   torch.mm(DY, W_csr) (dense @ CSR) 2.5 ms / 23 ms. The CSR of W^T has a fixed pattern
+#   (crow_t, col_t, computed once) and its values are W's values gathered by a fixed
+#   permutation (index_select, 0.01 ms / 0.16 ms), redone in every backward, i.e. once per
+#   step after the optimizer changed the values; W.t().to_sparse_csr() each step costs
+#   1.4 ms / 8.5 ms instead.
+# - grad_W on the pattern only: torch.sparse.sampled_addmm(W_csr, DY^T, X, beta=0), whose
+#   result has W's crow/col indices, so its values() are the gradient of W's values in order:
+#   0.36-0.54 ms / 3.3 ms (the dense DY^T X alone takes 8 ms).
+# - the data batch's X^T: one explicit transposing copy per step, kept for the backward
+#   (1.07 ms per step for layer 0's forward + weight gradient, against 1.27 ms when addmm and
+#   sampled_addmm each transpose X internally).
+# The optimizer is torch.optim.SGD(nesterov=True) itself, on the values (a dense 1-D
+# Parameter of nnz entries, so its momentum buffer has nnz entries) and the biases, with
+# fused=True: 33 us per step at density 0.01 against 69-86 us for the foreach/for-loop
+# implementations that the dense and masked frameworks use (same update, one kernel).
+
+
+def _csr_linear_function(torch):
+    class CSRLinearFunction(torch.autograd.Function):
+        """Y = X W^T + b for a CSR weight W (K, D) given by its values (nnz,) on a fixed
+        pattern; gradients for X, the values (on the pattern only) and b."""
+
+        @staticmethod
+        def forward(ctx, x, values, bias, layer):
+            # X^T (D, B) contiguous: a view for the hidden layers (feature-major activations),
+            # one transposing copy per step for the data batch, reused by the backward
+            xt = x.t().contiguous()
+            ctx.save_for_backward(xt, values)
+            ctx.layer = layer
+            return torch.addmm(bias.unsqueeze(1), layer.csr(values), xt).t()  # (B, K) view
+
+        @staticmethod
+        def backward(ctx, dy):
+            xt, values = ctx.saved_tensors
+            layer = ctx.layer
+            dx = dvalues = dbias = None
+            if ctx.needs_input_grad[0]:  # not for the first layer (the data)
+                dx = torch.sparse.mm(layer.csr_t(values), dy.t()).t()
+            if ctx.needs_input_grad[1]:
+                dvalues = torch.sparse.sampled_addmm(
+                    layer.csr(values), dy.t(), xt.t(), beta=0.0, alpha=1.0
+                ).values()
+            if ctx.needs_input_grad[2]:
+                dbias = dy.sum(0)
+            return dx, dvalues, dbias, None
+
+    return CSRLinearFunction
+
+
+def csr_linear(torch, weight, mask, bias):
+    """A torch.nn.Module with the stored entries of weight * mask (mask: float 0/1, (K, D))
+    as a CSR weight, the pattern being mask's nonzeros, and a copy of bias."""
+    Function = _csr_linear_function(torch)
+
+    class CSRLinear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            K, D = weight.shape
+            self.shape = (K, D)
+            with torch.no_grad():
+                flat = mask.reshape(-1).nonzero().squeeze(1)  # row-major = CSR order
+                counts = (mask != 0).sum(1)
+                crow = torch.zeros(K + 1, dtype=torch.int64)
+                torch.cumsum(counts, 0, out=crow[1:])
+                self.crow, self.col = crow, flat % D
+                self.values = torch.nn.Parameter(weight.reshape(-1)[flat].clone())
+                self.bias = torch.nn.Parameter(bias.detach().clone())
+                # pattern of W^T and the permutation taking W's values to W^T's order
+                order = torch.arange(flat.numel(), dtype=torch.float64)
+                t = self.csr(order).t().to_sparse_csr()
+                self.crow_t, self.col_t = t.crow_indices(), t.col_indices()
+                self.perm = t.values().to(torch.int64)
+
+        def csr(self, values):
+            return torch.sparse_csr_tensor(
+                self.crow, self.col, values, self.shape, check_invariants=False
+            )
+
+        def csr_t(self, values):
+            return torch.sparse_csr_tensor(
+                self.crow_t,
+                self.col_t,
+                torch.index_select(values, 0, self.perm),
+                self.shape[::-1],
+                check_invariants=False,
+            )
+
+        @property
+        def nnz(self) -> int:
+            return self.values.numel()
+
+        def dense_weight(self):
+            with torch.no_grad():
+                return self.csr(self.values.detach()).to_dense()
+
+        def dense_grad(self):
+            return self.csr(self.values.grad).to_dense()
+
+        def forward(self, x):
+            return Function.apply(x, self.values, self.bias, self)
+
+    return CSRLinear()
+
+
+def csr_mlp(torch, model, masks: list):
+    """The MLP `model` with every layer whose mask is not all ones as a CSR layer (its
+    weights times its mask on the mask's pattern); the others stay nn.Linear (copied)."""
+    import copy
+
+    layers = []
+    it = iter(masks)
+    for m in model:
+        if hasattr(m, "weight"):
+            mask = next(it)
+            if bool((mask != 0).all()):
+                layers.append(copy.deepcopy(m))
+            else:
+                layers.append(csr_linear(torch, m.weight.detach(), mask, m.bias.detach()))
+        else:
+            layers.append(copy.deepcopy(m))
+    return torch.nn.Sequential(*layers)
+
+
+def csr_layers(model) -> list:
+    """The weight layers (CSR or nn.Linear) of a torch_mlp or csr_mlp."""
+    return [m for m in model if hasattr(m, "bias")]
+
+
+def torch_nnz(model) -> list[int]:
+    """Stored weights per layer: a CSR layer's nnz, a dense layer's nonzeros."""
+    return [
+        int(m.nnz) if hasattr(m, "nnz") else int((m.weight != 0).sum()) for m in csr_layers(model)
+    ]
+
+
+CSR_KERNELS = {
+    "forward": "Y = addmm(b, W_csr (K, D), X^T)^T",
+    "grad_X": "sparse.mm(Wt_csr (D, K), DY^T)^T, Wt_csr values gathered by a fixed permutation",
+    "grad_W": "sparse.sampled_addmm(W_csr, DY^T, X, beta=0).values()",
+    "optimizer": "torch.optim.SGD(nesterov=True, fused=True) on the CSR values and biases",
+}
+
+
 class TorchTrainer:
-    """The training loop of both PyTorch variants; masks=None is plain dense training.
+    """The training loop of the PyTorch variants; masks=None is plain dense training, or the
+    CSR framework when model is a csr_mlp (fused=True: the fused SGD kernel, same update).
 
     Masked variant (as mask-based sparse training libraries do it, see README): the weights
     are multiplied by their mask once after init; in every step the weight gradients are
@@ -151,10 +314,13 @@ class TorchTrainer:
     place. Biases are not masked. The forward and backward products are dense.
     """
 
-    def __init__(self, torch, model, masks=None, seed=0):
+    def __init__(self, torch, model, masks=None, seed=0, fused=False):
         self.torch, self.model, self.masks = torch, model, masks
         self.weights = [lin.weight for lin in torch_linears(model)]
-        self.opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, nesterov=True)
+        kw = {"fused": True} if fused else {}  # one kernel per step instead of foreach's few
+        self.opt = torch.optim.SGD(
+            model.parameters(), lr=LR, momentum=MOMENTUM, nesterov=True, **kw
+        )
         self.gen = torch.Generator().manual_seed(seed)
         if masks is not None:
             with torch.no_grad():
@@ -186,7 +352,8 @@ class TorchTrainer:
         total_loss, correct = 0.0, 0
         for s in range(0, n, BATCH):
             idx = order[s : s + BATCH]
-            xb, yb = X[idx], y[idx]  # (B, 3072), (B,)
+            # (B, 3072), (B,); index_select gathers twice as fast as X[idx]
+            xb, yb = torch.index_select(X, 0, idx), torch.index_select(y, 0, idx)
             loss, logits = self.step(xb, yb)
             total_loss += loss.item() * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
@@ -243,11 +410,15 @@ def worker_run(args) -> dict:
         res["version"] = torch.__version__
         Xt, yt = torch.from_numpy(X), torch.from_numpy(y)  # shares memory with X, y
         rss0 = peak_rss_mb()
-        dens = er_densities(SIZES, d) if fw == "masked" else [1.0] * (len(SIZES) - 1)
+        sparse = fw in ("masked", "csr")
+        dens = er_densities(SIZES, d) if sparse else [1.0] * (len(SIZES) - 1)
         model = torch_mlp(torch, SIZES)
-        masks = random_masks(torch, model, layer_nnz(SIZES, dens)) if fw == "masked" else None
-        trainer = TorchTrainer(torch, model, masks, seed=args.seed)
-        actual_nnz = [int((lin.weight != 0).sum()) for lin in torch_linears(model)]
+        masks = random_masks(torch, model, layer_nnz(SIZES, dens)) if sparse else None
+        if fw == "csr":  # the masked framework's pattern and initial values, as CSR
+            model, masks = csr_mlp(torch, model, masks), None
+            res["csr_kernels"] = CSR_KERNELS
+        trainer = TorchTrainer(torch, model, masks, seed=args.seed, fused=fw == "csr")
+        actual_nnz = torch_nnz(model)
 
         def evaluate():
             return trainer.evaluate(Xt[:n_eval], yt[:n_eval])
@@ -276,7 +447,9 @@ def worker_run(args) -> dict:
         outside = [int(((w != 0) & (m == 0)).sum()) for w, m in zip(trainer.weights, masks)]
         if any(outside):
             problems.append(f"masked: nonzero weights outside the mask per layer: {outside}")
-        actual_nnz = [int((lin.weight != 0).sum()) for lin in torch_linears(model)]
+        actual_nnz = torch_nnz(model)
+    elif fw == "csr":
+        actual_nnz = torch_nnz(model)
     elif fw == "truesparse":
         actual_nnz = [int(L.nnz) for L in model.layers]
 
@@ -285,7 +458,7 @@ def worker_run(args) -> dict:
     chance = 1.0 / CLASSES
     if not after["accuracy"] > chance + 3 * np.sqrt(chance * (1 - chance) / n_eval):
         problems.append(f"eval accuracy {after['accuracy']:.4f} not above chance")
-    if fw == "truesparse" and actual_nnz != target_nnz:
+    if fw in ("truesparse", "csr") and actual_nnz != target_nnz:
         problems.append(f"nnz per layer {actual_nnz} != target {target_nnz}")
 
     flops = epoch_flops(SIZES, target_nnz, args.examples)
@@ -327,8 +500,9 @@ def checked_difference(actual, expected, what) -> float:
 
 
 def worker_check(args) -> dict:
-    """Same weights in truesparse and PyTorch -> same logits, loss, gradients, and weights
-    after two Nesterov steps (fit on 200 examples, shuffle=False)."""
+    """Same weights in truesparse and PyTorch (masked, and CSR: csr_mlp of the same weights
+    and masks) -> same logits, loss, gradients, and weights after two Nesterov steps (fit on
+    200 examples, shuffle=False)."""
     set_thread_env(args.threads)
     import scipy.sparse as sp
 
@@ -368,10 +542,16 @@ def worker_check(args) -> dict:
                 else:
                     m[:] = 1.0
                 masks.append(torch.from_numpy(m))
+        cm = csr_mlp(torch, tm, masks)  # the csr framework, from the same weights
+        n_csr = sum(hasattr(m, "nnz") for m in cm)
         errs = {}
         # forward: identical logits
+        logits_ts = model.forward(X[:BATCH])
         errs["logits"] = checked_difference(
-            model.forward(X[:BATCH]), tm(Xt[:BATCH]).detach().numpy(), f"d={d} logits"
+            logits_ts, tm(Xt[:BATCH]).detach().numpy(), f"d={d} logits"
+        )
+        errs["csr logits"] = checked_difference(
+            logits_ts, cm(Xt[:BATCH]).detach().numpy(), f"d={d} csr logits"
         )
         # backward: loss and gradients on the pattern
         loss_ts = model.backward(X[:BATCH], y[:BATCH])
@@ -379,14 +559,28 @@ def worker_check(args) -> dict:
         loss_t = torch.nn.functional.cross_entropy(tm(Xt[:BATCH]), yt[:BATCH])
         loss_t.backward()
         errs["loss"] = checked_difference(loss_ts, loss_t.item(), f"d={d} loss")
-        for k, (L, lin, m) in enumerate(zip(model.layers, torch_linears(tm), masks)):
+        cm.zero_grad()
+        loss_c = torch.nn.functional.cross_entropy(cm(Xt[:BATCH]), yt[:BATCH])
+        loss_c.backward()
+        errs["csr loss"] = checked_difference(loss_ts, loss_c.item(), f"d={d} csr loss")
+        for k, (L, lin, m, c) in enumerate(
+            zip(model.layers, torch_linears(tm), masks, csr_layers(cm))
+        ):
             errs[f"DW{k}"] = checked_difference(
                 dense_of(L.DW), (lin.weight.grad * m).numpy(), f"d={d} layer {k} DW"
             )
             errs[f"Db{k}"] = checked_difference(L.Db, lin.bias.grad.numpy(), f"d={d} layer {k} Db")
-        # two Nesterov steps: truesparse fit vs the masked PyTorch loop
+            dw_c = c.dense_grad() if hasattr(c, "nnz") else c.weight.grad
+            errs[f"csr DW{k}"] = checked_difference(
+                dense_of(L.DW), dw_c.numpy(), f"d={d} layer {k} csr DW"
+            )
+            errs[f"csr Db{k}"] = checked_difference(
+                L.Db, c.bias.grad.numpy(), f"d={d} layer {k} csr Db"
+            )
+        # two Nesterov steps: truesparse fit vs the masked and the CSR PyTorch loops
         trainer = TorchTrainer(torch, tm, masks)
         trainer.epoch(Xt, yt, shuffle=False)
+        TorchTrainer(torch, cm, fused=True).epoch(Xt, yt, shuffle=False)
         model.fit(
             X,
             y,
@@ -405,8 +599,17 @@ def worker_check(args) -> dict:
             errs[f"b{k} after 2 steps"] = checked_difference(
                 L.b, lin.bias.detach().numpy(), f"d={d} layer {k} b after 2 steps"
             )
+        for k, (L, c) in enumerate(zip(model.layers, csr_layers(cm))):
+            w_c = c.dense_weight() if hasattr(c, "nnz") else c.weight.detach()
+            errs[f"csr W{k} after 2 steps"] = checked_difference(
+                dense_of(L.W), w_c.numpy(), f"d={d} layer {k} csr W after 2 steps"
+            )
+            errs[f"csr b{k} after 2 steps"] = checked_difference(
+                L.b, c.bias.detach().numpy(), f"d={d} layer {k} csr b after 2 steps"
+            )
         report["models"][str(d)] = {
             "nnz": [int(L.nnz) for L in model.layers],
+            "csr_layers": n_csr,
             "max_abs_diff": errs,
         }
     report["torch"] = torch.__version__
@@ -532,26 +735,28 @@ def table(meta: dict, rows: list[dict]) -> str:
         "",
         (
             "| density | per-layer densities | nnz per layer (total) | truesparse s/epoch "
-            "| truesparse history time s/epoch | torch dense s/epoch | torch masked s/epoch | masked/ours | dense/ours "
-            "| truesparse GF/s | peak RSS MB (ts / dense / masked) |"
+            "| truesparse history time s/epoch | torch dense s/epoch | torch masked s/epoch "
+            "| torch CSR s/epoch | masked/ours | csr/ours | dense/ours "
+            "| truesparse GF/s | peak RSS MB (ts / dense / masked / csr) |"
         ),
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        ts_r, de, ma = row["truesparse"], row["dense"], row["masked"]
+        ts_r, de, ma, cs = row["truesparse"], row["dense"], row["masked"], row.get("csr")
         ok = ts_r is not None and "error" not in ts_r
         gf = f"{ts_r['gflops']:.1f}" if ok else "–"
         ht = f"{statistics.median(ts_r['history_time_s']):.3f}" if ok else "–"
         out.append(
             f"| {row['density']:g} | {', '.join(f'{v:.4g}' for v in row['densities'])} "
             f"| {' + '.join(f'{n:,}' for n in row['nnz'])} ({sum(row['nnz']):,}) "
-            f"| {fmt_s(ts_r)} | {ht} | {fmt_s(de)} | {fmt_s(ma)} | {ratio(ma, ts_r)} "
-            f"| {ratio(de, ts_r)} | {gf} | {rss(ts_r)} / {rss(de)} / {rss(ma)} |"
+            f"| {fmt_s(ts_r)} | {ht} | {fmt_s(de)} | {fmt_s(ma)} | {fmt_s(cs)} "
+            f"| {ratio(ma, ts_r)} | {ratio(cs, ts_r)} | {ratio(de, ts_r)} | {gf} "
+            f"| {rss(ts_r)} / {rss(de)} / {rss(ma)} / {rss(cs)} |"
         )
     loads = [
         r["other_load_cores"]
         for row in rows
-        for r in (row["truesparse"], row["dense"], row["masked"])
+        for r in (row["truesparse"], row["dense"], row["masked"], row.get("csr"))
         if r is not None and "error" not in r
     ]
     if loads:
@@ -566,7 +771,10 @@ def table(meta: dict, rows: list[dict]) -> str:
         "",
         (
             "Torch dense does not depend on the density: it is measured once and repeated in each "
-            "row. Masked at density 1 is plain dense and is not run."
+            "row. Masked and CSR at density 1 are plain dense and are not run. Torch CSR: the "
+            "layers of density < 1 as torch.sparse_csr_tensor weights with a hand-written "
+            "autograd.Function (addmm forward, sparse.mm input gradient with a CSR of W^T, "
+            "sampled_addmm weight gradient on the pattern), the others nn.Linear."
         ),
     ]
     return "\n".join(out) + "\n"
@@ -613,7 +821,8 @@ def driver(args) -> int:
             worst = max(v for m in chk["models"].values() for v in m["max_abs_diff"].values())
             meta["check"] = (
                 f"passed (densities {', '.join(chk['models'])}: logits, loss, gradients and "
-                f"weights after 2 Nesterov steps agree; max abs diff {worst:.2g})"
+                f"weights after 2 Nesterov steps of masked and CSR PyTorch agree; max abs diff "
+                f"{worst:.2g})"
             )
             log("all results match: " + meta["check"])
 
@@ -624,12 +833,13 @@ def driver(args) -> int:
         log(json.dumps({k: dense_run.get(k) for k in ("median_s", "valid", "error")}))
 
     out_dir = args.out_dir
+    os.makedirs(out_dir, exist_ok=True)
     stem = os.path.join(out_dir, f"compare_torch_{args.threads}t")
 
     def save(rows: list[dict], complete: bool) -> str:
         """Write table and JSON (atomically); called after every run so a killed run keeps
         what it measured, marked incomplete."""
-        for r in [dense_run] + [row[f] for row in rows for f in ("truesparse", "masked")]:
+        for r in [dense_run] + [row[f] for row in rows for f in SPARSE_RUNS]:
             if r is not None and "error" not in r:
                 meta["truesparse" if r["framework"] == "truesparse" else "torch"] = r["version"]
         meta["complete"] = complete
@@ -647,10 +857,10 @@ def driver(args) -> int:
         dens = er_densities(SIZES, d)
         row = {"density": d, "densities": dens, "nnz": layer_nnz(SIZES, dens)}
         row["dense"] = dense_run
-        row["truesparse"] = row["masked"] = None
+        row["truesparse"] = row["masked"] = row["csr"] = None
         rows.append(row)
-        for fw in ("truesparse", "masked"):
-            if fw in frameworks and not (fw == "masked" and d >= 1.0):
+        for fw in SPARSE_RUNS:
+            if fw in frameworks and not (fw in ("masked", "csr") and d >= 1.0):
                 log(f"{fw} density {d} ...")
                 r = spawn(args, "run", ["--framework", fw, "--density", repr(d)])
                 keys = ("median_s", "valid", "problems", "error")
@@ -658,7 +868,7 @@ def driver(args) -> int:
                 row[fw] = r
                 save(rows, complete=False)
 
-    for r in [dense_run] + [row[f] for row in rows for f in ("truesparse", "masked")]:
+    for r in [dense_run] + [row[f] for row in rows for f in SPARSE_RUNS]:
         if r is not None:
             failed |= "error" in r or not r.get("valid", False)
     md = save(rows, complete=True)
@@ -695,7 +905,7 @@ def parse_args(argv=None):
     p.add_argument(
         "--frameworks",
         default=",".join(FRAMEWORKS),
-        help="comma-separated subset of truesparse,dense,masked",
+        help="comma-separated subset of truesparse,dense,masked,csr",
     )
     p.add_argument(
         "--wait-idle",
