@@ -1,15 +1,16 @@
 // Kernel benchmark: the sparse products of one layer (forward W X, input gradient Wᵀ DZ, SDDMM
-// weight gradient) and the optimizer step, for both sparse backends, over densities and batch
-// sizes. Each result is checked against a dense computation before it is timed; every time is
-// reported with GFLOP/s (2·nnz·N per product) and its ratio to a dense sgemm of the same shape
+// weight gradient, the layer's whole backward) and the optimizer step, for both sparse backends, over
+// densities and batch sizes. Each result is checked against a dense computation before it is timed; every
+// time is reported with GFLOP/s (2·nnz·N per product) and its ratio to a dense sgemm of the same shape
 // measured in the same run.
 //
 // A roofline table follows: in the same run the machine's peaks are measured (STREAM-like copy
 // and triad over arrays far larger than the last-level cache, dense MKL sgemm of a large square
 // matrix, both with the benchmark's thread count), and every timed kernel is put against them
 // with its bytes moved under two models (docs/benchmarks.md#the-roofline-table):
-//   min     compulsory traffic: CSR values + column indices + row pointers read once, each
-//           dense operand read once, the output written once (and read once when accumulated)
+//   min     compulsory traffic of the operation: CSR values + column indices + row pointers read
+//           once, each dense operand read once, the output written once (and read once if the
+//           operation accumulated into it: none of those timed does)
 //   gather  as min, but every stored weight reads a whole row of N values of the gathered
 //           dense operand (X for W X and SDDMM, DZ for Wᵀ DZ): no reuse through the caches
 //
@@ -182,10 +183,10 @@ struct roof_row {
   size_type N = 0, nnz = 0;
   std::string op;
   double ms = 0;
-  double flops = 0;           // 0: not a product (no GFLOP/s)
-  double bytes_min = 0;       // compulsory traffic
-  double bytes_gather = 0;    // 0: the model does not apply
-  double mkl_forward_ms = 0;  // MKL's forward W X on the same data (0: no "vs MKL" ratio)
+  double flops = 0;               // 0: not a product (no GFLOP/s)
+  double bytes_min = 0;           // compulsory traffic
+  double bytes_gather = 0;        // 0: the model does not apply
+  double mkl_forward_gflops = 0;  // MKL's forward W X on the same data (0: no "vs MKL" ratio)
 };
 
 constexpr double fb = sizeof(float), ib = sizeof(index_t);  // bytes of a value, of an index
@@ -211,11 +212,12 @@ void print_roofline(const std::vector<roof_row>& rows, const machine_peaks& peak
       "STREAM triad %.1f GB/s (copy %.1f GB/s)\n",
       K, D, peak.sgemm_gflops, peak.triad_gbs, peak.copy_gbs);
   std::printf(
-      "# min = compulsory bytes (CSR and dense operands read once, output written once, read "
-      "too when accumulated);\n# gather = every stored weight reads a whole row of N values "
-      "of the gathered operand; AI = flop per byte (min);\n# %%roof = GFLOP/s / min(sgemm "
-      "peak, AI x STREAM triad) (bandwidth-only rows: GB/s(min) / triad);\n# vs MKL = "
-      "throughput / that of MKL's forward W X (mkl_sparse_s_mm) on the same data\n");
+      "# min = compulsory bytes of the operation: CSR and dense operands read once, the output written "
+      "once\n#   (none of the timed operations accumulates into its output, so no output is read);\n"
+      "# gather = as min, but every stored weight reads a whole row of N values of the gathered "
+      "operand;\n# AI = flop per byte (min); %%roof = GFLOP/s / min(sgemm peak, AI x STREAM triad) "
+      "(bandwidth-only rows:\n#   GB/s(min) / triad); vs MKL = GFLOP/s / that of MKL's forward W X "
+      "(mkl_sparse_s_mm) on the same data\n");
   std::printf("%-8s %6s %9s  %-22s %9s %12s %8s %7s %7s %10s %8s %7s %10s %8s %7s %6s %7s\n", "density", "N",
               "nnz", "operation", "ms", "MFLOP", "GFLOP/s", "%sgemm", "AI", "MB(min)", "GB/s", "%strm",
               "MB(gath)", "GB/s", "%strm", "%roof", "vs MKL");
@@ -238,7 +240,7 @@ void print_roofline(const std::vector<roof_row>& rows, const machine_peaks& peak
                 r.bytes_min / 1e6, gbs_min, pct(gbs_min / peak.triad_gbs).c_str(), gath_mb.c_str(),
                 gath_gbs.c_str(), gath_pct.c_str(),
                 product ? pct(gflops / roof).c_str() : pct(gbs_min / peak.triad_gbs).c_str(),
-                r.mkl_forward_ms > 0 ? fixed(r.mkl_forward_ms / r.ms, 2).c_str() : "-");
+                r.mkl_forward_gflops > 0 ? fixed(gflops / r.mkl_forward_gflops, 2).c_str() : "-");
   }
 }
 
@@ -366,26 +368,32 @@ int main(int argc, char** argv) {
           for (index_t k = pattern.indptr[i]; k < pattern.indptr[i + 1]; ++k)
             DWref[k] = full(i, pattern.indices[k]);
       }
-      const double flops = 2.0 * nnz * N;
-      // Bytes of each operation (see the top of this file and docs/benchmarks.md).
-      //   forward  Z (K,N) = bias broadcast, then += W X: W (K rows) read, X read, Z written by
-      //            the broadcast and read + written by the accumulating product
-      //   Wᵀ DZ    DX (D,N) = Wᵀ DZ with β = 0: Wᵀ (D rows) read, DZ read, DX written
-      //   SDDMM    DW (nnz) on W's pattern: indices and row pointers read (no values), DZ and X
-      //            read, DW written
-      const double fwd_min = csr_bytes(Kf, z) + fb * Df * Nf + 2 * fb * Kf * Nf;
-      const double fwd_gather = csr_bytes(Kf, z) + fb * z * Nf + 2 * fb * Kf * Nf;
+      const double flops = 2.0 * nnz * N;  // of one product
+      // Bytes of each operation under the two models (see the top of this file and
+      // docs/benchmarks.md#the-roofline-table); the output of none of them accumulates.
+      //   forward   Z (K,N) = W X + b: W (K rows) read, X read, b read, Z written
+      //   Wᵀ DZ     DX (D,N) = Wᵀ DZ: Wᵀ (D rows) read, DZ read, DX written
+      //   SDDMM     DW (nnz) on W's pattern: indices and row pointers read (no values), DZ and X
+      //             read, DW written
+      //   backward  Db = rows_sum(DZ), DW by SDDMM, DX = Wᵀ DZ: W read once (values, indices,
+      //             row pointers), DZ and X read, Db, DW and DX written
+      const double fwd_min = csr_bytes(Kf, z) + fb * Df * Nf + fb * Kf + fb * Kf * Nf;
+      const double fwd_gather = csr_bytes(Kf, z) + fb * z * Nf + fb * Kf + fb * Kf * Nf;
       const double wt_min = csr_bytes(Df, z) + fb * Kf * Nf + fb * Df * Nf;
       const double wt_gather = csr_bytes(Df, z) + fb * z * Nf + fb * Df * Nf;
       const double sddmm_min = ib * z + ib * (Kf + 1) + fb * Kf * Nf + fb * Df * Nf + fb * z;
       const double sddmm_gather = ib * z + ib * (Kf + 1) + fb * Kf * Nf + fb * z * Nf + fb * z;
+      const double bwd_min = csr_bytes(Kf, z) + fb * (Kf * Nf + Df * Nf + Kf + z + Df * Nf);
+      const double bwd_gather = csr_bytes(Kf, z) + fb * (2 * z * Nf + Kf + z + Df * Nf);
       double mkl_forward_ms = 0;
-      auto report = [&](const char* op, double ms, double bytes_min, double bytes_gather, bool is_product,
+      // op's median ms, its flops (0: not a product), bytes under both models (gather 0: not
+      // modelled), and whether to give its throughput against MKL's forward.
+      auto report = [&](const char* op, double ms, double op_flops, double bytes_min, double bytes_gather,
                         bool vs_mkl) {
         if (!roofline_only) {
-          if (is_product)
+          if (op_flops > 0)
             std::printf("%-8g %6ld %9ld  %-22s %10.3f %9.1f %9.2f\n", density, long(N), long(nnz), op, ms,
-                        flops / ms / 1e6, dense_ms / ms);
+                        op_flops / ms / 1e6, dense_ms / ms);
           else  // not a product: no GFLOP/s
             std::printf("%-8g %6ld %9ld  %-22s %10.3f %9s %9.2f\n", density, long(N), long(nnz), op, ms, "-",
                         dense_ms / ms);
@@ -396,12 +404,18 @@ int main(int argc, char** argv) {
         r.nnz = nnz;
         r.op = op;
         r.ms = ms;
-        r.flops = is_product ? flops : 0;
+        r.flops = op_flops;
         r.bytes_min = bytes_min;
         r.bytes_gather = bytes_gather;
-        r.mkl_forward_ms = vs_mkl ? mkl_forward_ms : 0;
+        r.mkl_forward_gflops = vs_mkl ? flops / mkl_forward_ms / 1e6 : 0;
         roof.push_back(r);
       };
+      // The explicit values of Wᵀ for the native product Wᵀ DZ through spmm_native (the layer
+      // itself may compute DX another way: the backward rows time what it does).
+      avector<float> Wt(static_cast<std::size_t>(nnz));
+      gather(native_layer.perm, native_layer.W.data(), Wt.data());
+      spmm_native(native_layer.pattern_t, Wt.data(), DZ.ptr(), N, 0.f, DX.ptr());
+      all_ok &= verified("native Wt DZ", max_rel_error(DX.ptr(), DXref.ptr(), DX.size()));
       for (auto* layer : {&mkl_layer, &native_layer}) {
         const bool is_mkl = layer == &mkl_layer;
         layer->forward(X, Z);  // bias is zero: Z = W X
@@ -409,32 +423,39 @@ int main(int argc, char** argv) {
         layer->backward(X, DZ, &DX);
         all_ok &= verified("input gradient", max_rel_error(DX.ptr(), DXref.ptr(), DX.size()));
         all_ok &= verified("sddmm", max_rel_error(layer->DW.data(), DWref.data(), nnz));
+        if (is_mkl) {  // MKL's bare product Z = W X (β = 0): the baseline of "vs MKL"
+          layer->handle.mm(1.f, X.ptr(), N, 0.f, Z.ptr());
+          all_ok &= verified("mkl_sparse_s_mm", max_rel_error(Z.ptr(), Zref.ptr(), Z.size()));
+          mkl_forward_ms = time_ms([&] { layer->handle.mm(1.f, X.ptr(), N, 0.f, Z.ptr()); });
+          report("mkl_sparse_s_mm W X", mkl_forward_ms, flops, fwd_min - fb * Kf, fwd_gather - fb * Kf, true);
+        }
         const double fwd_ms = time_ms([&] { layer->forward(X, Z); });
-        if (is_mkl) mkl_forward_ms = fwd_ms;
-        report(is_mkl ? "forward (mkl)" : "forward (native)", fwd_ms, fwd_min, fwd_gather, true, true);
+        report(is_mkl ? "forward (mkl)" : "forward (native)", fwd_ms, flops, fwd_min, fwd_gather, true);
         report(is_mkl ? "input grad Wt (mkl)" : "input grad Wt (native)", time_ms([&] {
                  if (is_mkl)
                    layer->handle_t.mm(1.f, DZ.ptr(), N, 0.f, DX.ptr());
                  else
-                   spmm_native(layer->pattern_t, layer->Wt.data(), DZ.ptr(), N, 0.f, DX.ptr());
+                   spmm_native(layer->pattern_t, Wt.data(), DZ.ptr(), N, 0.f, DX.ptr());
                }),
-               wt_min, wt_gather, true, true);
+               flops, wt_min, wt_gather, true);
+        report(is_mkl ? "backward (mkl)" : "backward (native)", time_ms([&] { layer->backward(X, DZ, &DX); }),
+               2 * flops, bwd_min, bwd_gather, true);
       }
       // Not products: perm read, W read (in perm's order), Wt written; SGD with momentum reads
       // W, DW and the velocity and writes W and the velocity.
       report("Wt refresh (gather)",
-             time_ms([&] { gather(mkl_layer.perm, mkl_layer.W.data(), mkl_layer.Wt.data()); }),
-             (ib + 2 * fb) * z, 0, false, false);
-      report("sddmm weight grad", time_ms([&] { sddmm(pattern, DZ, X, mkl_layer.DW.data()); }), sddmm_min,
-             sddmm_gather, true, true);
+             time_ms([&] { gather(native_layer.perm, native_layer.W.data(), Wt.data()); }), 0,
+             (ib + 2 * fb) * z, 0, false);
+      report("sddmm weight grad", time_ms([&] { sddmm(pattern, DZ, X, mkl_layer.DW.data()); }), flops,
+             sddmm_min, sddmm_gather, true);
       optimizer_config c;
       c.lr = 0.01;
       c.momentum = 0.9;
       c.nesterov = true;
       optimizer_state<float> state;
       report("sgd nesterov step",
-             time_ms([&] { optimizer_step(c, state, mkl_layer.W.data(), mkl_layer.DW.data(), nnz); }),
-             5 * fb * z, 0, false, false);
+             time_ms([&] { optimizer_step(c, state, mkl_layer.W.data(), mkl_layer.DW.data(), nnz); }), 0,
+             5 * fb * z, 0, false);
     }
   }
   print_roofline(roof, peak, K, D);
