@@ -120,8 +120,9 @@ struct sparse_linear : linear_layer<T> {
   csr_pattern pattern;        // (K,D)
   avector<T> W, DW;           // (nnz) aligned with pattern
   csr_pattern pattern_t;      // (D,K) pattern of Wᵀ
-  std::vector<index_t> perm;  // Wt[k] = W[perm[k]]
-  avector<T> Wt;              // (nnz) values of Wᵀ, refreshed lazily
+  std::vector<index_t> perm;  // value k of Wᵀ is W[perm[k]]
+  avector<T> Wt;              // (nnz) values of Wᵀ, refreshed lazily: MKL's product needs
+                              // them; the native kernel reads W[perm[k]] (empty there)
   bool wt_stale = true;
   bool keep_transpose;  // false for a first layer: DX is never needed
   mkl_csr<T> handle, handle_t;
@@ -174,7 +175,10 @@ struct sparse_linear : linear_layer<T> {
     DW.assign(nz, T(0));
     if (keep_transpose) {
       transpose(pattern, pattern_t, perm);
-      Wt.assign(nz, T(0));
+      if (backend == sparse_backend::mkl)
+        Wt.assign(nz, T(0));
+      else
+        avector<T>().swap(Wt);
     } else {
       pattern_t = csr_pattern{};
       perm.clear();
@@ -213,12 +217,13 @@ struct sparse_linear : linear_layer<T> {
     this->check_input(X, "sparse_linear.forward");
     const size_type N = X.cols;
     Z.resize(this->out, N);
-    column_repeat(this->b.data(), Z);
     // (K,N) = (K,D) (D,N) + (K,N)
-    if (backend == sparse_backend::mkl)
+    if (backend == sparse_backend::mkl) {
+      column_repeat(this->b.data(), Z);
       handle.mm(T(1), X.ptr(), N, T(1), Z.ptr());
-    else
-      spmm_native(pattern, W.data(), X.ptr(), N, T(1), Z.ptr());
+    } else {
+      spmm_native(pattern, W.data(), X.ptr(), N, T(0), Z.ptr(), this->b.data());  // bias fused
+    }
   }
 
   void backward(const matrix<T>& X, const matrix<T>& DZ, matrix<T>* DX) override {
@@ -227,16 +232,18 @@ struct sparse_linear : linear_layer<T> {
     sddmm(pattern, DZ, X, DW.data());  // (nnz) = ((K,N) (N,D)) ⊙ pattern
     if (DX) {
       TS_ASSERT(keep_transpose && "DX requested from a layer built without Wᵀ");
-      if (wt_stale) {
-        gather(perm, W.data(), Wt.data());
-        wt_stale = false;
-      }
       DX->resize(this->in, N);
       // (D,N) = (D,K) (K,N)
-      if (backend == sparse_backend::mkl)
+      if (backend == sparse_backend::mkl) {
+        if (wt_stale) {
+          gather(perm, W.data(), Wt.data());
+          wt_stale = false;
+        }
         handle_t.mm(T(1), DZ.ptr(), N, T(0), DX->ptr());
-      else
-        spmm_native(pattern_t, Wt.data(), DZ.ptr(), N, T(0), DX->ptr());
+      } else {
+        spmm_native(pattern_t, W.data(), DZ.ptr(), N, T(0), DX->ptr(), static_cast<const T*>(nullptr),
+                    perm.data());
+      }
     }
   }
 

@@ -12,9 +12,10 @@
 //                with the layer, not at the first training step)
 //   biases       b                                                    K T
 //   indices      column indices and row pointers                      nnz I + (K + 1) I
-//   transposes   Wᵀ, for DX in backward (every linear layer that is   nnz (2 I + T) + (D + 1) I
-//                not the network's first module): its column indices
-//                and row pointers, the permutation into W, its values
+//   transposes   Wᵀ, for DX in backward (every linear layer that is   nnz 2 I + (D + 1) I
+//                not the network's first module): its column indices  (+ nnz T with the
+//                and row pointers, the permutation into W; the mkl    mkl backend)
+//                backend also keeps a copy of its values
 //   ever_active  the positions ever held (ITOP rate), 8 bytes each; empty until the layer's
 //                first topology change, then at least nnz positions
 // A dense linear layer: values K D T, gradients K D T + K T, biases K T. Other modules:
@@ -141,7 +142,7 @@ struct memory_terms {
 
 // Held by a sparse linear layer (K,D) with nnz stored weights (ever_active not included).
 inline memory_terms sparse_layer_memory(size_type K, size_type D, size_type nnz, bool keep_transpose,
-                                        std::size_t value_bytes) {
+                                        std::size_t value_bytes, bool transposed_values) {
   const double T = static_cast<double>(value_bytes), I = sizeof(index_t), n = static_cast<double>(nnz);
   const double k = static_cast<double>(K), d = static_cast<double>(D);
   memory_terms m;
@@ -149,7 +150,7 @@ inline memory_terms sparse_layer_memory(size_type K, size_type D, size_type nnz,
   m.gradients = n * T + k * T;
   m.biases = k * T;
   m.indices = n * I + (k + 1) * I;
-  if (keep_transpose) m.transposes = n * (2 * I + T) + (d + 1) * I;
+  if (keep_transpose) m.transposes = n * (2 * I + (transposed_values ? T : 0.0)) + (d + 1) * I;
   return m;
 }
 
@@ -221,7 +222,8 @@ inline std::vector<planned_module> plan_modules(const network_options& o, std::s
                      " (32-bit indices), so at this shape its density can be at most ",
                      static_cast<double>(max_layer_nnz) / positions);
           p.keep_transpose = m > 0;
-          p.held = sparse_layer_memory(K, Din, p.nnz, p.keep_transpose, value_bytes);
+          p.held = sparse_layer_memory(K, Din, p.nnz, p.keep_transpose, value_bytes,
+                                       o.backend == sparse_backend::mkl);
           p.transient = build_transient(K, Din, p.nnz);
         } else {
           p.nnz = static_cast<size_type>(K) * Din;
