@@ -5,6 +5,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
+
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 #include "truesparse/common.h"
 
@@ -66,12 +71,65 @@ void hadamard_inplace(matrix<T>& A, const matrix<T>& B) {
   for (size_type k = 0; k < n; ++k) a[k] *= b[k];
 }
 
+#if defined(__AVX__)
+namespace detail {
+// dst rows r (0..8) at stride ld := column r of the 8x8 block whose rows are src[0..8) (each 8
+// contiguous floats): an in-register transpose (unpack, shuffle, 128-bit permute).
+inline void transpose8x8(const float* const* src, std::size_t off, float* dst, size_type ld) {
+  __m256 r0 = _mm256_loadu_ps(src[0] + off), r1 = _mm256_loadu_ps(src[1] + off);
+  __m256 r2 = _mm256_loadu_ps(src[2] + off), r3 = _mm256_loadu_ps(src[3] + off);
+  __m256 r4 = _mm256_loadu_ps(src[4] + off), r5 = _mm256_loadu_ps(src[5] + off);
+  __m256 r6 = _mm256_loadu_ps(src[6] + off), r7 = _mm256_loadu_ps(src[7] + off);
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  _mm256_storeu_ps(dst + 0 * ld, _mm256_permute2f128_ps(u0, u4, 0x20));
+  _mm256_storeu_ps(dst + 1 * ld, _mm256_permute2f128_ps(u1, u5, 0x20));
+  _mm256_storeu_ps(dst + 2 * ld, _mm256_permute2f128_ps(u2, u6, 0x20));
+  _mm256_storeu_ps(dst + 3 * ld, _mm256_permute2f128_ps(u3, u7, 0x20));
+  _mm256_storeu_ps(dst + 4 * ld, _mm256_permute2f128_ps(u0, u4, 0x31));
+  _mm256_storeu_ps(dst + 5 * ld, _mm256_permute2f128_ps(u1, u5, 0x31));
+  _mm256_storeu_ps(dst + 6 * ld, _mm256_permute2f128_ps(u2, u6, 0x31));
+  _mm256_storeu_ps(dst + 7 * ld, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+}  // namespace detail
+#endif
+
 // Xb (D,B) = gather of examples idx[0..B) of a row-major data set X (M,D), transposed to
-// feature-major. Tiled 64 features x 16 examples: each tile reads 16 contiguous row pieces and
-// fills whole cache lines of Xb.
+// feature-major. Float data into float: groups of 8 examples, each read as 8 sequential streams
+// (prefetched ahead: the rows are usually in DRAM) through 8x8 register transposes. Otherwise
+// tiles of 64 features x 16 examples, each reading 16 contiguous row pieces.
 template <class T, class S>
 void gather_feature_major(const S* X, size_type D, const std::int64_t* idx, size_type B, matrix<T>& Xb) {
   Xb.resize(D, B);
+#if defined(__AVX__)
+  if constexpr (std::is_same_v<T, float> && std::is_same_v<S, float>) {
+    const size_type groups = B / 8;
+#pragma omp parallel for schedule(static) if (D * B > parallel_threshold)
+    for (size_type g = 0; g < groups; ++g) {
+      const float* src[8];
+      for (int n = 0; n < 8; ++n) src[n] = X + idx[8 * g + n] * D;
+      size_type d = 0;
+      for (; d + 8 <= D; d += 8) {
+        if (d % 16 == 0)
+          for (int n = 0; n < 8; ++n) _mm_prefetch(reinterpret_cast<const char*>(src[n] + d + 256), _MM_HINT_T0);
+        detail::transpose8x8(src, static_cast<std::size_t>(d), Xb.row(d) + 8 * g, B);
+      }
+      for (; d < D; ++d)
+        for (int n = 0; n < 8; ++n) Xb.row(d)[8 * g + n] = src[n][d];
+    }
+    for (size_type n = groups * 8; n < B; ++n) {  // the last B mod 8 examples
+      const float* src = X + idx[n] * D;
+      for (size_type d = 0; d < D; ++d) Xb.row(d)[n] = src[d];
+    }
+    return;
+  }
+#endif
   constexpr size_type dblock = 64, nblock = 16;
 #pragma omp parallel for schedule(static) if (D * B > parallel_threshold)
   for (size_type d0 = 0; d0 < D; d0 += dblock) {
