@@ -144,7 +144,7 @@ std::string layer_nnz(const network<float>& model) {
 
 struct common_options {
   int threads = 1;
-  sparse_backend backend = sparse_backend::mkl;
+  sparse_backend backend = sparse_backend::native;
   int batches = -1, warmup = 1;  // batches -1: the default of each measurement
   const char* backend_name() const { return backend == sparse_backend::mkl ? "mkl" : "native"; }
 };
@@ -350,7 +350,9 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(opt, "--backend")) {
       if (!std::strcmp(value, "native"))
         c.backend = sparse_backend::native;
-      else if (std::strcmp(value, "mkl")) {
+      else if (!std::strcmp(value, "mkl"))
+        c.backend = sparse_backend::mkl;
+      else {
         std::fprintf(stderr, "--backend must be mkl or native\n");
         return 2;
       }

@@ -1,6 +1,6 @@
 """Scale of truesparse through its Python API: a very wide network, widths, hidden sizes.
 
-    python bench/scale.py [--threads 1] [--backend mkl] [--out-dir bench/results/]
+    python bench/scale.py [--threads 1] [--backend native|mkl] [--out-dir bench/results/]
     python bench/scale.py --quick --out-dir /tmp/scale      # a smoke run of about 10 seconds
 
 The same three measurements as ``bench_mlp --scale/--width-sweep/--throughput-sweep`` (the C++
@@ -82,13 +82,17 @@ def synthetic(examples: int, seed: int = 123) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def memory_estimate(ts, model) -> dict:
+def memory_estimate(ts, model, backend: str) -> dict:
     """The engine's estimate (memory.h) of what the model holds and what training in batches
     of 100 with SGD momentum adds, in bytes; {} where the private bindings are missing."""
     try:
         from truesparse import _core
 
-        held = _core.model_memory(model.sizes[0], [spec._spec() for spec in model._specs])
+        held = _core.model_memory(
+            model.sizes[0],
+            [spec._spec() for spec in model._specs],
+            backend=backend,
+        )
         opt = ts.SGD(lr=0.01, momentum=0.9, nesterov=True)._config()
         training = _core.training_memory(model._core, BATCH, opt, examples=BATCH, check=False)
     except (AttributeError, ImportError, TypeError, ValueError) as e:
@@ -119,7 +123,7 @@ def worker(cfg: dict) -> dict:
     model = ts.MLP(sizes, seed=0, backend=cfg["backend"], **density)
     build_s = time.perf_counter() - start
     rss_built = current_rss()
-    estimate = memory_estimate(ts, model)
+    estimate = memory_estimate(ts, model, cfg["backend"])
     opt = ts.SGD(lr=0.01, momentum=0.9, nesterov=True)
     engine, wall, loss = [], [], float("nan")
     for b in range(warmup + batches):
@@ -355,7 +359,7 @@ def failures(results: dict) -> int:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--backend", choices=("mkl", "native"), default="mkl")
+    p.add_argument("--backend", choices=("native", "mkl"), default="native")
     p.add_argument(
         "--only",
         default=",".join(MEASUREMENTS),

@@ -114,12 +114,18 @@ def test_a_model_beyond_the_available_memory_is_refused():
         "the model needs about 32,012.7 GB (weights 16,006.4 GB, gradients 16,006.4 GB",
         "but this process can use about ",
     )
-    # 100 sparse layers that each fit the indices (2,094,840,000 weights each): 5,000 GB.
+    # 100 sparse layers that each fit the indices (2,094,840,000 weights each): 4,200 GB with
+    # the native kernels (Wᵀ's indices and permutation), 5,000 GB with MKL's (and Wᵀ's values).
     layers = []
     for _ in range(100):
         layers += [L.Linear(46000, density=0.99), L.ReLU()]
     refused(
         lambda: ts.Sequential(46000, layers),
+        "[Sequential] the model needs about 4,173.0 GB (weights 837.9 GB, gradients 838.0 GB, "
+        "biases 0.02 GB, indices 838.0 GB, transposes 1,659.1 GB) but this process can use about ",
+    )
+    refused(
+        lambda: ts.Sequential(46000, layers, backend="mkl"),
         "[Sequential] the model needs about 5,002.6 GB (weights 837.9 GB, gradients 838.0 GB, "
         "biases 0.02 GB, indices 838.0 GB, transposes 2,488.7 GB) but this process can use about ",
     )
@@ -147,16 +153,18 @@ def _specs(model):
     return [spec._spec() for spec in model._specs]
 
 
+@pytest.mark.parametrize("backend", ["native", "mkl"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_model_estimate_is_the_arrays_of_the_built_model(dtype):
+def test_the_model_estimate_is_the_arrays_of_the_built_model(dtype, backend):
     m = ts.Sequential(
         30,
         [L.Linear(40, density=0.3), L.BatchNorm(), L.ReLU(), L.Dropout(0.1)]
         + [L.Linear(20, density=0.9), L.Affine(), L.SReLU(), L.Linear(5)],
         dtype=dtype,
+        backend=backend,
     )
     size = np.dtype(dtype).itemsize
-    estimate = _core.model_memory(30, _specs(m), float64=dtype == np.float64)
+    estimate = _core.model_memory(30, _specs(m), float64=dtype == np.float64, backend=backend)
     held = _core.training_memory(m._core, 1, ts.SGD()._config(), check=False)
     assert estimate["model"] == held["model"]
     assert estimate["peak"] >= estimate["model"]
@@ -165,9 +173,11 @@ def test_the_model_estimate_is_the_arrays_of_the_built_model(dtype):
     assert estimate["values"] == sum(nnz) * size
     assert estimate["biases"] == sum(k for k, _ in shapes) * size
     assert estimate["gradients"] == estimate["values"] + estimate["biases"]
-    # CSR indices and row pointers of the two sparse layers; the second keeps Wᵀ.
+    # CSR indices and row pointers of the two sparse layers; the second keeps Wᵀ's pattern and
+    # permutation, and with MKL's kernels a copy of Wᵀ's values too.
     assert estimate["indices"] == 4 * (nnz[0] + 41 + nnz[1] + 21)
-    assert estimate["transposes"] == nnz[1] * (8 + size) + 4 * (40 + 1)
+    copy = size if backend == "mkl" else 0
+    assert estimate["transposes"] == nnz[1] * (8 + copy) + 4 * (40 + 1)
     assert estimate["modules"] == (7 * 40 + 4 * 20) * size  # batch norm, affine
 
 

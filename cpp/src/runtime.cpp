@@ -6,7 +6,12 @@
 #include <omp.h>
 #include <pthread.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "truesparse/common.h"
 
@@ -61,6 +66,110 @@ void set_num_threads(int n) {
 }
 
 int get_num_threads() { return omp_get_max_threads(); }
+
+namespace {
+std::atomic<bool> adaptive_threads{[] {
+  const char* v = std::getenv("TRUESPARSE_ADAPTIVE_THREADS");
+  return !(v && std::string(v) == "0");
+}()};
+
+// The mean of v (not empty): a mean, not a median, because the stalls of a step whose thread
+// lost its core are what a slower configuration costs.
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return s / static_cast<double>(v.size());
+}
+}  // namespace
+
+void set_adaptive_threads(bool on) { adaptive_threads = on; }
+bool get_adaptive_threads() { return adaptive_threads; }
+
+void thread_governor::set(int n) {
+  if (n == current_) return;
+  omp_set_num_threads(n);
+  mkl_set_num_threads_local(n);
+  current_ = n;
+}
+
+void thread_governor::begin() {
+  const int max = omp_get_max_threads();
+  active_ = adaptive_threads && max > 1;
+  if (max != max_) {  // a new thread setting: start over
+    max_ = max;
+    choice_ = max;
+    phase_ = phase::warmup;
+    left_ = warmup_steps;
+    run_length_ = first_run;
+    recent_.clear();
+  }
+  current_ = max;
+}
+
+int thread_governor::next() {
+  if (active_) {
+    // The probe runs the configuration not chosen; warm-up and runs use the chosen one.
+    set(phase_ == phase::probe ? (choice_ == 1 ? max_ : 1) : choice_);
+  }
+  return current_;
+}
+
+// warm-up (a step on the chosen threads, not timed) -> run (timed) -> probe (the other thread
+// count) -> the winner becomes the choice -> run -> probe -> ...
+// A run is 8 steps after the warm-up, then 25, doubling up to 800 while the choice holds. A
+// probe is a sequential test against the mean step time c of the whole run before it: it loses as soon as its
+// steps have taken 2 c longer than the run's would have (a two-thread step that stalls because its second
+// thread lost its core, or one-thread steps on a quiet machine, lose within a few steps), and wins after 32
+// steps that were faster (by 5 % for one thread: all the threads are the user's setting).
+void thread_governor::record(double seconds_per_example) {
+  (current_ == 1 ? on_one_ : on_all_) += 1;
+  if (!active_) return;
+  switch (phase_) {
+    case phase::warmup:
+      if (--left_ == 0) {
+        phase_ = phase::run;
+        left_ = probe_steps;
+        recent_.clear();
+      }
+      return;
+    case phase::run:
+      recent_.push_back(seconds_per_example);
+      if (--left_ == 0) {
+        phase_ = phase::probe;
+        chosen_ = mean(recent_);
+        probe_sum_ = 0;
+        probe_count_ = 0;
+      }
+      return;
+    case phase::probe: {
+      probe_sum_ += seconds_per_example;
+      ++probe_count_;
+      const double expected = chosen_ * probe_count_;
+      const bool lost = probe_sum_ > expected + 2 * chosen_;
+      if (!lost && probe_count_ < longest_probe) return;
+      const int probed = choice_ == 1 ? max_ : 1;
+      const bool won = !lost && probe_sum_ < (probed == 1 ? 0.95 : 1.0) * expected;
+      if (won) {
+        choice_ = probed;
+        run_length_ = first_run;
+      } else {
+        run_length_ = std::min(2 * run_length_, longest_run);
+      }
+      phase_ = phase::run;
+      left_ = run_length_;
+      recent_.clear();
+      return;
+    }
+  }
+}
+
+void thread_governor::end() {
+  if (current_ != max_) {
+    omp_set_num_threads(max_);
+    mkl_set_num_threads_local(0);
+    current_ = max_;
+  }
+}
 
 std::string mkl_version() {
   MKLVersion v;

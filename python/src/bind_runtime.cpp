@@ -61,6 +61,10 @@ void init_runtime(py::module_& m) {
   m.def("set_num_threads", &set_num_threads, py::arg("n"),
         "Set the number of threads of MKL and of truesparse's own OpenMP loops.");
   m.def("get_num_threads", &get_num_threads);
+  m.def("set_adaptive_threads", &set_adaptive_threads, py::arg("on"),
+        "On (the default): training steps run on one thread for a while when that measured faster "
+        "than all of the threads (another process busy on a core); results do not change.");
+  m.def("get_adaptive_threads", &get_adaptive_threads);
   m.def("mkl_version", &mkl_version);
   m.def(
       "er_densities",
@@ -91,17 +95,21 @@ void init_runtime(py::module_& m) {
       "room), or None where that cannot be read.");
   m.def(
       "model_memory",
-      [](std::int64_t inputs, const std::vector<layer_spec>& layers, bool float64) {
+      [](std::int64_t inputs, const std::vector<layer_spec>& layers, bool float64,
+         const std::string& backend) {
+        TS_REQUIRE(backend == "native" || backend == "mkl",
+                   "[model_memory] backend must be 'native' or 'mkl', got '", backend, "'");
         network_options o;
         o.inputs = inputs;
         o.layers = layers;
+        o.backend = backend == "mkl" ? sparse_backend::mkl : sparse_backend::native;
         validate(o);
         const model_estimate e = estimate_model_memory(o, float64 ? sizeof(double) : sizeof(float));
         py::dict d = terms_dict(e.held);
         d["peak"] = bytes_int(e.peak);
         return d;
       },
-      py::arg("inputs"), py::arg("layers"), py::arg("float64") = false,
+      py::arg("inputs"), py::arg("layers"), py::arg("float64") = false, py::arg("backend") = "native",
       "Estimated bytes a network of these layers holds ({term: bytes}, 'model' their sum) and "
       "'peak', the most it needs while it is built; raises ValueError for sizes or stored weights "
       "beyond the 32-bit indices. Allocates nothing.");

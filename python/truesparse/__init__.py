@@ -7,8 +7,9 @@ batch forward and backward passes with Intel oneMKL's sparse BLAS and our own ke
 >>> model = ts.MLP([784, 1024, 512, 10], density=0.05, seed=0)
 """
 
-from . import callbacks, checkpoint, layers, plot
-from ._core import get_num_threads, mkl_version, set_num_threads
+from . import _core, callbacks, checkpoint, layers, plot
+from ._checks import flag as _flag
+from ._core import get_adaptive_threads, get_num_threads, mkl_version, set_num_threads
 from ._version import __version__
 from .density import epsilon_densities, er_densities, uniform_densities
 from .evolution import SET, RigL
@@ -25,6 +26,16 @@ from .optim import (
     MultiStepLR,
     StepLR,
 )
+
+
+def set_adaptive_threads(on: bool) -> None:
+    """Adaptive threads (on by default): ``fit`` times its steps, tries a few on one thread now
+    and then, and trains on one thread for a while when that was faster than all the threads
+    set with :func:`set_num_threads` (another process busy on a core makes a two-thread step
+    wait for its second thread). Results do not depend on the thread count, so they do not
+    change. ``TRUESPARSE_ADAPTIVE_THREADS=0`` in the environment switches it off at import."""
+    _core.set_adaptive_threads(_flag(on, "on", "set_adaptive_threads"))
+
 
 __all__ = [
     "MLP",
@@ -46,12 +57,14 @@ __all__ = [
     "epsilon_densities",
     "er_densities",
     "from_torch",
+    "get_adaptive_threads",
     "get_num_threads",
     "layers",
     "load",
     "load_npz",
     "mkl_version",
     "plot",
+    "set_adaptive_threads",
     "set_num_threads",
     "uniform_densities",
 ]

@@ -915,7 +915,7 @@ def from_torch(
     sparse_fan_in: str = "actual",
     dtype=np.float32,
     seed: int = 0,
-    backend: str = "mkl",
+    backend: str = "native",
 ) -> Sequential:
     """A truesparse :class:`~truesparse.Sequential` with the forward of a PyTorch MLP.
 

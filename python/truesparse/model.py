@@ -162,7 +162,7 @@ class Sequential:
     dtype : ``np.float32`` (training) or ``np.float64`` (gradient checks).
     seed : drives initialisation, shuffling and dropout; results do not depend on the thread
         count.
-    backend : ``"mkl"`` (oneMKL sparse BLAS) or ``"native"`` (truesparse's own OpenMP kernels)
+    backend : ``"native"`` (truesparse's own kernels, the default) or ``"mkl"`` (oneMKL sparse BLAS)
         for the sparse products.
     """
 
@@ -179,7 +179,7 @@ class Sequential:
         sparse_fan_in: str = "actual",
         dtype=np.float32,
         seed: int = 0,
-        backend: str = "mkl",
+        backend: str = "native",
     ) -> None:
         op = type(self).__name__
         inputs = integer(inputs, "inputs", op, minimum=1, maximum=MAX_LAYER_SIZE)
@@ -1005,7 +1005,7 @@ class MLP(Sequential):
         sparse_fan_in: str = "actual",
         dtype=np.float32,
         seed: int = 0,
-        backend: str = "mkl",
+        backend: str = "native",
     ) -> None:
         sizes = check_sizes(sizes, "MLP")
         layer_densities = allocate(

@@ -461,7 +461,7 @@ default="he_normal"
         SET's draws); ``None`` draws a seed from NumPy's global random state.
     dtype : numpy.float32 or numpy.float64, default=numpy.float32
         Precision of the network.
-    backend : {"mkl", "native"}, default="mkl"
+    backend : {"native", "mkl"}, default="native"
         Kernels of the sparse products.
     verbose : int >= 0 or bool, default=0
         ``1`` (or ``True``) prints one line per epoch.
@@ -542,7 +542,7 @@ class SparseMLPClassifier(ClassifierMixin, _SparseMLPBase):
         warm_start=False,
         random_state=None,
         dtype=np.float32,
-        backend="mkl",
+        backend="native",
         verbose=0,
         label_smoothing=0.0,
     ):
@@ -690,7 +690,7 @@ class SparseMLPRegressor(RegressorMixin, _SparseMLPBase):
         warm_start=False,
         random_state=None,
         dtype=np.float32,
-        backend="mkl",
+        backend="native",
         verbose=0,
         loss="squared_error",
     ):

@@ -21,6 +21,7 @@
 #include "truesparse/layers.h"
 #include "truesparse/linear.h"
 #include "truesparse/loss.h"
+#include "truesparse/runtime.h"
 
 namespace truesparse {
 
@@ -48,7 +49,7 @@ struct network_options {
   init_kind init = init_kind::he_normal;
   fan_mode fan = fan_mode::actual;
   std::uint64_t seed = 0;
-  sparse_backend backend = sparse_backend::mkl;
+  sparse_backend backend = sparse_backend::native;
   std::string name = "Sequential";  // the model in error messages ("[Sequential] ...")
 };
 
@@ -99,6 +100,7 @@ class network {
   fan_mode fan;
   std::int64_t steps = 0;              // optimizer steps (batches) trained so far
   std::uint64_t topology_updates = 0;  // SET/RigL updates applied so far (seeds their streams)
+  thread_governor governor;            // the thread count of each training step (runtime.h)
 
   explicit network(const network_options& o)
       : loss(o.loss),

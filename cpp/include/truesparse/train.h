@@ -5,6 +5,7 @@
 // runs on every rank of a data-parallel job, one all-reduce per step (docs/distributed.md).
 #pragma once
 
+#include <chrono>
 #include <exception>
 #include <functional>
 #include <numeric>
@@ -409,6 +410,12 @@ epoch_result train_epoch(network<T>& m, const dataset<T>& d, size_type batch_siz
   const flush_denormals ftz;
   batch_buffers<T> buf;
   forward_side_effects<T> side_effects;
+  thread_governor& threads = m.governor;
+  threads.begin();
+  const struct restore_threads {
+    thread_governor& g;
+    ~restore_threads() { g.end(); }
+  } restore{threads};
   epoch_result r;
   double loss_sum = 0.0;
   size_type correct = 0, batch_index = 0;
@@ -421,11 +428,15 @@ epoch_result train_epoch(network<T>& m, const dataset<T>& d, size_type batch_siz
       }
     }
     const size_type B = std::min(batch_size, d.M - start);
+    threads.next();
+    const auto step_start = std::chrono::steady_clock::now();
     const targets<T> t = buf.gather(d, order.data() + start, B);
     if (input_noise > 0)
       add_input_noise(buf.X, input_noise, seed, epoch, static_cast<std::uint64_t>(batch_index));
     if (stop_on_nonfinite) side_effects.save(m);
     const loss_result lr = m.forward_backward(buf.X, t);
+    threads.record(std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count() /
+                   static_cast<double>(B));
     if (stop_on_nonfinite && !std::isfinite(lr.loss_sum)) {
       side_effects.restore(m);
       r.nonfinite_batch = batch_index;

@@ -1,0 +1,49 @@
+"""Adaptive threads: on or off, training gives the same bits (the kernels do not depend on
+the thread count); the switch is a checked flag."""
+
+import numpy as np
+import pytest
+
+import truesparse as ts
+
+
+@pytest.fixture
+def adaptive_setting():
+    saved, threads = ts.get_adaptive_threads(), ts.get_num_threads()
+    yield
+    ts.set_adaptive_threads(saved)
+    ts.set_num_threads(threads)
+
+
+def _trained(adaptive: bool) -> list[np.ndarray]:
+    ts.set_adaptive_threads(adaptive)
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((3000, 300), dtype=np.float32)
+    y = (X[:, :10].sum(axis=1) > 0).astype(np.int32)
+    model = ts.MLP([300, 400, 200, 2], density=0.05, seed=1)
+    model.fit(X, y, epochs=2, batch_size=20, optimizer=ts.SGD(lr=0.05, momentum=0.9))
+    return [
+        layer.W.toarray() if hasattr(layer.W, "toarray") else np.asarray(layer.W)
+        for layer in model.layers
+    ]
+
+
+def test_adaptive_threads_do_not_change_the_result(adaptive_setting):
+    ts.set_num_threads(2)
+    on, off = _trained(True), _trained(False)
+    for a, b in zip(on, off):
+        assert np.array_equal(a, b)
+    ts.set_num_threads(1)
+    one = _trained(False)
+    for a, b in zip(on, one):
+        assert np.array_equal(a, b)
+
+
+def test_the_switch_is_a_flag(adaptive_setting):
+    ts.set_adaptive_threads(False)
+    assert ts.get_adaptive_threads() is False
+    ts.set_adaptive_threads(np.bool_(True))
+    assert ts.get_adaptive_threads() is True
+    for bad in (1, "yes", None):
+        with pytest.raises(TypeError, match=r"\[set_adaptive_threads\] on must be True or False"):
+            ts.set_adaptive_threads(bad)
