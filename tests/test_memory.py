@@ -114,19 +114,20 @@ def test_a_model_beyond_the_available_memory_is_refused():
         "the model needs about 32,012.7 GB (weights 16,006.4 GB, gradients 16,006.4 GB",
         "but this process can use about ",
     )
-    # 100 sparse layers that each fit the indices (2,094,840,000 weights each): 4,200 GB with
-    # the native kernels (Wᵀ's indices and permutation), 5,000 GB with MKL's (and Wᵀ's values).
+    # 100 sparse layers that each fit the indices (2,094,840,000 weights each): 3,300 GB with
+    # the native kernels (Wᵀ's indices and permutation; no DW before a training run needs it),
+    # 4,200 GB with MKL's (and Wᵀ's values).
     layers = []
     for _ in range(100):
         layers += [L.Linear(46000, density=0.99), L.ReLU()]
     refused(
         lambda: ts.Sequential(46000, layers),
-        "[Sequential] the model needs about 4,173.0 GB (weights 837.9 GB, gradients 838.0 GB, "
+        "[Sequential] the model needs about 3,335.1 GB (weights 837.9 GB, gradients 0.02 GB, "
         "biases 0.02 GB, indices 838.0 GB, transposes 1,659.1 GB) but this process can use about ",
     )
     refused(
         lambda: ts.Sequential(46000, layers, backend="mkl"),
-        "[Sequential] the model needs about 5,002.6 GB (weights 837.9 GB, gradients 838.0 GB, "
+        "[Sequential] the model needs about 4,164.6 GB (weights 837.9 GB, gradients 0.02 GB, "
         "biases 0.02 GB, indices 838.0 GB, transposes 2,488.7 GB) but this process can use about ",
     )
 
@@ -172,7 +173,9 @@ def test_the_model_estimate_is_the_arrays_of_the_built_model(dtype, backend):
     shapes = [layer.shape for layer in m.layers]
     assert estimate["values"] == sum(nnz) * size
     assert estimate["biases"] == sum(k for k, _ in shapes) * size
-    assert estimate["gradients"] == estimate["values"] + estimate["biases"]
+    # Db, and the dense layer's DW; a sparse layer's DW comes only with a training run that needs it
+    dense_nnz = nnz[2]
+    assert estimate["gradients"] == estimate["biases"] + dense_nnz * size
     # CSR indices and row pointers of the two sparse layers; the second keeps Wᵀ's pattern and
     # permutation, and with MKL's kernels a copy of Wᵀ's values too.
     assert estimate["indices"] == 4 * (nnz[0] + 41 + nnz[1] + 21)
@@ -204,13 +207,21 @@ def test_the_training_estimate_is_what_fit_allocates():
     adam = _core.training_memory(m._core, 16, ts.Adam()._config(), examples=64)
     assert adam["optimizer"] == 8 * n
     assert adam["activations"] > 0 and adam["batch"] > 0 and adam["evolution"] == 0
-    assert adam["training"] == sum(adam[k] for k in ("optimizer", "activations", "batch"))
+    sparse_nnz = m.layers[0].nnz + m.layers[1].nnz
+    assert adam["weight_gradients"] == 4 * sparse_nnz  # Adam's update is not fused: DW is kept
+    assert sgd["weight_gradients"] == 0 and momentum["weight_gradients"] == 0
+    keys = ("optimizer", "weight_gradients", "activations", "batch")
+    assert adam["training"] == sum(adam[k] for k in keys)
     assert _core.training_memory(m._core, 16, ts.Adam()._config(), evolution=True)["evolution"] > 0
     before = _core.training_memory(m._core, 1, ts.SGD()._config(), check=False)["model"]
     m.fit(X, y, epochs=1, batch_size=16, optimizer=ts.Adam(), verbose=0)
     again = _core.training_memory(m._core, 16, ts.Adam()._config(), examples=64)
     assert again["optimizer"] == 0 and again["activations"] == 0  # allocated by the first fit
-    assert again["model"] == before + adam["optimizer"] + adam["activations"]
+    assert again["weight_gradients"] == 0
+    assert (
+        again["model"]
+        == before + adam["optimizer"] + adam["weight_gradients"] + adam["activations"]
+    )
     bigger = _core.training_memory(m._core, 16, ts.Adam()._config(), validation_batch=1000)
     assert bigger["activations"] > 0
 

@@ -248,11 +248,13 @@ static void check_training_estimate(const network_options& o, const optimizer_co
   train_epoch(net, dataset<T>{X.data(), M, D, y.data(), nullptr, 0}, B, c, 1, 0, true);
   const memory_terms after = network_memory(net);
   CHECK(after.optimizer - before.optimizer == est.optimizer);
+  CHECK(after.weight_gradients - before.weight_gradients == est.weight_gradients);
+  CHECK((c.kind == optimizer_kind::sgd) == (est.weight_gradients == 0));  // fused SGD: no DW
   CHECK(after.activations - before.activations == est.activations);
   CHECK(after.model() == before.model());
   // A second run with the same plan needs nothing more than its batch buffers.
   const memory_terms again = training_memory(net, p);
-  CHECK(again.optimizer == 0 && again.activations == 0);
+  CHECK(again.optimizer == 0 && again.activations == 0 && again.weight_gradients == 0);
   CHECK(again.batch == est.batch);
   // A larger forward-only batch (validation) grows the output buffers.
   p.eval_batch = 1000;

@@ -36,7 +36,7 @@ py::dict terms_dict(const memory_terms& m) {
       {"values", m.values},   {"gradients", m.gradients},   {"biases", m.biases},
       {"indices", m.indices}, {"transposes", m.transposes}, {"ever_active", m.ever_active},
       {"modules", m.modules}, {"optimizer", m.optimizer},   {"activations", m.activations},
-      {"batch", m.batch},     {"evolution", m.evolution}};
+      {"batch", m.batch},     {"evolution", m.evolution},   {"weight_gradients", m.weight_gradients}};
   for (const auto& [name, bytes] : terms) d[name] = bytes_int(bytes);
   d["model"] = bytes_int(m.model());
   d["training"] = bytes_int(m.training());

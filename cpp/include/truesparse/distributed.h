@@ -235,7 +235,7 @@ std::vector<topology_record> rigl_update_model(network<T>& m, const matrix<T>& X
     auto& L = *m.sparse_layer(sparse[s]);
     avector<T> DW = rigl_gradient_after(L, changes[s]);
     records.push_back(rigl_apply(L, changes[s]));
-    std::copy(DW.begin(), DW.end(), L.DW.begin());
+    std::copy(DW.begin(), DW.end(), L.gradient());
     records.back().layer = sparse[s];
     records.back().step = m.steps;
   }

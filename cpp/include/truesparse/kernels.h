@@ -270,12 +270,12 @@ void spmm_native(const csr_pattern& A, const T* values, const T* B, size_type N,
 #if defined(__AVX2__) && defined(__FMA__)
 namespace detail {
 
-// out[kb..ke) = dot(dz, X[j_k, :]) over N columns (`full` of them in whole vectors, the rest as
-// Tail says). Four stored entries at a time share each load of dz, with two accumulators each
-// (8 independent chains); the lanes are summed in a fixed order.
-template <class T, int Tail>
+// out(k, dot(dz, X[j_k, :])) for k in kb..ke, over N columns (`full` of them in whole vectors,
+// the rest as Tail says). Four stored entries at a time share each load of dz, with two
+// accumulators each (8 independent chains); the lanes are summed in a fixed order.
+template <class T, int Tail, class Out>
 void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const T* X, size_type N,
-               size_type full, T* out) {
+               size_type full, const Out& out) {
   using S = avx<T>;
   using V = typename S::V;
   constexpr size_type W = S::width;
@@ -306,7 +306,9 @@ void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const T*
 #pragma GCC unroll 4
       for (int q = 0; q < 4; ++q) a1[q] = S::fma(d1, load_last<T, Tail>(x[q] + n, m), a1[q]);
     }
-    S::hsum4(S::add(a0[0], a1[0]), S::add(a0[1], a1[1]), S::add(a0[2], a1[2]), S::add(a0[3], a1[3]), out + k);
+    alignas(32) T g[4];
+    S::hsum4(S::add(a0[0], a1[0]), S::add(a0[1], a1[1]), S::add(a0[2], a1[2]), S::add(a0[3], a1[3]), g);
+    for (int q = 0; q < 4; ++q) out(k + q, g[q]);
   }
   for (; k < ke; ++k) {
     const T* x = X + static_cast<size_type>(idx[k]) * N;
@@ -314,16 +316,17 @@ void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const T*
     size_type n = 0;
     for (; n + W <= full; n += W) a0 = S::fma(S::load(dz + n), S::load(x + n), a0);
     if constexpr (Tail != whole) a1 = S::fma(load_last<T, Tail>(dz + n, m), load_last<T, Tail>(x + n, m), a1);
-    out[k] = S::hsum(S::add(a0, a1));
+    out(k, S::hsum(S::add(a0, a1)));
   }
 }
 
 }  // namespace detail
 #endif
 
-// DW values (nnz) = (DZ (K,N) X(D,N)ᵀ) ⊙ pattern: one dot product of N per stored weight.
-template <class T>
-void sddmm(const csr_pattern& A, const matrix<T>& DZ, const matrix<T>& X, T* out) {
+// out(k, g_k) for every stored entry k, g_k = (DZ (K,N) X (D,N)ᵀ)[i, j] at its position (i, j):
+// one dot product of N per stored weight, each by one thread, in a fixed order.
+template <class T, class Out>
+void sddmm_each(const csr_pattern& A, const matrix<T>& DZ, const matrix<T>& X, const Out& out) {
   const size_type N = DZ.cols;
   if (A.rows == 0) return;
   const int nt = detail::kernel_threads(static_cast<double>(A.nnz()) * static_cast<double>(N));
@@ -335,11 +338,15 @@ void sddmm(const csr_pattern& A, const matrix<T>& DZ, const matrix<T>& X, T* out
     constexpr size_type W = detail::avx<T>::width;
     const size_type full = N / W * W;
     const size_type tail = N - full;
-    auto row = tail == 0       ? &detail::sddmm_row<T, detail::whole>
-               : 2 * tail == W ? &detail::sddmm_row<T, detail::half>
-                               : &detail::sddmm_row<T, detail::masked>;
-    for (index_t i = first; i < last; ++i)
-      row(A.indices.data(), A.indptr[i], A.indptr[i + 1], DZ.row(i), X.ptr(), N, full, out);
+    for (index_t i = first; i < last; ++i) {
+      const index_t kb = A.indptr[i], ke = A.indptr[i + 1];
+      if (tail == 0)
+        detail::sddmm_row<T, detail::whole>(A.indices.data(), kb, ke, DZ.row(i), X.ptr(), N, full, out);
+      else if (2 * tail == W)
+        detail::sddmm_row<T, detail::half>(A.indices.data(), kb, ke, DZ.row(i), X.ptr(), N, full, out);
+      else
+        detail::sddmm_row<T, detail::masked>(A.indices.data(), kb, ke, DZ.row(i), X.ptr(), N, full, out);
+    }
 #else
     for (index_t i = first; i < last; ++i) {
       const T* dz = DZ.row(i);
@@ -348,11 +355,17 @@ void sddmm(const csr_pattern& A, const matrix<T>& DZ, const matrix<T>& X, T* out
         T s = 0;
 #pragma omp simd reduction(+ : s)
         for (size_type n = 0; n < N; ++n) s += dz[n] * x[n];
-        out[k] = s;
+        out(k, s);
       }
     }
 #endif
   }
+}
+
+// DW values (nnz) = (DZ (K,N) X(D,N)ᵀ) ⊙ pattern.
+template <class T>
+void sddmm(const csr_pattern& A, const matrix<T>& DZ, const matrix<T>& X, T* out) {
+  sddmm_each(A, DZ, X, [out](index_t k, T g) { out[k] = g; });
 }
 
 template <class T>

@@ -118,7 +118,7 @@ struct sparse_linear : linear_layer<T> {
   sparse_linear<T>* as_sparse() override { return this; }
   sparse_backend backend;
   csr_pattern pattern;        // (K,D)
-  avector<T> W, DW;           // (nnz) aligned with pattern
+  avector<T> W, DW;           // (nnz) aligned with pattern; DW empty until gradient() asks
   csr_pattern pattern_t;      // (D,K) pattern of Wᵀ
   std::vector<index_t> perm;  // value k of Wᵀ is W[perm[k]]
   avector<T> Wt;              // (nnz) values of Wᵀ, refreshed lazily: MKL's product needs
@@ -172,7 +172,7 @@ struct sparse_linear : linear_layer<T> {
     pattern = std::move(p);
     W = std::move(values);
     const auto nz = static_cast<std::size_t>(pattern.nnz());
-    DW.assign(nz, T(0));
+    if (!DW.empty()) DW.assign(nz, T(0));  // allocated on demand (gradient())
     if (keep_transpose) {
       transpose(pattern, pattern_t, perm);
       if (backend == sparse_backend::mkl)
@@ -226,11 +226,16 @@ struct sparse_linear : linear_layer<T> {
     }
   }
 
+  // Set by network::forward_backward for a step whose plain-SGD weight update is fused into the
+  // SDDMM: backward then updates W and its momentum in place, and keeps no DW array (4 bytes per
+  // stored weight less; docs/design.md, "memory").
+  const optimizer_config* fused_step = nullptr;
+  bool weights_stepped = false;  // by a fused step: optimize() then steps only the bias
+
   void backward(const matrix<T>& X, const matrix<T>& DZ, matrix<T>* DX) override {
     const size_type N = X.cols;
     rows_sum(DZ, this->Db.data());
-    sddmm(pattern, DZ, X, DW.data());  // (nnz) = ((K,N) (N,D)) ⊙ pattern
-    if (DX) {
+    if (DX) {  // first: a fused step below changes W
       TS_ASSERT(keep_transpose && "DX requested from a layer built without Wᵀ");
       DX->resize(this->in, N);
       // (D,N) = (D,K) (K,N)
@@ -245,12 +250,59 @@ struct sparse_linear : linear_layer<T> {
                     perm.data());
       }
     }
+    if (fused_step) {
+      sddmm_sgd_step(*fused_step, DZ, X);
+      fused_step = nullptr;
+      weights_stepped = true;
+    } else {
+      sddmm(pattern, DZ, X, gradient());  // (nnz) = ((K,N) (N,D)) ⊙ pattern
+    }
+  }
+
+  void optimize(const optimizer_config& c) override {
+    if (!weights_stepped) return base::optimize(c);
+    weights_stepped = false;
+    optimizer_step(c, this->sb, this->b.data(), this->Db.data(), this->out);
+  }
+
+  // One SGD step (optimizer_step's update, same equations) of W with the gradient of each stored
+  // weight as the SDDMM computes it: no gradient array is written.
+  void sddmm_sgd_step(const optimizer_config& c, const matrix<T>& DZ, const matrix<T>& X) {
+    TS_ASSERT(c.kind == optimizer_kind::sgd);
+    optimizer_state<T>& s = this->sW;
+    ++s.steps;
+    const T lr = static_cast<T>(c.lr), wd = static_cast<T>(c.weight_decay), mu = static_cast<T>(c.momentum);
+    T* w = W.data();
+    if (c.momentum == 0) {
+      sddmm_each(pattern, DZ, X, [=](index_t k, T g) { w[k] -= lr * (g + wd * w[k]); });
+    } else {
+      const auto n = static_cast<std::size_t>(nnz());
+      if (s.m.size() != n) s.m.assign(n, T(0));
+      T* v = s.m.data();
+      if (c.nesterov)
+        sddmm_each(pattern, DZ, X, [=](index_t k, T g) {
+          const T gk = g + wd * w[k];
+          v[k] = mu * v[k] + gk;
+          w[k] -= lr * (gk + mu * v[k]);
+        });
+      else
+        sddmm_each(pattern, DZ, X, [=](index_t k, T g) {
+          v[k] = mu * v[k] + g + wd * w[k];
+          w[k] -= lr * v[k];
+        });
+    }
+    values_changed();
   }
 
   bool is_sparse() const override { return true; }
   size_type nnz() const override { return pattern.nnz(); }
   T* values() override { return W.data(); }
-  T* gradient() override { return DW.data(); }
+  // DW is allocated when first asked for: training with plain SGD never needs it.
+  T* gradient() override {
+    const auto n = static_cast<std::size_t>(nnz());
+    if (DW.size() != n) DW.assign(n, T(0));
+    return DW.data();
+  }
   void values_changed() override { wt_stale = true; }
 };
 

@@ -117,7 +117,8 @@ void gather_feature_major(const S* X, size_type D, const std::int64_t* idx, size
       size_type d = 0;
       for (; d + 8 <= D; d += 8) {
         if (d % 16 == 0)
-          for (int n = 0; n < 8; ++n) _mm_prefetch(reinterpret_cast<const char*>(src[n] + d + 256), _MM_HINT_T0);
+          for (int n = 0; n < 8; ++n)
+            _mm_prefetch(reinterpret_cast<const char*>(src[n] + d + 256), _MM_HINT_T0);
         detail::transpose8x8(src, static_cast<std::size_t>(d), Xb.row(d) + 8 * g, B);
       }
       for (; d < D; ++d)

@@ -8,8 +8,10 @@
 // I = sizeof(index_t) = 4). A sparse linear layer of K outputs and D inputs with density d
 // stores nnz = max(1, round(d K D)) weights (nnz_for_density):
 //   values       W, aligned with the pattern                          nnz T
-//   gradients    DW on the stored positions and Db (both allocated    nnz T + K T
-//                with the layer, not at the first training step)
+//   gradients    Db (allocated with the layer); a sparse layer's DW   K T
+//                (nnz T) is allocated when first needed: training
+//                with plain SGD fuses the weight update into the
+//                SDDMM and never needs it (training_memory below)
 //   biases       b                                                    K T
 //   indices      column indices and row pointers                      nnz I + (K + 1) I
 //   transposes   Wᵀ, for DX in backward (every linear layer that is   nnz 2 I + (D + 1) I
@@ -35,6 +37,8 @@
 //
 // What training adds for batches of B examples (training_memory), beyond what the network
 // holds already (a second fit with the same settings needs nothing more):
+//   weight gradients  a sparse layer's DW (nnz T) unless the optimizer is plain SGD without
+//                topology evolution (its update is fused into the SDDMM: no DW at all)
 //   optimizer    SGD with momentum: one moment per stored weight, bias and module parameter
 //                (T each); Adam/AdamW: two; new-weight warm-up: a 2-byte age per entry too
 //   activations  every module's output Y[m] (outputs × N T) and its gradient D[m] (outputs × B
@@ -120,9 +124,10 @@ struct memory_terms {
   double values = 0, gradients = 0, biases = 0, indices = 0, transposes = 0, ever_active = 0,
          modules = 0;                                               // held by the network
   double optimizer = 0, activations = 0, batch = 0, evolution = 0;  // added by training
+  double weight_gradients = 0;  // sparse layers' DW, allocated by a training run that needs it
 
   double model() const { return values + gradients + biases + indices + transposes + ever_active + modules; }
-  double training() const { return optimizer + activations + batch + evolution; }
+  double training() const { return optimizer + weight_gradients + activations + batch + evolution; }
   double total() const { return model() + training(); }
   memory_terms& operator+=(const memory_terms& o) {
     values += o.values;
@@ -133,6 +138,7 @@ struct memory_terms {
     ever_active += o.ever_active;
     modules += o.modules;
     optimizer += o.optimizer;
+    weight_gradients += o.weight_gradients;
     activations += o.activations;
     batch += o.batch;
     evolution += o.evolution;
@@ -147,7 +153,7 @@ inline memory_terms sparse_layer_memory(size_type K, size_type D, size_type nnz,
   const double k = static_cast<double>(K), d = static_cast<double>(D);
   memory_terms m;
   m.values = n * T;
-  m.gradients = n * T + k * T;
+  m.gradients = k * T;
   m.biases = k * T;
   m.indices = n * I + (k + 1) * I;
   if (keep_transpose) m.transposes = n * (2 * I + (transposed_values ? T : 0.0)) + (d + 1) * I;
@@ -422,6 +428,7 @@ inline std::string memory_breakdown(const memory_terms& m) {
                                                   {"positions ever held", m.ever_active},
                                                   {"other layers", m.modules},
                                                   {"optimizer state", m.optimizer},
+                                                  {"weight gradients", m.weight_gradients},
                                                   {"activations and their gradients", m.activations},
                                                   {"batch buffers", m.batch},
                                                   {"topology evolution", m.evolution}};
@@ -505,7 +512,7 @@ memory_terms network_memory(const network<T>& net) {
         m.optimizer += capacity_bytes(s->m) + capacity_bytes(s->v) + capacity_bytes(s->age);
       if (const auto* S = dynamic_cast<const sparse_linear<T>*>(L)) {
         m.values += capacity_bytes(S->W);
-        m.gradients += capacity_bytes(S->DW);
+        m.weight_gradients += capacity_bytes(S->DW);
         m.indices += capacity_bytes(S->pattern.indices) + capacity_bytes(S->pattern.indptr);
         if (S->keep_transpose)
           m.transposes += capacity_bytes(S->pattern_t.indices) + capacity_bytes(S->pattern_t.indptr) +
@@ -555,6 +562,11 @@ memory_terms training_memory(const network<T>& net, const training_plan& p) {
     if (auto* L = dynamic_cast<linear_layer<T>*>(module)) {
       m.optimizer += detail::optimizer_extra(L->sW, L->nnz(), p.optimizer) +
                      detail::optimizer_extra(L->sb, L->out, p.optimizer);
+      // A sparse layer's DW: only when the weight update is not fused into the SDDMM (Adam,
+      // AdamW; RigL reads it; counted for SET as well, to be safe).
+      if (auto* S = L->as_sparse(); S && (p.optimizer.kind != optimizer_kind::sgd || p.evolution))
+        m.weight_gradients +=
+            std::max(0.0, static_cast<double>(S->nnz()) * Tb - detail::capacity_bytes(S->DW));
       if (auto* S = L->as_sparse(); S && p.evolution) {
         const double nnz = static_cast<double>(S->nnz());
         m.evolution += std::max(0.0, 16 * nnz - detail::capacity_bytes(S->ever_active));

@@ -242,11 +242,21 @@ class network {
 
   // Forward (training mode), loss and backward of one batch: every layer's gradients are those
   // of the batch-mean loss afterwards. Returns the loss summed over the batch and the hit count.
-  loss_result forward_backward(const matrix<T>& X, const targets<T>& t) {
+  // With fuse (the step's optimizer configuration), a plain-SGD step of the sparse layers'
+  // weights is fused into their backward (sparse_linear::sddmm_sgd_step) when the loss is finite;
+  // optimize(c) then completes the step (biases, dense layers, other parameters).
+  loss_result forward_backward(const matrix<T>& X, const targets<T>& t,
+                               const optimizer_config* fuse = nullptr) {
     const matrix<T>& out = forward(X, true);
     const size_type N = X.cols;
     const std::size_t M = modules.size();
     loss_result r = compute_loss(loss, out, t, T(1) / static_cast<T>(N), &D[M - 1], label_smoothing);
+    if (fuse && fuse->kind == optimizer_kind::sgd && std::isfinite(r.loss_sum)) {
+      step_config = *fuse;  // the rate optimize() will use once steps is incremented
+      step_config.lr = fuse->schedule.rate(fuse->lr, steps - fuse->schedule_start);
+      for (auto& layer : layers)
+        if (auto* S = layer->as_sparse()) S->fused_step = &step_config;
+    }
     for (std::size_t m = M; m-- > 0;)  // D[m-1] = ∂L/∂Y[m-1] from D[m]; none before layer 0
       modules[m]->backward(m == 0 ? X : Y[m - 1], Y[m], D[m], m == 0 ? nullptr : &D[m - 1]);
     return r;

@@ -484,7 +484,7 @@ topology_record rigl_update(sparse_linear<T>& L, double f, const matrix<T>& DZ, 
   TS_ASSERT(DZ.rows == L.pattern.rows && X.rows == L.pattern.cols && DZ.cols == X.cols &&
             "gradient blocks do not match the layer");
   const topology_record rec = rigl_apply(L, rigl_select(L, f, batch_gradient_panel(DZ, X)));
-  sddmm(L.pattern, DZ, X, L.DW.data());
+  sddmm(L.pattern, DZ, X, L.gradient());
   return rec;
 }
 
@@ -495,6 +495,7 @@ topology_record rigl_update(sparse_linear<T>& L, double f, const matrix<T>& DZ, 
 template <class T>
 avector<T> rigl_gradient_after(const sparse_linear<T>& L, const rigl_change<T>& c) {
   const csr_pattern& p = L.pattern;
+  TS_ASSERT(L.DW.size() == static_cast<std::size_t>(p.nnz()) && "the step's DW (an unfused backward)");
   avector<T> DW;
   DW.reserve(static_cast<std::size_t>(p.nnz()) - c.drop.size() + c.grow.size());
   std::size_t d = 0, gi = 0;
@@ -526,7 +527,7 @@ topology_record rigl_update(sparse_linear<T>& L, double f, const gradient_panel<
   const rigl_change<T> c = rigl_select(L, f, panel);
   avector<T> DW = rigl_gradient_after(L, c);
   topology_record rec = rigl_apply(L, c);
-  std::copy(DW.begin(), DW.end(), L.DW.begin());
+  std::copy(DW.begin(), DW.end(), L.gradient());
   return rec;
 }
 
@@ -565,7 +566,7 @@ topology_record remove_inputs(sparse_linear<T>& L, const std::vector<index_t>& c
   } else {
     const auto grow = gradient_grow(L, drop, count, *DZ, *X);
     apply_topology_change(L, drop, grow, std::vector<T>(grow.size(), T(0)), rec);
-    sddmm(L.pattern, *DZ, *X, L.DW.data());
+    sddmm(L.pattern, *DZ, *X, L.gradient());
   }
   return rec;
 }

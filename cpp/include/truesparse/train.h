@@ -434,7 +434,8 @@ epoch_result train_epoch(network<T>& m, const dataset<T>& d, size_type batch_siz
     if (input_noise > 0)
       add_input_noise(buf.X, input_noise, seed, epoch, static_cast<std::uint64_t>(batch_index));
     if (stop_on_nonfinite) side_effects.save(m);
-    const loss_result lr = m.forward_backward(buf.X, t);
+    // RigL's update reads the step's sparse gradient before the optimizer step: no fusion then.
+    const loss_result lr = m.forward_backward(buf.X, t, evolution && evolution->rigl ? nullptr : &c);
     threads.record(std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count() /
                    static_cast<double>(B));
     if (stop_on_nonfinite && !std::isfinite(lr.loss_sum)) {
