@@ -275,13 +275,18 @@ namespace detail {
 // accumulators each (8 independent chains); the lanes are summed in a fixed order.
 template <class T, int Tail, class Out>
 void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const T* X, size_type N,
-               size_type full, const Out& out) {
+               size_type full, const Out& out, int prefetch_lines) {
   using S = avx<T>;
   using V = typename S::V;
   constexpr size_type W = S::width;
   const typename S::M m = S::mask(static_cast<int>(N - full));
   index_t k = kb;
   for (; k + 4 <= ke; k += 4) {
+    if (prefetch_lines > 0 && k + 12 <= ke)  // the rows of two groups ahead
+      for (int q = 8; q < 12; ++q) {
+        const char* p = reinterpret_cast<const char*>(X + static_cast<size_type>(idx[k + q]) * N);
+        for (int l = 0; l < prefetch_lines; ++l) _mm_prefetch(p + 64 * l, _MM_HINT_T0);
+      }
     const T* x[4];
     for (int q = 0; q < 4; ++q) x[q] = X + static_cast<size_type>(idx[k + q]) * N;
     V a0[4] = {S::zero(), S::zero(), S::zero(), S::zero()};
@@ -338,14 +343,19 @@ void sddmm_each(const csr_pattern& A, const matrix<T>& DZ, const matrix<T>& X, c
     constexpr size_type W = detail::avx<T>::width;
     const size_type full = N / W * W;
     const size_type tail = N - full;
+    // Prefetch the gathered rows once X leaves the L3 (as in spmm_native).
+    const bool far = static_cast<double>(X.rows) * static_cast<double>(N) * sizeof(T) > 32.0 * 1024 * 1024;
+    const int lines = far ? static_cast<int>((N * sizeof(T) + 63) / 64) + 1 : 0;
     for (index_t i = first; i < last; ++i) {
       const index_t kb = A.indptr[i], ke = A.indptr[i + 1];
       if (tail == 0)
-        detail::sddmm_row<T, detail::whole>(A.indices.data(), kb, ke, DZ.row(i), X.ptr(), N, full, out);
+        detail::sddmm_row<T, detail::whole>(A.indices.data(), kb, ke, DZ.row(i), X.ptr(), N, full, out,
+                                            lines);
       else if (2 * tail == W)
-        detail::sddmm_row<T, detail::half>(A.indices.data(), kb, ke, DZ.row(i), X.ptr(), N, full, out);
+        detail::sddmm_row<T, detail::half>(A.indices.data(), kb, ke, DZ.row(i), X.ptr(), N, full, out, lines);
       else
-        detail::sddmm_row<T, detail::masked>(A.indices.data(), kb, ke, DZ.row(i), X.ptr(), N, full, out);
+        detail::sddmm_row<T, detail::masked>(A.indices.data(), kb, ke, DZ.row(i), X.ptr(), N, full, out,
+                                             lines);
     }
 #else
     for (index_t i = first; i < last; ++i) {
