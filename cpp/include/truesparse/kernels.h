@@ -281,6 +281,34 @@ void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const T*
   constexpr size_type W = S::width;
   const typename S::M m = S::mask(static_cast<int>(N - full));
   index_t k = kb;
+  // Eight entries at a time: one accumulator each (8 independent chains), each load of dz
+  // shared by 8 dot products.
+  for (; k + 8 <= ke; k += 8) {
+    if (prefetch_lines > 0 && k + 24 <= ke)  // the rows of two groups ahead
+      for (int q = 16; q < 24; ++q) {
+        const char* p = reinterpret_cast<const char*>(X + static_cast<size_type>(idx[k + q]) * N);
+        for (int l = 0; l < prefetch_lines; ++l) _mm_prefetch(p + 64 * l, _MM_HINT_T0);
+      }
+    const T* x[8];
+    for (int q = 0; q < 8; ++q) x[q] = X + static_cast<size_type>(idx[k + q]) * N;
+    V a[8];
+    for (int q = 0; q < 8; ++q) a[q] = S::zero();
+    size_type n = 0;
+    for (; n < full; n += W) {
+      const V d = S::load(dz + n);
+#pragma GCC unroll 8
+      for (int q = 0; q < 8; ++q) a[q] = S::fma(d, S::load(x[q] + n), a[q]);
+    }
+    if constexpr (Tail != whole) {
+      const V d = load_last<T, Tail>(dz + n, m);
+#pragma GCC unroll 8
+      for (int q = 0; q < 8; ++q) a[q] = S::fma(d, load_last<T, Tail>(x[q] + n, m), a[q]);
+    }
+    alignas(32) T g[8];
+    S::hsum4(a[0], a[1], a[2], a[3], g);
+    S::hsum4(a[4], a[5], a[6], a[7], g + 4);
+    for (int q = 0; q < 8; ++q) out(k + q, g[q]);
+  }
   for (; k + 4 <= ke; k += 4) {
     if (prefetch_lines > 0 && k + 12 <= ke)  // the rows of two groups ahead
       for (int q = 8; q < 12; ++q) {
