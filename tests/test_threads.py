@@ -47,3 +47,26 @@ def test_the_switch_is_a_flag(adaptive_setting):
     for bad in (1, "yes", None):
         with pytest.raises(TypeError, match=r"\[set_adaptive_threads\] on must be True or False"):
             ts.set_adaptive_threads(bad)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_data_check_finds_the_first_bad_value_on_any_thread_count(adaptive_setting, dtype):
+    from truesparse import _core
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((5000, 130)).astype(dtype)
+    model = ts.MLP([130, 20, 3], density=0.5, seed=0, dtype=dtype)
+    for threads in (1, 2):
+        ts.set_num_threads(threads)
+        assert _core.first_nonfinite(X) is None
+    # several bad values in different blocks of rows: the first in row-major order is reported
+    X[4100, 7], X[2500, 120], X[2500, 121], X[64, 0] = np.nan, np.inf, np.nan, -np.inf
+    for threads in (1, 2):
+        ts.set_num_threads(threads)
+        assert _core.first_nonfinite(X) == (64, 0)
+        with pytest.raises(
+            ValueError, match=r"X contains NaN or infinity \(first at row 64, column 0\)"
+        ):
+            model.predict(X)
+    X[64, 0] = 0.0
+    assert _core.first_nonfinite(X) == (2500, 120)

@@ -5,6 +5,7 @@
 
 #include "bindings.h"
 #include "truesparse/density.h"
+#include "truesparse/matrix.h"
 #include "truesparse/memory.h"
 #include "truesparse/runtime.h"
 
@@ -61,6 +62,26 @@ void init_runtime(py::module_& m) {
   m.def("set_num_threads", &set_num_threads, py::arg("n"),
         "Set the number of threads of MKL and of truesparse's own OpenMP loops.");
   m.def("get_num_threads", &get_num_threads);
+  m.def(
+      "first_nonfinite",
+      [](const py::array& X) -> py::object {
+        // A 2-D C-contiguous float32 or float64 array (the caller converted it).
+        const auto find = [&](auto tag) -> std::pair<size_type, size_type> {
+          using T = decltype(tag);
+          const auto a = py::array_t<T, py::array::c_style>::ensure(X);
+          TS_REQUIRE(a && a.ndim() == 2, "[first_nonfinite] X must be a 2-D float array");
+          const T* p = a.data();
+          const size_type M = a.shape(0), D = a.shape(1);
+          py::gil_scoped_release nogil;
+          return first_nonfinite(p, M, D);
+        };
+        const auto at = X.dtype().is(py::dtype::of<double>()) ? find(double{}) : find(float{});
+        if (at.first < 0) return py::none();
+        return py::make_tuple(at.first, at.second);
+      },
+      py::arg("X"),
+      "(row, column) of the first NaN or infinity of a 2-D float array, or None; parallel, "
+      "without the GIL.");
   m.def("set_adaptive_threads", &set_adaptive_threads, py::arg("on"),
         "On (the default): training steps run on one thread for a while when that measured faster "
         "than all of the threads (another process busy on a core); results do not change.");

@@ -258,15 +258,11 @@ class Sequential:
                 f"[{op}] X has {X.shape[1]} features but the model has {self.sizes[0]} inputs"
             )
         X = np.ascontiguousarray(X, dtype=self.dtype)
-        rows = max(1, (1 << 20) // X.shape[1])  # checked in blocks: no X-sized temporary
-        for start in range(0, X.shape[0], rows):
-            block = X[start : start + rows]
-            if not np.isfinite(block).all():
-                bad = np.argwhere(~np.isfinite(block))[0]
-                raise ValueError(
-                    f"[{op}] X contains NaN or infinity (first at row "
-                    f"{start + bad[0]}, column {bad[1]})"
-                )
+        bad = _core.first_nonfinite(X)  # in C++, on the engine's threads, without a temporary
+        if bad is not None:
+            raise ValueError(
+                f"[{op}] X contains NaN or infinity (first at row {bad[0]}, column {bad[1]})"
+            )
         return X
 
     def _targets(self, y, n: int, op: str):

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #if defined(__AVX__)
 #include <immintrin.h>
@@ -145,6 +146,37 @@ void gather_feature_major(const S* X, size_type D, const std::int64_t* idx, size
       }
     }
   }
+}
+
+// The first (row, column) of a row-major (M, D) array holding NaN or ±inf, or (-1, -1): the
+// check of a data set before training, parallel over blocks of rows (it reads the whole set,
+// so it runs at memory bandwidth; every thread stops at the first block after a find).
+template <class T>
+std::pair<size_type, size_type> first_nonfinite(const T* X, size_type M, size_type D) {
+  constexpr size_type rows_per_block = 64;
+  const size_type blocks = (M + rows_per_block - 1) / rows_per_block;
+  size_type found = blocks;  // the first block holding a non-finite value
+#pragma omp parallel for schedule(dynamic, 16) if (M * D > parallel_threshold)
+  for (size_type b = 0; b < blocks; ++b) {
+    size_type seen;
+#pragma omp atomic read
+    seen = found;
+    if (b > seen) continue;
+    const T* p = X + b * rows_per_block * D;
+    const size_type n = (std::min(M, (b + 1) * rows_per_block) - b * rows_per_block) * D;
+    int bad = 0;
+#pragma omp simd reduction(| : bad)
+    for (size_type k = 0; k < n; ++k) bad |= (p[k] - p[k] != T(0));  // NaN - NaN, inf - inf: NaN
+    if (bad) {
+#pragma omp critical(truesparse_first_nonfinite)
+      if (b < found) found = b;
+    }
+  }
+  if (found == blocks) return {-1, -1};
+  const size_type start = found * rows_per_block * D, end = std::min(M * D, start + rows_per_block * D);
+  for (size_type k = start; k < end; ++k)
+    if (!(X[k] - X[k] == T(0))) return {k / D, k % D};
+  return {-1, -1};
 }
 
 // Y (N,K) row-major = transpose of A (K,N): used to hand outputs back to users.
