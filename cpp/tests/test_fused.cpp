@@ -23,17 +23,26 @@ double max_difference(network<double>& a, network<double>& b) {
   return diff;
 }
 
+// M random examples of D normal features and labels in [0, classes).
+struct random_data {
+  std::vector<double> X;
+  std::vector<std::int32_t> y;
+  dataset<double> d;
+  random_data(size_type M, size_type D, std::uint64_t classes, std::uint64_t seed)
+      : X(static_cast<std::size_t>(M * D)), y(static_cast<std::size_t>(M)) {
+    rng g(seed);
+    for (auto& x : X) x = g.normal();
+    for (auto& v : y) v = static_cast<std::int32_t>(g.below(classes));
+    d = dataset<double>{X.data(), M, D, y.data(), nullptr, 0};
+  }
+};
+
 }  // namespace
 
 TEST(fused_sgd_steps_equal_unfused_steps) {
   const network_options o = testing::standard_mlp({40, 60, 30, 4}, {0.2, 0.3, 1.0});
-  const size_type M = 96, D = 40;
-  std::vector<double> X(static_cast<std::size_t>(M * D));
-  std::vector<std::int32_t> y(static_cast<std::size_t>(M));
-  rng g(11);
-  for (auto& x : X) x = g.normal();
-  for (auto& v : y) v = static_cast<std::int32_t>(g.below(4));
-  const dataset<double> d{X.data(), M, D, y.data(), nullptr, 0};
+  const random_data data(96, 40, 4, 11);
+  const dataset<double>& d = data.d;
   for (int variant = 0; variant < 4; ++variant) {
     optimizer_config c;
     c.lr = 0.05;
@@ -68,17 +77,12 @@ TEST(fused_sgd_steps_equal_unfused_steps) {
 
 TEST(adam_and_rigl_keep_the_gradient) {
   const network_options o = testing::standard_mlp({20, 30, 3}, {0.3, 1.0});
-  const size_type M = 32, D = 20;
-  std::vector<double> X(static_cast<std::size_t>(M * D));
-  std::vector<std::int32_t> y(static_cast<std::size_t>(M));
-  rng g(3);
-  for (auto& x : X) x = g.normal();
-  for (auto& v : y) v = static_cast<std::int32_t>(g.below(3));
+  const random_data data(32, 20, 3, 3);
   optimizer_config adam;
   adam.kind = optimizer_kind::adam;
   adam.lr = 1e-3;
   network<double> net(o);
-  train_epoch(net, dataset<double>{X.data(), M, D, y.data(), nullptr, 0}, 8, adam, 1, 0, true);
+  train_epoch(net, data.d, 8, adam, 1, 0, true);
   CHECK(net.sparse_layer(0)->DW.size() == static_cast<std::size_t>(net.sparse_layer(0)->nnz()));
 }
 
