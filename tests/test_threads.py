@@ -70,3 +70,24 @@ def test_the_data_check_finds_the_first_bad_value_on_any_thread_count(adaptive_s
             model.predict(X)
     X[64, 0] = 0.0
     assert _core.first_nonfinite(X) == (2500, 120)
+
+
+def test_fused_sgd_keeps_no_gradient_unless_one_exists():
+    """fit with SGD fuses a sparse layer's update into its gradient kernel: DW is None after it,
+    unless the layer had a gradient already (backward), which fit then keeps current."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((40, 12)).astype(np.float64)
+    y = rng.integers(0, 3, 40)
+    model = ts.MLP([12, 16, 3], densities=[0.5, 1.0], seed=2, dtype=np.float64)
+    model.fit(X, y, epochs=1, batch_size=40, optimizer=ts.SGD(lr=0.1, momentum=0.9), shuffle=False)
+    sparse, dense = model.layers
+    assert sparse.DW is None and sparse.Db is not None and dense.DW is not None
+
+    other = ts.MLP([12, 16, 3], densities=[0.5, 1.0], seed=2, dtype=np.float64)
+    other.backward(X, y)  # the layer now has a gradient, which fit keeps current
+    other.fit(X, y, epochs=1, batch_size=40, optimizer=ts.SGD(lr=0.1, momentum=0.9), shuffle=False)
+    # the gradient of that (only) batch at the weights before the step
+    reference = ts.MLP([12, 16, 3], densities=[0.5, 1.0], seed=2, dtype=np.float64)
+    reference.backward(X, y)
+    assert np.allclose(other.layers[0].DW.toarray(), reference.layers[0].DW.toarray(), atol=1e-12)
+    assert np.allclose(other.layers[0].W.toarray(), model.layers[0].W.toarray(), atol=1e-12)

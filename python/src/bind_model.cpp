@@ -240,8 +240,10 @@ void bind_network(py::module_& m, const char* name) {
           py::arg("l"))
       .def(
           "layer_values",  // W in storage order: (nnz) for sparse, (K,D) for dense
-          [](model& s, std::size_t l, bool gradient) {
+          [](model& s, std::size_t l, bool gradient) -> py::object {
             auto& L = *s.layers.at(l);
+            // A sparse layer trained with fused SGD steps keeps no gradient: None.
+            if (gradient && L.as_sparse() && !L.as_sparse()->dw_current) return py::none();
             const T* p = gradient ? L.gradient() : L.values();
             if (L.is_sparse()) return copy_out(p, {L.nnz()});
             return copy_out(p, {L.out, L.in});

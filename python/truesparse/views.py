@@ -66,8 +66,8 @@ class LinearView:
     @exclusive
     def _matrix(self, gradient: bool):
         values = self._core.layer_values(self._index, gradient)
-        if not self.is_sparse:
-            return values
+        if values is None or not self.is_sparse:
+            return values  # None: a gradient that fused SGD steps did not keep
         indptr, indices = self._core.layer_pattern(self._index)
         return sp.csr_array((values, indices, indptr), shape=self.shape)
 

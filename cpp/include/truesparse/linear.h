@@ -231,6 +231,9 @@ struct sparse_linear : linear_layer<T> {
   // stored weight less; docs/design.md, "memory").
   const optimizer_config* fused_step = nullptr;
   bool weights_stepped = false;  // by a fused step: optimize() then steps only the bias
+  // DW holds the last backward's gradient. A fused step keeps it so only when DW exists already
+  // (a user's backward, another optimizer, RigL): it writes no DW array of its own.
+  bool dw_current = false;
 
   void backward(const matrix<T>& X, const matrix<T>& DZ, matrix<T>* DX) override {
     const size_type N = X.cols;
@@ -256,6 +259,7 @@ struct sparse_linear : linear_layer<T> {
       weights_stepped = true;
     } else {
       sddmm(pattern, DZ, X, gradient());  // (nnz) = ((K,N) (N,D)) ⊙ pattern
+      dw_current = true;
     }
   }
 
@@ -273,20 +277,27 @@ struct sparse_linear : linear_layer<T> {
     ++s.steps;
     const T lr = static_cast<T>(c.lr), wd = static_cast<T>(c.weight_decay), mu = static_cast<T>(c.momentum);
     T* w = W.data();
+    T* dw = DW.empty() ? nullptr : DW.data();  // kept current where it exists
+    dw_current = dw != nullptr;
     if (c.momentum == 0) {
-      sddmm_each(pattern, DZ, X, [=](index_t k, T g) { w[k] -= lr * (g + wd * w[k]); });
+      sddmm_each(pattern, DZ, X, [=](index_t k, T g) {
+        if (dw) dw[k] = g;
+        w[k] -= lr * (g + wd * w[k]);
+      });
     } else {
       const auto n = static_cast<std::size_t>(nnz());
       if (s.m.size() != n) s.m.assign(n, T(0));
       T* v = s.m.data();
       if (c.nesterov)
         sddmm_each(pattern, DZ, X, [=](index_t k, T g) {
+          if (dw) dw[k] = g;
           const T gk = g + wd * w[k];
           v[k] = mu * v[k] + gk;
           w[k] -= lr * (gk + mu * v[k]);
         });
       else
         sddmm_each(pattern, DZ, X, [=](index_t k, T g) {
+          if (dw) dw[k] = g;
           v[k] = mu * v[k] + g + wd * w[k];
           w[k] -= lr * v[k];
         });
