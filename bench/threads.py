@@ -9,7 +9,9 @@ one untimed warm-up epoch, then times one epoch of SGD with Nesterov momentum (b
 synthetic CIFAR-10-shaped data. Configurations, each --runs times, interleaved: 1 and 2 threads
 with adaptive threads (the default), and 2 threads without (TRUESPARSE_ADAPTIVE_THREADS=0);
 quiet, and with a busy loop in another process for the whole run ("busy"). The spread of a
-configuration is (max - min) / min over its runs. Results: threads.json and threads.md.
+configuration is (max - min) / min over its runs. Every run must end at the same training loss,
+bit for bit (the results do not depend on the thread count); otherwise the exit status is 1.
+Results: threads.json and threads.md.
 """
 
 from __future__ import annotations
@@ -40,15 +42,16 @@ def worker(args) -> None:
     opt = ts.SGD(lr=0.01, momentum=0.9, nesterov=True)
     model.fit(X, y, epochs=1, batch_size=100, optimizer=opt, verbose=0)  # warm-up epoch
     start = time.perf_counter()
-    model.fit(X, y, epochs=1, batch_size=100, optimizer=opt, verbose=0)
-    print(json.dumps({"seconds": time.perf_counter() - start}))
+    history = model.fit(X, y, epochs=1, batch_size=100, optimizer=opt, verbose=0)
+    seconds = time.perf_counter() - start
+    print(json.dumps({"seconds": seconds, "loss": float(history["loss"][-1])}))
 
 
 def busy_loop() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
-def run_one(args, threads: int, adaptive: bool, busy: bool) -> float:
+def run_one(args, threads: int, adaptive: bool, busy: bool) -> dict:
     env = dict(os.environ, TRUESPARSE_ADAPTIVE_THREADS="1" if adaptive else "0")
     cmd = [sys.executable, __file__, "--worker", "--threads", str(threads)]
     cmd += ["--examples", str(args.examples), "--density", str(args.density)]
@@ -59,7 +62,7 @@ def run_one(args, threads: int, adaptive: bool, busy: bool) -> float:
         if hog is not None:
             hog.kill()
             hog.wait()
-    return json.loads(out.strip().splitlines()[-1])["seconds"]
+    return json.loads(out.strip().splitlines()[-1])
 
 
 CONFIGS = [  # (label, threads, adaptive, busy)
@@ -108,11 +111,22 @@ def main(argv=None) -> int:
         worker(args)
         return 0
     results: dict[str, list[float]] = {label: [] for label, *_ in CONFIGS}
+    losses = set()
     for r in range(args.runs):
         for label, threads, adaptive, busy in CONFIGS:
-            results[label].append(run_one(args, threads, adaptive, busy))
-            print(f"run {r + 1}: {label}: {results[label][-1]:.3f} s", flush=True)
+            run = run_one(args, threads, adaptive, busy)
+            results[label].append(run["seconds"])
+            losses.add(run["loss"])
+            print(f"run {r + 1}: {label}: {run['seconds']:.3f} s, loss {run['loss']!r}", flush=True)
+    # The results do not depend on the thread count (nor on adaptive threads): every run trains
+    # the same bits, so a second loss value means a timed run computed something else.
+    if len(losses) != 1:
+        print(
+            f"FAILED: the runs ended at different training losses {sorted(losses)}", file=sys.stderr
+        )
+        return 1
     meta = {
+        "loss": losses.pop(),
         "runs": args.runs,
         "examples": args.examples,
         "density": args.density,

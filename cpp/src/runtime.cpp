@@ -11,7 +11,6 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
-#include <vector>
 
 #include "truesparse/common.h"
 
@@ -73,13 +72,6 @@ std::atomic<bool> adaptive_threads{[] {
   return !(v && std::string(v) == "0");
 }()};
 
-// The mean of v (not empty): a mean, not a median, because the stalls of a step whose thread
-// lost its core are what a slower configuration costs.
-double mean(const std::vector<double>& v) {
-  double s = 0;
-  for (double x : v) s += x;
-  return s / static_cast<double>(v.size());
-}
 }  // namespace
 
 void set_adaptive_threads(bool on) { adaptive_threads = on; }
@@ -101,7 +93,8 @@ void thread_governor::begin() {
     phase_ = phase::warmup;
     left_ = warmup_steps;
     run_length_ = first_run;
-    recent_.clear();
+    run_sum_ = 0;
+    run_count_ = 0;
   }
   current_ = max;
 }
@@ -128,15 +121,19 @@ void thread_governor::record(double seconds_per_example) {
     case phase::warmup:
       if (--left_ == 0) {
         phase_ = phase::run;
-        left_ = probe_steps;
-        recent_.clear();
+        left_ = reference_run;
+        run_sum_ = 0;
+        run_count_ = 0;
       }
       return;
     case phase::run:
-      recent_.push_back(seconds_per_example);
+      run_sum_ += seconds_per_example;
+      ++run_count_;
       if (--left_ == 0) {
         phase_ = phase::probe;
-        chosen_ = mean(recent_);
+        // a mean, not a median: the stalls of a step whose thread lost its core are what a
+        // slower configuration costs
+        chosen_ = run_sum_ / run_count_;
         probe_sum_ = 0;
         probe_count_ = 0;
       }
@@ -157,7 +154,8 @@ void thread_governor::record(double seconds_per_example) {
       }
       phase_ = phase::run;
       left_ = run_length_;
-      recent_.clear();
+      run_sum_ = 0;
+      run_count_ = 0;
       return;
     }
   }

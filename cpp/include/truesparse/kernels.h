@@ -7,11 +7,10 @@
 //
 // The products are register-blocked (docs/design.md, "kernels"): an output row's column tile
 // (up to 13 SIMD vectors: N = 100 floats at once) stays in registers while the stored weights of
-// the row stream through it, each adding a * B[j, tile]; the row is stored once. The gathered
-// operand's rows are prefetched a few weights ahead when the operand does not fit in L2, and a
-// wide batch is split into column tiles so that a tile of the gathered operand stays in cache.
-// Rows are split between threads in contiguous ranges of equal work (nnz + rows), so every
-// thread gets a static share without a scheduler.
+// the row stream through it, each adding a * B[j, tile]; the row is stored once. A batch wider
+// than 13 vectors takes several tiles. The gathered operand's rows are prefetched a few weights
+// ahead when the operand does not fit in the L3. Rows are split between threads in contiguous
+// ranges of equal work (nnz + rows), so every thread gets a static share without a scheduler.
 #pragma once
 
 #include <omp.h>
@@ -129,6 +128,19 @@ struct avx<double> {
 
 constexpr int max_tile_vectors = 13;  // accumulators of one output row tile (16 registers)
 
+// Software prefetch of the gathered rows pays only once the gathered operand (rows of `row_bytes`)
+// leaves the 32 MB L3 (measured: +8-13 % at 80 MB, -30 % at 8 MB): the cache lines to prefetch
+// from the start of a row piece of `piece_bytes`, or 0 for none.
+inline int prefetch_lines(size_type rows, size_type row_bytes, size_type piece_bytes) {
+  const bool far = static_cast<double>(rows) * static_cast<double>(row_bytes) > 32.0 * 1024 * 1024;
+  return far ? static_cast<int>((piece_bytes + 63) / 64) + 1 : 0;  // + 1: pieces are not line-aligned
+}
+
+// Prefetches `lines` cache lines from p into L1.
+inline void prefetch(const void* p, int lines) {
+  for (int l = 0; l < lines; ++l) _mm_prefetch(static_cast<const char*>(p) + 64 * l, _MM_HINT_T0);
+}
+
 // How the last vector of a row tile is loaded and stored: whole, as its lower half (a 128-bit
 // access: N = 100 floats end with 4), or masked to its first `tail` lanes.
 enum tail_kind { whole = 0, half = 1, masked = 2 };
@@ -145,7 +157,7 @@ inline typename avx<T>::V load_last(const T* p, typename avx<T>::M m) {
 // when Indirect. The R accumulators stay in registers for the whole row.
 template <class T, int R, int Tail, bool Indirect>
 inline void spmm_row_tile(const index_t* idx, const T* val, const index_t* perm, index_t kb, index_t ke,
-                          const T* B, size_type ldb, int tail, T init, T beta, T* c, int prefetch_lines) {
+                          const T* B, size_type ldb, int tail, T init, T beta, T* c, int lines) {
   using S = avx<T>;
   using V = typename S::V;
   constexpr int W = S::width;
@@ -162,10 +174,7 @@ inline void spmm_row_tile(const index_t* idx, const T* val, const index_t* perm,
   }
   constexpr index_t ahead = 8;  // weights ahead for the software prefetch
   for (index_t k = kb; k < ke; ++k) {
-    if (prefetch_lines > 0 && k + ahead < ke) {
-      const char* p = reinterpret_cast<const char*>(B + static_cast<size_type>(idx[k + ahead]) * ldb);
-      for (int l = 0; l < prefetch_lines; ++l) _mm_prefetch(p + 64 * l, _MM_HINT_T0);
-    }
+    if (lines > 0 && k + ahead < ke) prefetch(B + static_cast<size_type>(idx[k + ahead]) * ldb, lines);
     const T* b = B + static_cast<size_type>(idx[k]) * ldb;
     const V a = S::set1(Indirect ? val[perm[k]] : val[k]);
 #pragma GCC unroll 16
@@ -219,13 +228,9 @@ void spmm_native(const csr_pattern& A, const T* values, const T* B, size_type N,
   constexpr int W = S::width;
   // Column tiles: as few as the 13 accumulators allow (one for N <= 104 floats). Narrower
   // tiles that would keep a tile of B in L2 were measured slower: every tile re-reads the
-  // pattern and each gathered row piece still spans the same cache lines. Software prefetch of
-  // the rows 8 weights ahead pays only once B leaves the 32 MB L3 (measured: +13 % at 80 MB,
-  // -30 % at 8 MB).
+  // pattern and each gathered row piece still spans the same cache lines.
   const size_type vectors = (N + W - 1) / W;
   const size_type tiles = (vectors + detail::max_tile_vectors - 1) / detail::max_tile_vectors;
-  const double b_bytes = static_cast<double>(A.cols) * static_cast<double>(N) * sizeof(T);
-  const bool prefetch = b_bytes > 32.0 * 1024 * 1024;
 #pragma omp parallel num_threads(nt)
   {
     index_t first, last;
@@ -235,7 +240,7 @@ void spmm_native(const csr_pattern& A, const T* values, const T* B, size_type N,
       const size_type n0 = v0 * W;
       const int R = static_cast<int>(v1 - v0);
       const int tail = static_cast<int>(std::min<size_type>(N, v1 * W) - (v1 - 1) * W);
-      const int lines = prefetch ? static_cast<int>((R * W * sizeof(T) + 63) / 64) + 1 : 0;
+      const int lines = detail::prefetch_lines(A.cols, N * sizeof(T), R * W * sizeof(T));
       auto run = [&](auto fn) {
         for (index_t i = first; i < last; ++i)
           fn(A.indices.data(), values, perm, A.indptr[i], A.indptr[i + 1], B + n0, N, tail,
@@ -275,7 +280,7 @@ namespace detail {
 // accumulators each (8 independent chains); the lanes are summed in a fixed order.
 template <class T, int Tail, class Out>
 void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const T* X, size_type N,
-               size_type full, const Out& out, int prefetch_lines) {
+               size_type full, const Out& out, int lines) {
   using S = avx<T>;
   using V = typename S::V;
   constexpr size_type W = S::width;
@@ -284,11 +289,8 @@ void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const T*
   // Eight entries at a time: one accumulator each (8 independent chains), each load of dz
   // shared by 8 dot products.
   for (; k + 8 <= ke; k += 8) {
-    if (prefetch_lines > 0 && k + 24 <= ke)  // the rows of two groups ahead
-      for (int q = 16; q < 24; ++q) {
-        const char* p = reinterpret_cast<const char*>(X + static_cast<size_type>(idx[k + q]) * N);
-        for (int l = 0; l < prefetch_lines; ++l) _mm_prefetch(p + 64 * l, _MM_HINT_T0);
-      }
+    if (lines > 0 && k + 24 <= ke)  // the rows of two groups ahead
+      for (int q = 16; q < 24; ++q) prefetch(X + static_cast<size_type>(idx[k + q]) * N, lines);
     const T* x[8];
     for (int q = 0; q < 8; ++q) x[q] = X + static_cast<size_type>(idx[k + q]) * N;
     V a[8];
@@ -310,11 +312,8 @@ void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const T*
     for (int q = 0; q < 8; ++q) out(k + q, g[q]);
   }
   for (; k + 4 <= ke; k += 4) {
-    if (prefetch_lines > 0 && k + 12 <= ke)  // the rows of two groups ahead
-      for (int q = 8; q < 12; ++q) {
-        const char* p = reinterpret_cast<const char*>(X + static_cast<size_type>(idx[k + q]) * N);
-        for (int l = 0; l < prefetch_lines; ++l) _mm_prefetch(p + 64 * l, _MM_HINT_T0);
-      }
+    if (lines > 0 && k + 12 <= ke)  // the rows of two groups ahead
+      for (int q = 8; q < 12; ++q) prefetch(X + static_cast<size_type>(idx[k + q]) * N, lines);
     const T* x[4];
     for (int q = 0; q < 4; ++q) x[q] = X + static_cast<size_type>(idx[k + q]) * N;
     V a0[4] = {S::zero(), S::zero(), S::zero(), S::zero()};
@@ -371,9 +370,7 @@ void sddmm_each(const csr_pattern& A, const matrix<T>& DZ, const matrix<T>& X, c
     constexpr size_type W = detail::avx<T>::width;
     const size_type full = N / W * W;
     const size_type tail = N - full;
-    // Prefetch the gathered rows once X leaves the L3 (as in spmm_native).
-    const bool far = static_cast<double>(X.rows) * static_cast<double>(N) * sizeof(T) > 32.0 * 1024 * 1024;
-    const int lines = far ? static_cast<int>((N * sizeof(T) + 63) / 64) + 1 : 0;
+    const int lines = detail::prefetch_lines(X.rows, N * sizeof(T), N * sizeof(T));
     for (index_t i = first; i < last; ++i) {
       const index_t kb = A.indptr[i], ke = A.indptr[i + 1];
       if (tail == 0)

@@ -269,39 +269,21 @@ struct sparse_linear : linear_layer<T> {
     optimizer_step(c, this->sb, this->b.data(), this->Db.data(), this->out);
   }
 
-  // One SGD step (optimizer_step's update, same equations) of W with the gradient of each stored
-  // weight as the SDDMM computes it: no gradient array is written.
+  // One SGD step of W (optimizer_step's update: sgd_update) with the gradient of each stored
+  // weight as the SDDMM computes it: no gradient array is written, except DW where it exists.
   void sddmm_sgd_step(const optimizer_config& c, const matrix<T>& DZ, const matrix<T>& X) {
     TS_ASSERT(c.kind == optimizer_kind::sgd);
-    optimizer_state<T>& s = this->sW;
-    ++s.steps;
     const T lr = static_cast<T>(c.lr), wd = static_cast<T>(c.weight_decay), mu = static_cast<T>(c.momentum);
     T* w = W.data();
     T* dw = DW.empty() ? nullptr : DW.data();  // kept current where it exists
     dw_current = dw != nullptr;
-    if (c.momentum == 0) {
+    sgd_step(c, this->sW, nnz(), [&](auto variant, T* v) {
+      constexpr sgd_variant V = decltype(variant)::value;
       sddmm_each(pattern, DZ, X, [=](index_t k, T g) {
         if (dw) dw[k] = g;
-        w[k] -= lr * (g + wd * w[k]);
+        sgd_update<V>(w, v, k, g, lr, wd, mu);
       });
-    } else {
-      const auto n = static_cast<std::size_t>(nnz());
-      if (s.m.size() != n) s.m.assign(n, T(0));
-      T* v = s.m.data();
-      if (c.nesterov)
-        sddmm_each(pattern, DZ, X, [=](index_t k, T g) {
-          if (dw) dw[k] = g;
-          const T gk = g + wd * w[k];
-          v[k] = mu * v[k] + gk;
-          w[k] -= lr * (gk + mu * v[k]);
-        });
-      else
-        sddmm_each(pattern, DZ, X, [=](index_t k, T g) {
-          if (dw) dw[k] = g;
-          v[k] = mu * v[k] + g + wd * w[k];
-          w[k] -= lr * v[k];
-        });
-    }
+    });
     values_changed();
   }
 

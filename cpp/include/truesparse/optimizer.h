@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "truesparse/common.h"
@@ -170,36 +171,57 @@ struct optimizer_state {
   }
 };
 
+// SGD's three updates (the equations at the top of this file), for one weight k: with
+// velocity v (momentum, Nesterov) or without (plain). One definition for optimizer_step and
+// for the update fused into the sparse weight gradient (sparse_linear::sddmm_sgd_step).
+enum class sgd_variant { plain, momentum, nesterov };
+
+template <sgd_variant V, class T>
+inline void sgd_update(T* w, T* v, size_type k, T g, T lr, T wd, T mu) {
+  if constexpr (V == sgd_variant::plain) {
+    w[k] -= lr * (g + wd * w[k]);
+  } else if constexpr (V == sgd_variant::momentum) {
+    v[k] = mu * v[k] + g + wd * w[k];
+    w[k] -= lr * v[k];
+  } else {
+    const T gk = g + wd * w[k];
+    v[k] = mu * v[k] + gk;
+    w[k] -= lr * (gk + mu * v[k]);
+  }
+}
+
+// Counts the step in s, sizes the velocity array for n values when c has momentum, and calls
+// f(std::integral_constant<sgd_variant, V>{}, v) with c's variant and the velocity (null for
+// plain SGD).
+template <class T, class F>
+void sgd_step(const optimizer_config& c, optimizer_state<T>& s, size_type n, F&& f) {
+  ++s.steps;
+  if (c.momentum == 0)
+    return f(std::integral_constant<sgd_variant, sgd_variant::plain>{}, static_cast<T*>(nullptr));
+  if (s.m.size() != static_cast<std::size_t>(n)) s.m.assign(n, T(0));
+  if (c.nesterov) return f(std::integral_constant<sgd_variant, sgd_variant::nesterov>{}, s.m.data());
+  f(std::integral_constant<sgd_variant, sgd_variant::momentum>{}, s.m.data());
+}
+
 // One step on n values w with gradient g.
 template <class T>
 void optimizer_step(const optimizer_config& c, optimizer_state<T>& s, T* w, const T* g, size_type n) {
   const T lr = static_cast<T>(c.lr), wd = static_cast<T>(c.weight_decay);
-  ++s.steps;
   if (c.kind == optimizer_kind::sgd) {
     const T mu = static_cast<T>(c.momentum);
-    if (c.momentum == 0) {
+    sgd_step(c, s, n, [&](auto variant, T* v) {
+      constexpr sgd_variant V = decltype(variant)::value;
+      // const locals: OpenMP passes them by value, so the loop vectorizes (closure members
+      // would be read through a pointer that the stores to w might alias)
+      T* const pw = w;
+      const T* const pg = g;
+      const T rate = lr, decay = wd, momentum = mu;
 #pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
-      for (size_type k = 0; k < n; ++k) w[k] -= lr * (g[k] + wd * w[k]);
-      return;
-    }
-    if (s.m.size() != static_cast<std::size_t>(n)) s.m.assign(n, T(0));
-    T* v = s.m.data();
-    if (c.nesterov) {
-#pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
-      for (size_type k = 0; k < n; ++k) {
-        const T gk = g[k] + wd * w[k];
-        v[k] = mu * v[k] + gk;
-        w[k] -= lr * (gk + mu * v[k]);
-      }
-    } else {
-#pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
-      for (size_type k = 0; k < n; ++k) {
-        v[k] = mu * v[k] + g[k] + wd * w[k];
-        w[k] -= lr * v[k];
-      }
-    }
+      for (size_type k = 0; k < n; ++k) sgd_update<V>(pw, v, k, pg[k], rate, decay, momentum);
+    });
     return;
   }
+  ++s.steps;
   // Adam / AdamW
   if (s.m.size() != static_cast<std::size_t>(n)) s.m.assign(n, T(0));
   if (s.v.size() != static_cast<std::size_t>(n)) s.v.assign(n, T(0));

@@ -20,7 +20,6 @@
 #pragma once
 
 #include <string>
-#include <vector>
 
 namespace truesparse {
 
@@ -48,13 +47,14 @@ class thread_governor {
 
  private:
   enum class phase { warmup, probe, run };
-  static constexpr int warmup_steps = 1, probe_steps = 8, longest_probe = 32, first_run = 25,
+  static constexpr int warmup_steps = 1, reference_run = 8, longest_probe = 32, first_run = 25,
                        longest_run = 800;
   int max_ = 1, current_ = 1, choice_ = 1;
   phase phase_ = phase::warmup;
   int left_ = warmup_steps, run_length_ = first_run;
   bool active_ = false;
-  std::vector<double> recent_;  // seconds per example of the steps of the current run
+  double run_sum_ = 0;  // seconds per example summed over the steps of the current run
+  int run_count_ = 0;
   double chosen_ = 0, probe_sum_ = 0;
   int probe_count_ = 0;
   long long on_one_ = 0, on_all_ = 0;
