@@ -51,17 +51,24 @@ def reference_network(model, specs) -> list:
     in training mode, holding copies of the engine's current weights, parameters and
     running statistics.
 
-    Sparse linear layers become ``reference.Linear`` with their pattern as the 0/1 pattern.
+    Sparse linear layers become ``reference.Linear`` with their pattern as the 0/1 pattern and
+    the model's ``operand_dtype`` (dense ones are always float32).
     All-ReLU layers get their number among the network's activation layers, counted from 1,
     as the engine does. Dropout layers need their masks from ``set_dropout_masks``.
     """
     specs = list(specs)
     assert len(specs) == len(model.modules), "one spec per engine module"
+    operands = model._options["operand_dtype"]
     layers, activations = [], 0
     for spec, module in zip(specs, model.modules):
         if isinstance(spec, L.Linear):
             pattern = mask_of(module.W) if module.is_sparse else None
-            layer = R.Linear(_f64(dense_of(module.W)), _f64(module.b), pattern=pattern)
+            layer = R.Linear(
+                _f64(dense_of(module.W)),
+                _f64(module.b),
+                pattern=pattern,
+                operand_dtype=operands if module.is_sparse else "float32",
+            )
         elif type(spec) in _ACTIVATIONS:
             activations += 1
             layer = _ACTIVATIONS[type(spec)](spec, activations)

@@ -20,6 +20,7 @@ from .matrix_operations import (
     hadamard,
     inv_sqrt,
     log_softmax,
+    round_to_bfloat16,
     row_repeat,
     rows_sum,
     softmax,
@@ -75,9 +76,28 @@ class Linear(Layer):
         DW = (DY Xᵀ) ⊙ P                         # (K,D) = (K,N) (N,D)
         Db = rows_sum(DY)                        # (K,)
         DX = (W ⊙ P)ᵀ DY                         # (D,N) = (D,K) (K,N)
+
+    ``operand_dtype="bfloat16"`` is the engine's option of that name for its sparse layers:
+    the dense operands that the sparse products gather, X in the forward and in DW, DY in DX,
+    are rounded to bfloat16 (``round_to_bfloat16``, round to nearest even); the weights, the
+    sums, DY in DW and Db are not::
+
+        Xr = round_to_bfloat16(X)                # (D,N)
+        Y  = (W ⊙ P) Xr + column_repeat(b, N)    # (K,N) = (K,D) (D,N) + (K,N)
+        DW = (DY Xrᵀ) ⊙ P                        # (K,D) = (K,N) (N,D)
+        Db = rows_sum(DY)                        # (K,)
+        DX = (W ⊙ P)ᵀ round_to_bfloat16(DY)      # (D,N) = (D,K) (K,N)
     """
 
-    def __init__(self, W, b, pattern=None):
+    OPERAND_DTYPES = ("float32", "bfloat16")
+
+    def __init__(self, W, b, pattern=None, *, operand_dtype: str = "float32"):
+        if not isinstance(operand_dtype, str) or operand_dtype not in self.OPERAND_DTYPES:
+            raise ValueError(
+                f"[Linear] operand_dtype must be one of {list(self.OPERAND_DTYPES)}, "
+                f"got {operand_dtype!r}"
+            )
+        self.operand_dtype = operand_dtype
         self.W = np.array(W, dtype=np.float64)  # (K,D)
         self.b = np.array(b, dtype=np.float64).reshape(-1)  # (K,)
         K, D = self.W.shape
@@ -93,7 +113,7 @@ class Linear(Layer):
                 )
             if not np.all((self.pattern == 0) | (self.pattern == 1)):
                 raise ValueError("[Linear] pattern must contain only 0 and 1")
-        self.X = None  # (D,N) input, kept for DW
+        self.X = None  # (D,N) input (rounded with bfloat16 operands), kept for DW
         self.DW = np.zeros_like(self.W)  # (K,D)
         self.Db = np.zeros_like(self.b)  # (K,)
 
@@ -112,6 +132,7 @@ class Linear(Layer):
                 f"[Linear.forward] X has {X.shape[0]} rows but the layer has {D} inputs"
             )
         N = X.shape[1]
+        X = self.operand(X)  # (D,N)
         self.X = X
         W = self.effective_weights()  # (K,D)
         return W @ X + column_repeat(self.b, N)  # (K,N) = (K,D) (D,N) + (K,N)
@@ -122,7 +143,11 @@ class Linear(Layer):
         self.DW = DW if self.pattern is None else hadamard(DW, self.pattern)
         self.Db = rows_sum(DY)  # (K,)
         W = self.effective_weights()  # (K,D)
-        return W.T @ DY  # (D,N) = (D,K) (K,N)
+        return W.T @ self.operand(DY)  # (D,N) = (D,K) (K,N)
+
+    def operand(self, A) -> np.ndarray:
+        """A gathered operand as the products compute with it: A, or round_to_bfloat16(A)."""
+        return round_to_bfloat16(A) if self.operand_dtype == "bfloat16" else A
 
 
 class Softmax(Layer):

@@ -9,6 +9,9 @@ Conventions: matrices are 2-D float64 arrays; vectors are 1-D arrays. ``rows_sum
 (one per column). ``row_repeat`` stacks a row vector m times, ``column_repeat`` places a
 column vector side by side n times. Elementwise functions (``exp``, ``Relu``, ``Step``, ...)
 apply to every entry. Batches are feature-major: one example per column.
+
+``round_to_bfloat16`` has no SymPy twin: it is no equation but the rounding of the operands
+that the engine's sparse products gather with ``operand_dtype="bfloat16"``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ __all__ = [
     "log_softmax",
     "ones",
     "reciprocal",
+    "round_to_bfloat16",
     "row_repeat",
     "rows_max",
     "rows_sum",
@@ -190,3 +194,30 @@ def log_softmax(X) -> np.ndarray:
     m = columns_max(X)  # (N,)
     lse = m + log(columns_sum(exp(X - row_repeat(m, K))))  # (N,)
     return X - row_repeat(lse, K)
+
+
+def round_to_bfloat16(A) -> np.ndarray:
+    """A rounded to float32 and then to bfloat16, round to nearest even, as a float64 array.
+
+    bfloat16 is the upper 16 bits of a float32 (sign, 8 exponent bits, 7 mantissa bits), so
+    a float32 with bits u rounds to the multiple of 2^16 nearest to u, ties to the one whose
+    bit 16 (the last mantissa bit kept) is 0::
+
+        u = bits(float32(a))                                  # uint32
+        round(a) = float32((u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000)
+
+    Adding to the bits carries into the exponent where the mantissa overflows, so the rounding
+    is right across binades, for subnormals, and past the largest bfloat16 (which rounds to
+    ±inf, as IEEE round to nearest even does); ±inf stay. NaN stays NaN (its bits are not
+    rounded: a NaN payload in the low bits alone would otherwise round to inf).
+    """
+    with np.errstate(over="ignore"):  # float64 beyond the float32 range becomes ±inf
+        F = np.array(A, dtype=np.float32, order="C", copy=True)
+    nan = np.isnan(F)
+    F[nan] = 0.0
+    u = F.view(np.uint32)
+    # the sum does not wrap around: without NaNs, u <= 0xFF800000 (-inf)
+    u += np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))
+    u &= np.uint32(0xFFFF0000)
+    F[nan] = np.nan
+    return F.astype(np.float64)
