@@ -15,7 +15,8 @@
 //   hidden-size throughput: 784-H-H-H-10 at ε, effective GFLOP/s = 6 nnz N / time per batch
 //     bench_mlp --throughput-sweep 20000,200000 [--epsilon 10] [--batches 5]
 //
-// Common options: [--threads 1] [--backend mkl|native]. --scale, --width-sweep and
+// Common options: [--threads 1] [--backend mkl|native] [--operands float32|bfloat16]. --scale, --width-sweep
+// and
 // --throughput-sweep may be combined (run in that order); with any of them the density sweep
 // is skipped.
 #include <sys/resource.h>
@@ -146,13 +147,18 @@ struct common_options {
   int threads = 1;
   sparse_backend backend = sparse_backend::native;
   int batches = -1, warmup = 1;  // batches -1: the default of each measurement
-  const char* backend_name() const { return backend == sparse_backend::mkl ? "mkl" : "native"; }
+  operand_dtype operands = operand_dtype::float32;
+  const char* backend_name() const {
+    if (backend == sparse_backend::mkl) return "mkl";
+    return operands == operand_dtype::bfloat16 ? "native, bfloat16 operands" : "native";
+  }
 };
 
 network_options mlp_options(const std::vector<index_t>& sizes, const std::vector<double>& densities,
                             const common_options& c) {
   network_options o = testing::standard_mlp(sizes, densities);
   o.backend = c.backend;
+  o.operands = c.operands;
   o.name = "bench_mlp";
   return o;
 }
@@ -354,6 +360,15 @@ int main(int argc, char** argv) {
         c.backend = sparse_backend::mkl;
       else {
         std::fprintf(stderr, "--backend must be mkl or native\n");
+        return 2;
+      }
+    } else if (!std::strcmp(opt, "--operands")) {
+      if (!std::strcmp(value, "float32"))
+        c.operands = operand_dtype::float32;
+      else if (!std::strcmp(value, "bfloat16"))
+        c.operands = operand_dtype::bfloat16;
+      else {
+        std::fprintf(stderr, "--operands must be float32 or bfloat16\n");
         return 2;
       }
     } else if (!std::strcmp(opt, "--densities"))

@@ -8,13 +8,18 @@
         scikit-learn's digits (1,438 / 359 stratified), 64-512-512-10 at 3 % overall density
         (ERK), SGD momentum 0.9, lr 0.05, batch 50: static sparse, RigL, and SET with each
         choice of its new weights' values, and whether exact zeros pile up in the first layer.
+    python bench/dst.py operands [--seeds 0,1,2] [--epochs 30] [--epsilon 20]
+        The accuracy cost of operand_dtype="bfloat16" (the sparse products gather bfloat16
+        copies of the activations and gradients): the network and data of `accuracy`, static
+        sparse and SET, trained with float32 and with bfloat16 operands from the same seeds;
+        test accuracy per seed, the paired differences, and seconds per epoch.
     python bench/dst.py overhead [--examples 20000] [--epochs 3] [--density 0.01] [--threads 1]
         Seconds per epoch of static sparse, SET every epoch and RigL (delta_t = 100) on the
         CIFAR-shaped 3072-1024-512-10 with synthetic data, measured side by side in one run,
         and the overhead ratios.
 
 Results go to stdout as a Markdown table and to bench/results/ (dst_accuracy.json,
-dst_set_regrow.json, dst_overhead_<threads>t.json), written atomically.
+dst_set_regrow.json, dst_operands.json, dst_overhead_<threads>t.json), written atomically.
 """
 
 from __future__ import annotations
@@ -100,6 +105,80 @@ def accuracy(args) -> None:
             "epochs": args.epochs,
             "lr": args.lr,
             "seeds": seeds,
+            "results": rows,
+        },
+    )
+
+
+def operands(args) -> None:
+    Xtr, ytr, Xte, yte = datasets.load("mnist5k", seed=0)
+    sizes = [784, 1000, 1000, 1000, 10]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    dtypes = ("float32", "bfloat16")
+    rows = {}
+    for name, evo in (("static", None), ("SET", ts.SET(zeta=0.3))):
+        for dtype in dtypes:
+            accs, times = [], []
+            for seed in seeds:
+                model = ts.MLP(sizes, epsilon=args.epsilon, seed=seed, operand_dtype=dtype)
+                h = model.fit(
+                    Xtr,
+                    ytr,
+                    epochs=args.epochs,
+                    batch_size=100,
+                    optimizer=ts.SGD(lr=args.lr, momentum=0.9, nesterov=True),
+                    validation_data=(Xte, yte),
+                    evolution=evo,
+                )
+                accs.append(h["val_accuracy"][-1])
+                times.append(statistics.median(h["time"]))
+                print(
+                    f"{name:6s} {dtype:8s} seed {seed}: test accuracy {accs[-1]:.4f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            rows[f"{name}, {dtype}"] = {
+                "method": name,
+                "operand_dtype": dtype,
+                "accuracy": accs,
+                "mean": statistics.mean(accs),
+                "std": statistics.pstdev(accs),
+                "seconds_per_epoch_median": statistics.median(times),
+            }
+        base, half = rows[f"{name}, float32"], rows[f"{name}, bfloat16"]
+        diffs = [b - a for a, b in zip(base["accuracy"], half["accuracy"])]
+        half["paired_difference"] = diffs
+        half["paired_difference_mean"] = statistics.mean(diffs)
+    print(
+        f"MNIST subset, {'-'.join(map(str, sizes))}, epsilon {args.epsilon}, {args.epochs} epochs, "
+        f"SGD Nesterov 0.9 lr {args.lr}, batch 100, seeds {seeds}, {ts.get_num_threads()} "
+        "thread(s)\n"
+    )
+    print(
+        "| method | operands | test accuracy per seed | mean ± std | bfloat16 − float32 "
+        "(paired) | s/epoch |\n|---|---|---|---|---|---|"
+    )
+    for r in rows.values():
+        per = ", ".join(f"{a:.4f}" for a in r["accuracy"])
+        diff = (
+            ", ".join(f"{d:+.4f}" for d in r["paired_difference"])
+            if "paired_difference" in r
+            else ""
+        )
+        print(
+            f"| {r['method']} | {r['operand_dtype']} | {per} | {r['mean']:.4f} ± {r['std']:.4f} "
+            f"| {diff} | {r['seconds_per_epoch_median']:.3f} |"
+        )
+    write_json(
+        "dst_operands.json",
+        {
+            "sizes": sizes,
+            "epsilon": args.epsilon,
+            "epochs": args.epochs,
+            "lr": args.lr,
+            "seeds": seeds,
+            "threads": ts.get_num_threads(),
+            "machine": platform.processor() or platform.machine(),
             "results": rows,
         },
     )
@@ -232,6 +311,11 @@ def main() -> None:
     r = sub.add_parser("set-regrow")
     r.add_argument("--seeds", default="0,1,2")
     r.add_argument("--epochs", type=int, default=30)
+    d = sub.add_parser("operands")
+    d.add_argument("--seeds", default="0,1,2")
+    d.add_argument("--epochs", type=int, default=30)
+    d.add_argument("--epsilon", type=float, default=20.0)
+    d.add_argument("--lr", type=float, default=0.05)
     o = sub.add_parser("overhead")
     o.add_argument("--examples", type=int, default=20000)
     o.add_argument("--epochs", type=int, default=3)
@@ -240,7 +324,9 @@ def main() -> None:
     o.add_argument("--threads", type=int, default=1)
     o.add_argument("--delta-t", type=int, default=100)
     args = p.parse_args()
-    {"accuracy": accuracy, "set-regrow": set_regrow, "overhead": overhead}[args.mode](args)
+    modes = {"accuracy": accuracy, "set-regrow": set_regrow, "operands": operands}
+    modes["overhead"] = overhead
+    modes[args.mode](args)
 
 
 if __name__ == "__main__":

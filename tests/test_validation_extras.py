@@ -243,6 +243,7 @@ PARAMETERS = [
             ("delta_t", "int", [0, -3], True),
             ("warm_start", "flag", [], False),
             ("backend", "choice", ["cuda"], False),
+            ("operand_dtype", "choice", ["bf16", "float16"], False),
         ]
     ],
     ("SparseMLPClassifier.fit", "label_smoothing", "real", [-0.1, 1.5], False),
@@ -294,6 +295,7 @@ PARAMETERS = [
     ("from_torch", "sparse_fan_in", "choice", ["all"], False),
     ("from_torch", "seed", "int", [-1, 2**64], False),
     ("from_torch", "backend", "choice", ["cuda"], False),
+    ("from_torch", "operand_dtype", "choice", ["bf16"], False),
     ("SparseLinear", "in_features", "int", [0, -4], False),
     ("SparseLinear", "out_features", "int", [0], False),
     ("AllReLU", "alpha", "real", [], False),

@@ -70,6 +70,9 @@ void init_layers(py::module_& m) {
   py::enum_<sparse_backend>(m, "Backend")
       .value("mkl", sparse_backend::mkl)
       .value("native", sparse_backend::native);
+  py::enum_<operand_dtype>(m, "OperandDtype")
+      .value("float32", operand_dtype::float32)
+      .value("bfloat16", operand_dtype::bfloat16);
 }
 
 }  // namespace truesparse::python

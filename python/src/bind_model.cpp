@@ -165,7 +165,8 @@ void bind_network(py::module_& m, const char* name) {
   using model = network<T>;
   py::class_<model>(m, name)
       .def(py::init([](index_t inputs, std::vector<layer_spec> layers, loss_kind loss, double label_smoothing,
-                       init_kind init, fan_mode fan, std::uint64_t seed, sparse_backend backend) {
+                       init_kind init, fan_mode fan, std::uint64_t seed, sparse_backend backend,
+                       operand_dtype operands) {
              network_options o;
              o.inputs = inputs;
              o.layers = std::move(layers);
@@ -175,12 +176,13 @@ void bind_network(py::module_& m, const char* name) {
              o.fan = fan;
              o.seed = seed;
              o.backend = backend;
+             o.operands = operands;
              return std::make_unique<model>(o);
            }),
            py::kw_only(), py::arg("inputs"), py::arg("layers"),
            py::arg("loss") = loss_kind::softmax_cross_entropy, py::arg("label_smoothing") = 0.0,
            py::arg("init") = init_kind::he_normal, py::arg("fan") = fan_mode::actual, py::arg("seed") = 0,
-           py::arg("backend") = sparse_backend::mkl)
+           py::arg("backend") = sparse_backend::mkl, py::arg("operands") = operand_dtype::float32)
       .def_property_readonly("num_modules", [](const model& s) { return s.modules.size(); })
       .def_property_readonly("outputs", [](const model& s) { return s.outputs(); })
       .def(

@@ -37,7 +37,17 @@ from ._checks import _got, choice, flag, integer, real
 from ._version import __version__
 from .checkpoint import check_model, spec_to_json
 from .io import atomic_file, file_to_read, file_to_write
-from .model import BACKENDS, DTYPES, FAN_INS, LAST_LAYER, LOSSES, WEIGHT_INITS, Sequential
+from .model import (
+    BACKENDS,
+    DTYPES,
+    FAN_INS,
+    LAST_LAYER,
+    LOSSES,
+    OPERAND_DTYPES,
+    WEIGHT_INITS,
+    Sequential,
+    operand_dtype_kind,
+)
 from .views import LinearView
 
 __all__ = [
@@ -916,6 +926,7 @@ def from_torch(
     dtype=np.float32,
     seed: int = 0,
     backend: str = "native",
+    operand_dtype: str = "float32",
 ) -> Sequential:
     """A truesparse :class:`~truesparse.Sequential` with the forward of a PyTorch MLP.
 
@@ -935,7 +946,7 @@ def from_torch(
     ``loss`` (default: ``"cross_entropy"`` after a Softmax, ``"negative_log_likelihood"``
     after a LogSoftmax, else ``"softmax_cross_entropy"``; for a state_dict such a loss appends
     that last layer, as ``MLP`` does), ``label_smoothing``, ``weight_init``, ``sparse_fan_in``,
-    ``dtype``, ``seed`` and ``backend`` are those of ``Sequential``.
+    ``dtype``, ``seed``, ``backend`` and ``operand_dtype`` are those of ``Sequential``.
 
     ``fold_batch_norm=True`` turns every BatchNorm1d into a truesparse ``Affine`` layer with
     its running statistics folded in (``γ/√(var + eps)``, ``β − γ·mean/√(var + eps)``): the
@@ -956,6 +967,8 @@ def from_torch(
     dtype = float_dtype(dtype, op)
     seed = integer(seed, "seed", op, minimum=0, maximum=2**64 - 1)
     backend = choice(backend, BACKENDS, "backend", op)
+    operand_dtype = choice(operand_dtype, OPERAND_DTYPES, "operand_dtype", op)
+    operand_dtype_kind(operand_dtype, dtype, backend, op)
     if masks is None:
         masks = {}
     if not isinstance(masks, Mapping):
@@ -1028,6 +1041,7 @@ def from_torch(
             dtype=dtype,
             seed=seed,
             backend=backend,
+            operand_dtype=operand_dtype,
         )
         for p, module in zip(parsed, model.modules):
             if isinstance(module, LinearView):

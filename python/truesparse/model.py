@@ -41,6 +41,7 @@ LOSSES = dict(_core.Loss.__members__)
 WEIGHT_INITS = dict(_core.Init.__members__)
 FAN_INS = dict(_core.FanIn.__members__)
 BACKENDS = dict(_core.Backend.__members__)
+OPERAND_DTYPES = dict(_core.OperandDtype.__members__)
 DTYPES = {np.dtype(np.float32): _core.Network_f32, np.dtype(np.float64): _core.Network_f64}
 # The batch size of the engine's evaluate (validation in fit, evaluate, predict).
 EVALUATION_BATCH = 1000
@@ -104,6 +105,17 @@ def _choice(table: dict, value: Any, what: str, op: str) -> Any:
     return table[choice(value, table, what, op)]
 
 
+def operand_dtype_kind(operand_dtype: Any, dtype: np.dtype, backend: str, op: str) -> Any:
+    """The engine's ``OperandDtype`` that ``operand_dtype`` names; a ValueError naming ``op``
+    where the model cannot use it (bfloat16 needs float32 and the native backend)."""
+    kind = _choice(OPERAND_DTYPES, operand_dtype, "operand_dtype", op)
+    if operand_dtype == "bfloat16" and dtype != np.float32:
+        raise ValueError(f"[{op}] operand_dtype='bfloat16' needs dtype float32, got {dtype}")
+    if operand_dtype == "bfloat16" and backend != "native":
+        raise ValueError(f"[{op}] operand_dtype='bfloat16' needs backend='native', got {backend!r}")
+    return kind
+
+
 def mlp_layers(
     densities: Sequence[float],
     sizes: Sequence[int],
@@ -164,6 +176,12 @@ class Sequential:
         count.
     backend : ``"native"`` (truesparse's own kernels, the default) or ``"mkl"`` (oneMKL sparse BLAS)
         for the sparse products.
+    operand_dtype : ``"float32"`` (the default) or ``"bfloat16"``: the sparse products gather
+        their dense operands (activations in the forward and the weight gradient, output
+        gradients in the input gradient) as bfloat16 copies, rounded to nearest even; weights,
+        sums and outputs stay float32. Faster once the activations outgrow the caches (see
+        docs/design.md, "bfloat16 operands", for speed and accuracy measured); needs
+        ``dtype=np.float32`` and ``backend="native"``.
     """
 
     activation: Optional[str] = None  # the hidden activation of an MLP; None for a Sequential
@@ -180,6 +198,7 @@ class Sequential:
         dtype=np.float32,
         seed: int = 0,
         backend: str = "native",
+        operand_dtype: str = "float32",
     ) -> None:
         op = type(self).__name__
         inputs = integer(inputs, "inputs", op, minimum=1, maximum=MAX_LAYER_SIZE)
@@ -202,6 +221,8 @@ class Sequential:
         loss_kind = _choice(LOSSES, loss, "loss", op)
         if loss in LAST_LAYER and (not specs or not isinstance(specs[-1], LAST_LAYER[loss])):
             raise ValueError(f"[{op}] loss {loss!r} needs a {LAST_LAYER[loss].__name__} last layer")
+        backend_kind = _choice(BACKENDS, backend, "backend", op)
+        operands = operand_dtype_kind(operand_dtype, self.dtype, backend, op)
         self.seed = int(seed)
         self.loss = loss
         self.label_smoothing = float(label_smoothing)
@@ -213,6 +234,7 @@ class Sequential:
             "sparse_fan_in": sparse_fan_in,
             "seed": self.seed,
             "backend": backend,
+            "operand_dtype": operand_dtype,
         }
         self._core = LockedEngine(
             DTYPES[self.dtype](
@@ -223,7 +245,8 @@ class Sequential:
                 init=_choice(WEIGHT_INITS, weight_init, "weight_init", op),
                 fan=_choice(FAN_INS, sparse_fan_in, "sparse_fan_in", op),
                 seed=self.seed,
-                backend=_choice(BACKENDS, backend, "backend", op),
+                backend=backend_kind,
+                operands=operands,
             )
         )
         self.layers = [LinearView(self, i) for i in range(self._core.num_layers)]
@@ -977,7 +1000,7 @@ class MLP(Sequential):
         and re-solved, :func:`~truesparse.er_densities`; ``erk_power`` scales the raw scores),
         or ``"uniform"`` (every layer ``density``; ``dense_first``/``dense_last`` keep those
         dense).
-    weight_init, sparse_fan_in, dtype, seed, backend : as for :class:`Sequential`.
+    weight_init, sparse_fan_in, dtype, seed, backend, operand_dtype : as for :class:`Sequential`.
     """
 
     def __init__(
@@ -1002,6 +1025,7 @@ class MLP(Sequential):
         dtype=np.float32,
         seed: int = 0,
         backend: str = "native",
+        operand_dtype: str = "float32",
     ) -> None:
         sizes = check_sizes(sizes, "MLP")
         layer_densities = allocate(
@@ -1033,6 +1057,7 @@ class MLP(Sequential):
             dtype=dtype,
             seed=seed,
             backend=backend,
+            operand_dtype=operand_dtype,
         )
         self.activation = activation
 
@@ -1052,6 +1077,9 @@ def _from_checkpoint(arch: dict, training: dict, arrays: dict) -> Sequential:
     model = cls.__new__(cls)
     options = {key: arch[key] for key in ("loss", "label_smoothing", "weight_init")}
     options.update({key: arch[key] for key in ("sparse_fan_in", "seed", "backend")})
+    options["operand_dtype"] = arch.get(
+        "operand_dtype", "float32"
+    )  # not in files before it existed
     Sequential.__init__(
         model,
         arch["inputs"],

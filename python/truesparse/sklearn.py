@@ -39,7 +39,7 @@ from ._checks import INT64_MAX, MAX_LAYER_SIZE, _got, choice, flag, integer, rea
 from .density import ALLOCATIONS
 from .evolution import SET, RigL
 from .interop import float_dtype
-from .model import BACKENDS, FAN_INS, MLP, WEIGHT_INITS
+from .model import BACKENDS, FAN_INS, MLP, OPERAND_DTYPES, WEIGHT_INITS, operand_dtype_kind
 from .optim import SGD, Adam, AdamW, ConstantLR, CosineLR, LinearWarmup, Schedule
 
 __all__ = ["SparseMLPClassifier", "SparseMLPRegressor", "expected_failed_checks"]
@@ -200,7 +200,9 @@ class _SparseMLPBase(BaseEstimator):
             sparse_fan_in=choice(self.sparse_fan_in, FAN_INS, "sparse_fan_in", op),
             dtype=float_dtype(self.dtype, op),
             backend=choice(self.backend, BACKENDS, "backend", op),
+            operand_dtype=choice(self.operand_dtype, OPERAND_DTYPES, "operand_dtype", op),
         )
+        operand_dtype_kind(kwargs["operand_dtype"], kwargs["dtype"], kwargs["backend"], op)
         return kwargs
 
     def _schedule(self, op: str) -> Callable[[int], Optional[Schedule]]:
@@ -463,6 +465,10 @@ default="he_normal"
         Precision of the network.
     backend : {"native", "mkl"}, default="native"
         Kernels of the sparse products.
+    operand_dtype : {"float32", "bfloat16"}, default="float32"
+        What the sparse products gather: float32 activations and gradients, or bfloat16
+        copies of them (faster for layers whose activations outgrow the caches; needs float32
+        and the native backend). See :class:`truesparse.Sequential`.
     verbose : int >= 0 or bool, default=0
         ``1`` (or ``True``) prints one line per epoch.
 """
@@ -543,6 +549,7 @@ class SparseMLPClassifier(ClassifierMixin, _SparseMLPBase):
         random_state=None,
         dtype=np.float32,
         backend="native",
+        operand_dtype="float32",
         verbose=0,
         label_smoothing=0.0,
     ):
@@ -584,6 +591,7 @@ class SparseMLPClassifier(ClassifierMixin, _SparseMLPBase):
         self.random_state = random_state
         self.dtype = dtype
         self.backend = backend
+        self.operand_dtype = operand_dtype
         self.verbose = verbose
         self.label_smoothing = label_smoothing
 
@@ -691,6 +699,7 @@ class SparseMLPRegressor(RegressorMixin, _SparseMLPBase):
         random_state=None,
         dtype=np.float32,
         backend="native",
+        operand_dtype="float32",
         verbose=0,
         loss="squared_error",
     ):
@@ -732,6 +741,7 @@ class SparseMLPRegressor(RegressorMixin, _SparseMLPBase):
         self.random_state = random_state
         self.dtype = dtype
         self.backend = backend
+        self.operand_dtype = operand_dtype
         self.verbose = verbose
         self.loss = loss
 

@@ -2,21 +2,29 @@
 //   spmm   C (K,N) = A (K,D) B (D,N) + beta C + bias 1ᵀ  -- the forward and input-gradient products
 //   sddmm  v[k] = dot(DZ[i,:], X[j,:]) for stored (i,j)  -- the weight gradient on the pattern
 //   gather out[k] = in[perm[k]]                          -- refreshes the values of a Wt copy
+// The gathered operand (B of spmm, X of sddmm) may be a bfloat16 copy (bf16_matrix: rounded
+// to nearest even, rows zero-padded to whole vectors); the weights, the sums and the outputs
+// stay float. At scale the products are bound by the cache lines of gathered rows in flight:
+// a bfloat16 row has half of them (docs/design.md, "bfloat16 operands").
 // Each output element is written by exactly one thread and summed in a fixed order that depends
 // only on the pattern and the shapes, so the results do not depend on the number of threads.
 //
 // The products are register-blocked (docs/design.md, "kernels"): an output row's column tile
 // (up to 13 SIMD vectors: N = 100 floats at once) stays in registers while the stored weights of
 // the row stream through it, each adding a * B[j, tile]; the row is stored once. A batch wider
-// than 13 vectors takes several tiles. The gathered operand's rows are prefetched a few weights
-// ahead when the operand does not fit in the L3. Rows are split between threads in contiguous
-// ranges of equal work (nnz + rows), so every thread gets a static share without a scheduler.
+// than 13 vectors takes several tiles. The gathered operand's rows are prefetched into L2, 64
+// weights ahead, once the operand outgrows the L2 (products) or the L3 (SDDMM); large arrays sit
+// on transparent huge pages (common.h), so the gathers rarely miss the TLB. Rows are split between threads in
+// contiguous ranges of equal work (nnz + rows), so every thread gets a static share without a scheduler.
 #pragma once
 
 #include <omp.h>
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <utility>
 
 #include "truesparse/csr.h"
@@ -28,7 +36,85 @@
 
 namespace truesparse {
 
+// ---- bfloat16 copies of a gathered operand ------------------------------------------------------
+
+// x rounded to bfloat16 (its upper 16 bits, round to nearest even; a NaN stays a NaN).
+inline std::uint16_t to_bf16(float x) {
+  std::uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((u >> 16) | 0x40u);
+  return static_cast<std::uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+inline float from_bf16(std::uint16_t b) {
+  const std::uint32_t u = static_cast<std::uint32_t>(b) << 16;
+  float x;
+  std::memcpy(&x, &u, sizeof x);
+  return x;
+}
+
+// A (rows, cols) float matrix rounded to bfloat16, each row padded with zeros to ld, a multiple
+// of 8, so that the kernels load whole vectors of 8 and need no tail.
+struct bf16_matrix {
+  size_type rows = 0, cols = 0, ld = 0;
+  avector<std::uint16_t> data;
+  const std::uint16_t* ptr() const { return data.data(); }
+  const std::uint16_t* row(size_type i) const { return data.data() + i * ld; }
+  void clear() {
+    rows = cols = ld = 0;
+    avector<std::uint16_t>().swap(data);
+  }
+};
+
+// The padded row length of a bfloat16 copy of N columns.
+inline size_type bf16_ld(size_type N) { return (N + 7) / 8 * 8; }
+
+#if defined(__AVX2__) && defined(__FMA__)
 namespace detail {
+// 8 floats rounded to bfloat16 as to_bf16 does, packed into 128 bits.
+inline __m128i to_bf16x8(__m256 v) {
+  const __m256i u = _mm256_castps_si256(v);
+  const __m256i high = _mm256_srli_epi32(u, 16);
+  const __m256i lsb = _mm256_and_si256(high, _mm256_set1_epi32(1));
+  const __m256i rounded =
+      _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
+  const __m256i quiet = _mm256_or_si256(high, _mm256_set1_epi32(0x40));
+  const __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+  const __m256i r =
+      _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(rounded), _mm256_castsi256_ps(quiet), nan));
+  // packus works within 128-bit lanes: (r0..3 r0..3 | r4..7 r4..7); qwords 0 and 2 are r0..7.
+  return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08));
+}
+}  // namespace detail
+#endif
+
+// out := X rounded to bfloat16, rows padded with zeros (one streaming pass).
+inline void round_to_bf16(const matrix<float>& X, bf16_matrix& out) {
+  const size_type N = X.cols, ld = bf16_ld(N);
+  out.rows = X.rows;
+  out.cols = N;
+  out.ld = ld;
+  out.data.resize(static_cast<std::size_t>(X.rows * ld));
+#pragma omp parallel for schedule(static) if (X.size() > parallel_threshold)
+  for (size_type i = 0; i < X.rows; ++i) {
+    const float* x = X.row(i);
+    std::uint16_t* o = out.data.data() + i * ld;
+    size_type n = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    for (; n + 8 <= N; n += 8)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o + n), detail::to_bf16x8(_mm256_loadu_ps(x + n)));
+#endif
+    for (; n < N; ++n) o[n] = to_bf16(x[n]);
+    for (; n < ld; ++n) o[n] = 0;
+  }
+}
+
+namespace detail {
+
+// The value of an operand element as the kernels compute with it.
+inline float widen(float x) { return x; }
+inline double widen(double x) { return x; }
+inline float widen(std::uint16_t b) { return from_bf16(b); }
 
 // The rows [first, last) of A given to thread t of nt: contiguous ranges of about equal cost
 // nnz + 2 rows (a row costs its initialisation and store).
@@ -76,6 +162,10 @@ struct avx<float> {
   static V load(const float* p, M m) { return _mm256_maskload_ps(p, m); }
   static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
   static void store(float* p, M m, V v) { _mm256_maskstore_ps(p, m, v); }
+  static V load(const std::uint16_t* p) {  // 8 bfloat16 widened to float
+    return _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+  }
   static V load_half(const float* p) { return _mm256_zextps128_ps256(_mm_loadu_ps(p)); }
   static void store_half(float* p, V v) { _mm_storeu_ps(p, _mm256_castps256_ps128(v)); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
@@ -128,17 +218,36 @@ struct avx<double> {
 
 constexpr int max_tile_vectors = 13;  // accumulators of one output row tile (16 registers)
 
-// Software prefetch of the gathered rows pays only once the gathered operand (rows of `row_bytes`)
-// leaves the 32 MB L3 (measured: +8-13 % at 80 MB, -30 % at 8 MB): the cache lines to prefetch
-// from the start of a row piece of `piece_bytes`, or 0 for none.
-inline int prefetch_lines(size_type rows, size_type row_bytes, size_type piece_bytes) {
-  const bool far = static_cast<double>(rows) * static_cast<double>(row_bytes) > 32.0 * 1024 * 1024;
+// Software prefetch of the gathered rows, into L2, a fixed number of stored weights ahead; the
+// stream runs on across rows to the end of the thread's entries (rows of ε = 10 layers hold
+// about 20). Measured at D = K = 200,000, 20 weights per row, N = 100, one thread: the
+// products take half the time of no prefetch (prefetching into L1 instead, or only within a
+// row, gained 10 %), and the SDDMM 0.55×. It pays for the products once the gathered operand is
+// larger than the L2's few MB (at D = 20,000, 8 MB: 0.6–0.8×; at D = 3,072, 1.2 MB, it costs 30 %),
+// and for the SDDMM, whose 8 independent dot products keep more loads in flight already, only
+// once it leaves the 32 MB L3.
+constexpr index_t spmm_ahead = 64, sddmm_ahead = 64;
+constexpr double spmm_prefetch_bytes = 4.0 * 1024 * 1024, sddmm_prefetch_bytes = 32.0 * 1024 * 1024;
+
+// The cache lines to prefetch from the start of a gathered row piece of `piece_bytes` when the
+// gathered operand (rows of `row_bytes`) is larger than `threshold` bytes, or 0 for none.
+inline int prefetch_lines(size_type rows, size_type row_bytes, size_type piece_bytes, double threshold) {
+  const bool far = static_cast<double>(rows) * static_cast<double>(row_bytes) > threshold;
   return far ? static_cast<int>((piece_bytes + 63) / 64) + 1 : 0;  // + 1: pieces are not line-aligned
 }
 
-// Prefetches `lines` cache lines from p into L1.
+// Prefetches `lines` cache lines from p into L2.
 inline void prefetch(const void* p, int lines) {
-  for (int l = 0; l < lines; ++l) _mm_prefetch(static_cast<const char*>(p) + 64 * l, _MM_HINT_T0);
+  for (int l = 0; l < lines; ++l) _mm_prefetch(static_cast<const char*>(p) + 64 * l, _MM_HINT_T1);
+}
+
+// Prefetches the gathered rows of the stored entries k0 .. k0 + count (those before kend, the
+// end of this thread's entries: the stream runs on across rows).
+template <class TX>
+inline void prefetch_rows(const index_t* idx, index_t k0, int count, index_t kend, const TX* X, size_type ldx,
+                          int lines) {
+  for (index_t k = k0; k < std::min<index_t>(k0 + count, kend); ++k)
+    prefetch(X + static_cast<size_type>(idx[k]) * ldx, lines);
 }
 
 // How the last vector of a row tile is loaded and stored: whole, as its lower half (a 128-bit
@@ -152,12 +261,25 @@ inline typename avx<T>::V load_last(const T* p, typename avx<T>::M m) {
   return avx<T>::load(p, m);
 }
 
+// A vector of a gathered row piece: float rows load their last vector as Tail says; bfloat16
+// rows are zero-padded to whole vectors, so every load is whole.
+template <class T, int Tail>
+inline typename avx<T>::V load_piece(const T* p, typename avx<T>::M m, bool last) {
+  return last ? load_last<T, Tail>(p, m) : avx<T>::load(p);
+}
+template <class T, int Tail>
+inline typename avx<T>::V load_piece(const std::uint16_t* p, typename avx<T>::M, bool) {
+  static_assert(std::is_same_v<T, float>, "bfloat16 operands are for float models");
+  return avx<float>::load(p);
+}
+
 // c[n0 .. n0 + R·W) (the last vector cut to `tail` lanes as Tail says) := init + beta c
 // + Σ_k a_k B[j_k, ·] over the stored entries kb..ke of one row; a_k = val[k], or val[perm[k]]
 // when Indirect. The R accumulators stay in registers for the whole row.
-template <class T, int R, int Tail, bool Indirect>
+template <class T, class TB, int R, int Tail, bool Indirect>
 inline void spmm_row_tile(const index_t* idx, const T* val, const index_t* perm, index_t kb, index_t ke,
-                          const T* B, size_type ldb, int tail, T init, T beta, T* c, int lines) {
+                          index_t kend, const TB* B, size_type ldb, int tail, T init, T beta, T* c,
+                          int lines) {
   using S = avx<T>;
   using V = typename S::V;
   constexpr int W = S::width;
@@ -172,14 +294,15 @@ inline void spmm_row_tile(const index_t* idx, const T* val, const index_t* perm,
     for (int r = 0; r < R; ++r)
       acc[r] = S::fma(vb, r == R - 1 ? load_last<T, Tail>(c + r * W, m) : S::load(c + r * W), vi);
   }
-  constexpr index_t ahead = 8;  // weights ahead for the software prefetch
   for (index_t k = kb; k < ke; ++k) {
-    if (lines > 0 && k + ahead < ke) prefetch(B + static_cast<size_type>(idx[k + ahead]) * ldb, lines);
-    const T* b = B + static_cast<size_type>(idx[k]) * ldb;
+    if (lines > 0 && k + spmm_ahead < kend) {
+      prefetch(B + static_cast<size_type>(idx[k + spmm_ahead]) * ldb, lines);
+      if constexpr (Indirect) prefetch(val + perm[k + spmm_ahead], 1);  // W[perm[k]] is a gather too
+    }
+    const TB* b = B + static_cast<size_type>(idx[k]) * ldb;
     const V a = S::set1(Indirect ? val[perm[k]] : val[k]);
 #pragma GCC unroll 16
-    for (int r = 0; r < R; ++r)
-      acc[r] = S::fma(a, r == R - 1 ? load_last<T, Tail>(b + r * W, m) : S::load(b + r * W), acc[r]);
+    for (int r = 0; r < R; ++r) acc[r] = S::fma(a, load_piece<T, Tail>(b + r * W, m, r == R - 1), acc[r]);
   }
 #pragma GCC unroll 16
   for (int r = 0; r < R - 1; ++r) S::store(c + r * W, acc[r]);
@@ -191,23 +314,23 @@ inline void spmm_row_tile(const index_t* idx, const T* val, const index_t* perm,
     S::store(c + (R - 1) * W, m, acc[R - 1]);
 }
 
-template <class T>
-using row_tile_fn = void (*)(const index_t*, const T*, const index_t*, index_t, index_t, const T*, size_type,
-                             int, T, T, T*, int);
+template <class T, class TB>
+using row_tile_fn = void (*)(const index_t*, const T*, const index_t*, index_t, index_t, index_t, const TB*,
+                             size_type, int, T, T, T*, int);
 
-template <class T, int Tail, bool Indirect, int... R>
-constexpr std::array<row_tile_fn<T>, sizeof...(R)> make_row_tiles(std::integer_sequence<int, R...>) {
-  return {&spmm_row_tile<T, R + 1, Tail, Indirect>...};
+template <class T, class TB, int Tail, bool Indirect, int... R>
+constexpr std::array<row_tile_fn<T, TB>, sizeof...(R)> make_row_tiles(std::integer_sequence<int, R...>) {
+  return {&spmm_row_tile<T, TB, R + 1, Tail, Indirect>...};
 }
 
 // The row-tile kernel for R vectors (1..max_tile_vectors) whose last one has `tail` lanes.
-template <class T>
-row_tile_fn<T> row_tile(int R, int tail, bool indirect) {
+template <class T, class TB>
+row_tile_fn<T, TB> row_tile(int R, int tail, bool indirect) {
   using seq = std::make_integer_sequence<int, max_tile_vectors>;
-  static constexpr std::array<std::array<row_tile_fn<T>, max_tile_vectors>, 6> table{
-      make_row_tiles<T, whole, false>(seq{}),  make_row_tiles<T, half, false>(seq{}),
-      make_row_tiles<T, masked, false>(seq{}), make_row_tiles<T, whole, true>(seq{}),
-      make_row_tiles<T, half, true>(seq{}),    make_row_tiles<T, masked, true>(seq{})};
+  static constexpr std::array<std::array<row_tile_fn<T, TB>, max_tile_vectors>, 6> table{
+      make_row_tiles<T, TB, whole, false>(seq{}),  make_row_tiles<T, TB, half, false>(seq{}),
+      make_row_tiles<T, TB, masked, false>(seq{}), make_row_tiles<T, TB, whole, true>(seq{}),
+      make_row_tiles<T, TB, half, true>(seq{}),    make_row_tiles<T, TB, masked, true>(seq{})};
   const int kind = tail == avx<T>::width ? whole : 2 * tail == avx<T>::width ? half : masked;
   return table[static_cast<std::size_t>(kind + (indirect ? 3 : 0))][static_cast<std::size_t>(R - 1)];
 }
@@ -217,11 +340,15 @@ row_tile_fn<T> row_tile(int R, int tail, bool indirect) {
 
 // C (K,N) = A (K,D) B (D,N) + beta C + column_repeat(bias) (bias may be null). With perm, the
 // value of stored entry k is values[perm[k]] (A is then the transpose of the pattern whose
-// values are stored: no transposed copy of the values is needed).
-template <class T>
-void spmm_native(const csr_pattern& A, const T* values, const T* B, size_type N, T beta, T* C,
-                 const T* bias = nullptr, const index_t* perm = nullptr) {
+// values are stored: no transposed copy of the values is needed). B's rows are ldb apart (N
+// when 0); B may be a bfloat16 copy (TB = std::uint16_t, rows zero-padded to bf16_ld(N)).
+template <class T, class TB>
+void spmm_native(const csr_pattern& A, const T* values, const TB* B, size_type N, T beta, T* C,
+                 const T* bias = nullptr, const index_t* perm = nullptr, size_type ldb = 0) {
+  static_assert(std::is_same_v<TB, T> || (std::is_same_v<T, float> && std::is_same_v<TB, std::uint16_t>),
+                "B is T, or bfloat16 for a float product");
   if (A.rows == 0 || N == 0) return;
+  if (ldb == 0) ldb = N;
   const int nt = detail::kernel_threads(static_cast<double>(A.nnz() + A.rows) * static_cast<double>(N));
 #if defined(__AVX2__) && defined(__FMA__)
   using S = detail::avx<T>;
@@ -240,13 +367,12 @@ void spmm_native(const csr_pattern& A, const T* values, const T* B, size_type N,
       const size_type n0 = v0 * W;
       const int R = static_cast<int>(v1 - v0);
       const int tail = static_cast<int>(std::min<size_type>(N, v1 * W) - (v1 - 1) * W);
-      const int lines = detail::prefetch_lines(A.cols, N * sizeof(T), R * W * sizeof(T));
-      auto run = [&](auto fn) {
-        for (index_t i = first; i < last; ++i)
-          fn(A.indices.data(), values, perm, A.indptr[i], A.indptr[i + 1], B + n0, N, tail,
-             bias ? bias[i] : T(0), beta, C + static_cast<size_type>(i) * N + n0, lines);
-      };
-      run(detail::row_tile<T>(R, tail, perm != nullptr));
+      const int lines =
+          detail::prefetch_lines(A.cols, ldb * sizeof(TB), R * W * sizeof(TB), detail::spmm_prefetch_bytes);
+      const auto fn = detail::row_tile<T, TB>(R, tail, perm != nullptr);
+      for (index_t i = first; i < last; ++i)
+        fn(A.indices.data(), values, perm, A.indptr[i], A.indptr[i + 1], A.indptr[last], B + n0, ldb, tail,
+           bias ? bias[i] : T(0), beta, C + static_cast<size_type>(i) * N + n0, lines);
     }
   }
 #else
@@ -263,9 +389,9 @@ void spmm_native(const csr_pattern& A, const T* values, const T* B, size_type N,
         for (size_type n = 0; n < N; ++n) c[n] = beta * c[n] + b0;
       for (index_t k = A.indptr[i]; k < A.indptr[i + 1]; ++k) {
         const T a = perm ? values[perm[k]] : values[k];
-        const T* b = B + static_cast<size_type>(A.indices[k]) * N;
+        const TB* b = B + static_cast<size_type>(A.indices[k]) * ldb;
 #pragma omp simd
-        for (size_type n = 0; n < N; ++n) c[n] += a * b[n];
+        for (size_type n = 0; n < N; ++n) c[n] += a * detail::widen(b[n]);
       }
     }
   }
@@ -276,11 +402,11 @@ void spmm_native(const csr_pattern& A, const T* values, const T* B, size_type N,
 namespace detail {
 
 // out(k, dot(dz, X[j_k, :])) for k in kb..ke, over N columns (`full` of them in whole vectors,
-// the rest as Tail says). Four stored entries at a time share each load of dz, with two
-// accumulators each (8 independent chains); the lanes are summed in a fixed order.
-template <class T, int Tail, class Out>
-void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const T* X, size_type N,
-               size_type full, const Out& out, int lines) {
+// the rest as Tail says); X's rows are ldx apart (float, or bfloat16 zero-padded). Groups of 8
+// and 4 stored entries share each load of dz; the lanes are summed in a fixed order.
+template <class T, class TX, int Tail, class Out>
+void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const TX* X, size_type ldx,
+               size_type N, size_type full, const Out& out, index_t kend, int lines) {
   using S = avx<T>;
   using V = typename S::V;
   constexpr size_type W = S::width;
@@ -289,22 +415,21 @@ void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const T*
   // Eight entries at a time: one accumulator each (8 independent chains), each load of dz
   // shared by 8 dot products.
   for (; k + 8 <= ke; k += 8) {
-    if (lines > 0 && k + 24 <= ke)  // the rows of two groups ahead
-      for (int q = 16; q < 24; ++q) prefetch(X + static_cast<size_type>(idx[k + q]) * N, lines);
-    const T* x[8];
-    for (int q = 0; q < 8; ++q) x[q] = X + static_cast<size_type>(idx[k + q]) * N;
+    if (lines > 0) prefetch_rows(idx, k + sddmm_ahead, 8, kend, X, ldx, lines);
+    const TX* x[8];
+    for (int q = 0; q < 8; ++q) x[q] = X + static_cast<size_type>(idx[k + q]) * ldx;
     V a[8];
     for (int q = 0; q < 8; ++q) a[q] = S::zero();
     size_type n = 0;
     for (; n < full; n += W) {
       const V d = S::load(dz + n);
 #pragma GCC unroll 8
-      for (int q = 0; q < 8; ++q) a[q] = S::fma(d, S::load(x[q] + n), a[q]);
+      for (int q = 0; q < 8; ++q) a[q] = S::fma(d, load_piece<T, Tail>(x[q] + n, m, false), a[q]);
     }
     if constexpr (Tail != whole) {
       const V d = load_last<T, Tail>(dz + n, m);
 #pragma GCC unroll 8
-      for (int q = 0; q < 8; ++q) a[q] = S::fma(d, load_last<T, Tail>(x[q] + n, m), a[q]);
+      for (int q = 0; q < 8; ++q) a[q] = S::fma(d, load_piece<T, Tail>(x[q] + n, m, true), a[q]);
     }
     alignas(32) T g[8];
     S::hsum4(a[0], a[1], a[2], a[3], g);
@@ -312,10 +437,9 @@ void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const T*
     for (int q = 0; q < 8; ++q) out(k + q, g[q]);
   }
   for (; k + 4 <= ke; k += 4) {
-    if (lines > 0 && k + 12 <= ke)  // the rows of two groups ahead
-      for (int q = 8; q < 12; ++q) prefetch(X + static_cast<size_type>(idx[k + q]) * N, lines);
-    const T* x[4];
-    for (int q = 0; q < 4; ++q) x[q] = X + static_cast<size_type>(idx[k + q]) * N;
+    if (lines > 0) prefetch_rows(idx, k + sddmm_ahead, 4, kend, X, ldx, lines);
+    const TX* x[4];
+    for (int q = 0; q < 4; ++q) x[q] = X + static_cast<size_type>(idx[k + q]) * ldx;
     V a0[4] = {S::zero(), S::zero(), S::zero(), S::zero()};
     V a1[4] = {S::zero(), S::zero(), S::zero(), S::zero()};
     size_type n = 0;
@@ -323,31 +447,33 @@ void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const T*
       const V d0 = S::load(dz + n), d1 = S::load(dz + n + W);
 #pragma GCC unroll 4
       for (int q = 0; q < 4; ++q) {
-        a0[q] = S::fma(d0, S::load(x[q] + n), a0[q]);
-        a1[q] = S::fma(d1, S::load(x[q] + n + W), a1[q]);
+        a0[q] = S::fma(d0, load_piece<T, Tail>(x[q] + n, m, false), a0[q]);
+        a1[q] = S::fma(d1, load_piece<T, Tail>(x[q] + n + W, m, false), a1[q]);
       }
     }
     if (n < full) {
       const V d0 = S::load(dz + n);
 #pragma GCC unroll 4
-      for (int q = 0; q < 4; ++q) a0[q] = S::fma(d0, S::load(x[q] + n), a0[q]);
+      for (int q = 0; q < 4; ++q) a0[q] = S::fma(d0, load_piece<T, Tail>(x[q] + n, m, false), a0[q]);
       n += W;
     }
     if constexpr (Tail != whole) {
       const V d1 = load_last<T, Tail>(dz + n, m);
 #pragma GCC unroll 4
-      for (int q = 0; q < 4; ++q) a1[q] = S::fma(d1, load_last<T, Tail>(x[q] + n, m), a1[q]);
+      for (int q = 0; q < 4; ++q) a1[q] = S::fma(d1, load_piece<T, Tail>(x[q] + n, m, true), a1[q]);
     }
     alignas(32) T g[4];
     S::hsum4(S::add(a0[0], a1[0]), S::add(a0[1], a1[1]), S::add(a0[2], a1[2]), S::add(a0[3], a1[3]), g);
     for (int q = 0; q < 4; ++q) out(k + q, g[q]);
   }
   for (; k < ke; ++k) {
-    const T* x = X + static_cast<size_type>(idx[k]) * N;
+    if (lines > 0) prefetch_rows(idx, k + sddmm_ahead, 1, kend, X, ldx, lines);
+    const TX* x = X + static_cast<size_type>(idx[k]) * ldx;
     V a0 = S::zero(), a1 = S::zero();
     size_type n = 0;
-    for (; n + W <= full; n += W) a0 = S::fma(S::load(dz + n), S::load(x + n), a0);
-    if constexpr (Tail != whole) a1 = S::fma(load_last<T, Tail>(dz + n, m), load_last<T, Tail>(x + n, m), a1);
+    for (; n + W <= full; n += W) a0 = S::fma(S::load(dz + n), load_piece<T, Tail>(x + n, m, false), a0);
+    if constexpr (Tail != whole)
+      a1 = S::fma(load_last<T, Tail>(dz + n, m), load_piece<T, Tail>(x + n, m, true), a1);
     out(k, S::hsum(S::add(a0, a1)));
   }
 }
@@ -355,46 +481,64 @@ void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const T*
 }  // namespace detail
 #endif
 
-// out(k, g_k) for every stored entry k, g_k = (DZ (K,N) X (D,N)ᵀ)[i, j] at its position (i, j):
-// one dot product of N per stored weight, each by one thread, in a fixed order.
-template <class T, class Out>
-void sddmm_each(const csr_pattern& A, const matrix<T>& DZ, const matrix<T>& X, const Out& out) {
+namespace detail {
+
+// sddmm_each over X's rows ldx apart (float, or a bfloat16 copy).
+template <class T, class TX, class Out>
+void sddmm_rows(const csr_pattern& A, const matrix<T>& DZ, const TX* X, size_type xrows, size_type ldx,
+                const Out& out) {
   const size_type N = DZ.cols;
   if (A.rows == 0) return;
-  const int nt = detail::kernel_threads(static_cast<double>(A.nnz()) * static_cast<double>(N));
+  const int nt = kernel_threads(static_cast<double>(A.nnz()) * static_cast<double>(N));
 #pragma omp parallel num_threads(nt)
   {
     index_t first, last;
-    detail::row_range(A, omp_get_thread_num(), omp_get_num_threads(), first, last);
+    row_range(A, omp_get_thread_num(), omp_get_num_threads(), first, last);
 #if defined(__AVX2__) && defined(__FMA__)
-    constexpr size_type W = detail::avx<T>::width;
+    constexpr size_type W = avx<T>::width;
     const size_type full = N / W * W;
     const size_type tail = N - full;
-    const int lines = detail::prefetch_lines(X.rows, N * sizeof(T), N * sizeof(T));
+    const int lines = prefetch_lines(xrows, ldx * sizeof(TX), ldx * sizeof(TX), sddmm_prefetch_bytes);
+    const index_t* idx = A.indices.data();
+    const index_t kend = A.indptr[last];
     for (index_t i = first; i < last; ++i) {
       const index_t kb = A.indptr[i], ke = A.indptr[i + 1];
       if (tail == 0)
-        detail::sddmm_row<T, detail::whole>(A.indices.data(), kb, ke, DZ.row(i), X.ptr(), N, full, out,
-                                            lines);
+        sddmm_row<T, TX, whole>(idx, kb, ke, DZ.row(i), X, ldx, N, full, out, kend, lines);
       else if (2 * tail == W)
-        detail::sddmm_row<T, detail::half>(A.indices.data(), kb, ke, DZ.row(i), X.ptr(), N, full, out, lines);
+        sddmm_row<T, TX, half>(idx, kb, ke, DZ.row(i), X, ldx, N, full, out, kend, lines);
       else
-        detail::sddmm_row<T, detail::masked>(A.indices.data(), kb, ke, DZ.row(i), X.ptr(), N, full, out,
-                                             lines);
+        sddmm_row<T, TX, masked>(idx, kb, ke, DZ.row(i), X, ldx, N, full, out, kend, lines);
     }
 #else
+    (void)xrows;
     for (index_t i = first; i < last; ++i) {
       const T* dz = DZ.row(i);
       for (index_t k = A.indptr[i]; k < A.indptr[i + 1]; ++k) {
-        const T* x = X.row(A.indices[k]);
+        const TX* x = X + static_cast<size_type>(A.indices[k]) * ldx;
         T s = 0;
 #pragma omp simd reduction(+ : s)
-        for (size_type n = 0; n < N; ++n) s += dz[n] * x[n];
+        for (size_type n = 0; n < N; ++n) s += dz[n] * widen(x[n]);
         out(k, s);
       }
     }
 #endif
   }
+}
+
+}  // namespace detail
+
+// out(k, g_k) for every stored entry k, g_k = (DZ (K,N) X (D,N)ᵀ)[i, j] at its position (i, j):
+// one dot product of N per stored weight, each by one thread, in a fixed order.
+template <class T, class Out>
+void sddmm_each(const csr_pattern& A, const matrix<T>& DZ, const matrix<T>& X, const Out& out) {
+  detail::sddmm_rows(A, DZ, X.ptr(), X.rows, X.cols, out);
+}
+
+// The same with X a bfloat16 copy (DZ, the sums and g_k stay float).
+template <class Out>
+void sddmm_each(const csr_pattern& A, const matrix<float>& DZ, const bf16_matrix& X, const Out& out) {
+  detail::sddmm_rows(A, DZ, X.ptr(), X.rows, X.ld, out);
 }
 
 // DW values (nnz) = (DZ (K,N) X(D,N)ᵀ) ⊙ pattern.

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <iterator>
 #include <memory>
+#include <type_traits>
 
 #include "truesparse/blas.h"
 #include "truesparse/csr.h"
@@ -25,6 +26,23 @@
 namespace truesparse {
 
 enum class sparse_backend { mkl, native };
+
+// The dense operands that the sparse products gather (X in the forward and the SDDMM, DZ in
+// the input gradient): as they are, or rounded to bfloat16 copies (float models with the
+// native backend; weights, sums and outputs stay float: docs/design.md, "bfloat16 operands").
+enum class operand_dtype { float32, bfloat16 };
+
+inline const char* name(operand_dtype d) { return d == operand_dtype::bfloat16 ? "bfloat16" : "float32"; }
+
+// Refuses an operand dtype that this layer cannot use.
+template <class T>
+void check_operands(operand_dtype d, sparse_backend be) {
+  if (d == operand_dtype::float32) return;
+  TS_REQUIRE((std::is_same_v<T, float>),
+             "[Sequential] operand_dtype='bfloat16' needs dtype float32, got float64");
+  TS_REQUIRE(be == sparse_backend::native,
+             "[Sequential] operand_dtype='bfloat16' needs backend='native', got 'mkl'");
+}
 
 template <class T>
 struct sparse_linear;
@@ -117,6 +135,7 @@ struct sparse_linear : linear_layer<T> {
   const char* kind() const override { return "sparse_linear"; }
   sparse_linear<T>* as_sparse() override { return this; }
   sparse_backend backend;
+  operand_dtype operands;
   csr_pattern pattern;        // (K,D)
   avector<T> W, DW;           // (nnz) aligned with pattern; DW empty until gradient() asks
   csr_pattern pattern_t;      // (D,K) pattern of Wᵀ
@@ -145,8 +164,9 @@ struct sparse_linear : linear_layer<T> {
     return cols;
   }
 
-  sparse_linear(csr_pattern p, sparse_backend be, bool need_dx)
-      : base(p.cols, p.rows), backend(be), keep_transpose(need_dx) {
+  sparse_linear(csr_pattern p, sparse_backend be, bool need_dx, operand_dtype od = operand_dtype::float32)
+      : base(p.cols, p.rows), backend(be), operands(od), keep_transpose(need_dx) {
+    check_operands<T>(od, be);
     set_pattern(std::move(p));
   }
 
@@ -221,9 +241,35 @@ struct sparse_linear : linear_layer<T> {
     if (backend == sparse_backend::mkl) {
       column_repeat(this->b.data(), Z);
       handle.mm(T(1), X.ptr(), N, T(1), Z.ptr());
+    } else if (bf16()) {
+      if constexpr (std::is_same_v<T, float>) {
+        round_to_bf16(X, Xb);
+        xb_of = &X;  // the SDDMM of the backward that follows gathers the same copy
+        spmm_native(pattern, W.data(), Xb.ptr(), N, T(0), Z.ptr(), this->b.data(), nullptr, Xb.ld);
+      }
     } else {
       spmm_native(pattern, W.data(), X.ptr(), N, T(0), Z.ptr(), this->b.data());  // bias fused
     }
+  }
+
+  // The bfloat16 copies of the gathered operands (operands == bfloat16): the last forward's X,
+  // kept for the SDDMM of the backward that follows, and DZ for DX.
+  bf16_matrix Xb, DZb;
+  const matrix<T>* xb_of = nullptr;  // the X that Xb was rounded from, until a backward uses it
+  bool bf16() const { return operands == operand_dtype::bfloat16; }
+
+  // out(k, g_k) for the gradient g_k of every stored weight (the SDDMM on the pattern), from
+  // the operands this layer computes with.
+  template <class Out>
+  void weight_gradients(const matrix<T>& DZ, const matrix<T>& X, const Out& out) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (bf16()) {
+        if (xb_of != &X || Xb.rows != X.rows || Xb.cols != X.cols) round_to_bf16(X, Xb);
+        xb_of = nullptr;
+        return sddmm_each(pattern, DZ, Xb, out);
+      }
+    }
+    sddmm_each(pattern, DZ, X, out);
   }
 
   // Set by network::forward_backward for a step whose plain-SGD weight update is fused into the
@@ -248,6 +294,12 @@ struct sparse_linear : linear_layer<T> {
           wt_stale = false;
         }
         handle_t.mm(T(1), DZ.ptr(), N, T(0), DX->ptr());
+      } else if (bf16()) {
+        if constexpr (std::is_same_v<T, float>) {
+          round_to_bf16(DZ, DZb);
+          spmm_native(pattern_t, W.data(), DZb.ptr(), N, T(0), DX->ptr(), static_cast<const T*>(nullptr),
+                      perm.data(), DZb.ld);
+        }
       } else {
         spmm_native(pattern_t, W.data(), DZ.ptr(), N, T(0), DX->ptr(), static_cast<const T*>(nullptr),
                     perm.data());
@@ -258,7 +310,8 @@ struct sparse_linear : linear_layer<T> {
       fused_step = nullptr;
       weights_stepped = true;
     } else {
-      sddmm(pattern, DZ, X, gradient());  // (nnz) = ((K,N) (N,D)) ⊙ pattern
+      T* dw = gradient();  // (nnz) = ((K,N) (N,D)) ⊙ pattern
+      weight_gradients(DZ, X, [dw](index_t k, T g) { dw[k] = g; });
       dw_current = true;
     }
   }
@@ -279,7 +332,7 @@ struct sparse_linear : linear_layer<T> {
     dw_current = dw != nullptr;
     sgd_step(c, this->sW, nnz(), [&](auto variant, T* v) {
       constexpr sgd_variant V = decltype(variant)::value;
-      sddmm_each(pattern, DZ, X, [=](index_t k, T g) {
+      weight_gradients(DZ, X, [=](index_t k, T g) {
         if (dw) dw[k] = g;
         sgd_update<V>(w, v, k, g, lr, wd, mu);
       });

@@ -44,7 +44,9 @@
 //   activations  every module's output Y[m] (outputs × N T) and its gradient D[m] (outputs × B
 //                T), batch norm's normalised input (D × N T) and dropout's mask (D × B T), where
 //                N = max(B, the largest forward-only batch: validation, predict, 1000 at most);
-//                these buffers keep their largest size
+//                these buffers keep their largest size; with operand_dtype bfloat16, every
+//                sparse layer's bfloat16 copy of its input (D × bf16_ld(N) × 2) and, where it
+//                computes DX, of its output gradient (K × bf16_ld(B) × 2)
 //   batch        the gathered batch (inputs × N T), its labels (4 B) or dense targets
 //                (outputs × N T), the loss's per-example scratch (9 N), the shuffled order of
 //                the training examples (8 each)
@@ -519,6 +521,7 @@ memory_terms network_memory(const network<T>& net) {
                           capacity_bytes(S->perm) + capacity_bytes(S->Wt);
         m.ever_active += capacity_bytes(S->ever_active);
         m.modules += capacity_bytes(S->excluded_inputs);
+        m.activations += capacity_bytes(S->Xb.data) + capacity_bytes(S->DZb.data);
       } else if (const auto* Dn = dynamic_cast<const dense_linear<T>*>(L)) {
         m.values += capacity_bytes(Dn->W);
         m.gradients += capacity_bytes(Dn->DW);
@@ -567,6 +570,13 @@ memory_terms training_memory(const network<T>& net, const training_plan& p) {
       if (auto* S = L->as_sparse(); S && (p.optimizer.kind != optimizer_kind::sgd || p.evolution))
         m.weight_gradients +=
             std::max(0.0, static_cast<double>(S->nnz()) * Tb - detail::capacity_bytes(S->DW));
+      if (auto* S = L->as_sparse(); S && S->bf16()) {  // its bfloat16 operand copies
+        m.activations +=
+            std::max(0.0, 2.0 * static_cast<double>(width * bf16_ld(N)) - detail::capacity_bytes(S->Xb.data));
+        if (S->keep_transpose)
+          m.activations += std::max(
+              0.0, 2.0 * static_cast<double>(out * bf16_ld(B)) - detail::capacity_bytes(S->DZb.data));
+      }
       if (auto* S = L->as_sparse(); S && p.evolution) {
         const double nnz = static_cast<double>(S->nnz());
         m.evolution += std::max(0.0, 16 * nnz - detail::capacity_bytes(S->ever_active));

@@ -50,7 +50,8 @@ struct network_options {
   fan_mode fan = fan_mode::actual;
   std::uint64_t seed = 0;
   sparse_backend backend = sparse_backend::native;
-  std::string name = "Sequential";  // the model in error messages ("[Sequential] ...")
+  operand_dtype operands = operand_dtype::float32;  // what the sparse products gather (linear.h)
+  std::string name = "Sequential";                  // the model in error messages ("[Sequential] ...")
 };
 
 // Checks the values of network options (label smoothing, sizes, densities, SReLU thresholds,
@@ -95,6 +96,7 @@ class network {
   loss_kind loss;
   double label_smoothing;
   sparse_backend backend;
+  operand_dtype operands;
   std::uint64_t seed;
   init_kind init;
   fan_mode fan;
@@ -106,10 +108,12 @@ class network {
       : loss(o.loss),
         label_smoothing(o.label_smoothing),
         backend(o.backend),
+        operands(o.operands),
         seed(o.seed),
         init(o.init),
         fan(o.fan) {
     validate(o);
+    check_operands<T>(o.operands, o.backend);
     check_network_fits(o, sizeof(T));
     size_type width = o.inputs;
     int hidden_activations = 0;
@@ -128,7 +132,7 @@ class network {
             layer = std::move(dense);
           } else {
             auto sparse = std::make_unique<sparse_linear<T>>(
-                random_pattern(K, D, nnz_for_density(s.density, D, K), g), backend, m > 0);
+                random_pattern(K, D, nnz_for_density(s.density, D, K), g), backend, m > 0, operands);
             init_values(sparse->pattern, o.init, o.fan, g, sparse->W.data());
             sparse->init = o.init;
             sparse->fan = o.fan;
@@ -180,7 +184,7 @@ class network {
     auto& old = *layers.at(l);
     TS_REQUIRE(p.rows == old.out && p.cols == old.in, "[Linear.set_weights] W is (", p.rows, ", ", p.cols,
                ") but layer ", l, " is (", old.out, ", ", old.in, ")");
-    auto layer = std::make_unique<sparse_linear<T>>(std::move(p), backend, module_of[l] > 0);
+    auto layer = std::make_unique<sparse_linear<T>>(std::move(p), backend, module_of[l] > 0, operands);
     std::copy(values, values + layer->nnz(), layer->W.begin());
     std::copy(b, b + old.out, layer->b.begin());
     layer->init = init;
