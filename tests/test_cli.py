@@ -162,6 +162,7 @@ BAD_ARGUMENTS = {
     "mnist without path": (["--dataset", "mnist"], "--path"),
     "zero threads": (["--threads", "0"], "--threads"),
     "unknown dtype": (["--dtype", "float16"], "--dtype"),
+    "unknown operand dtype": (["--operand-dtype", "bf16"], "--operand-dtype"),
     "json in missing directory": (["--json", "no/such/dir/run.json"], "--json"),
 }
 
@@ -181,6 +182,21 @@ def test_bad_arguments_exit_2(case, capsys, tmp_path, monkeypatch):
     err = capsys.readouterr().err
     assert "error:" in err and option in err
     assert "Traceback" not in err
+
+
+def test_bfloat16_operands_of_float64_exit_2_before_loading_the_data(monkeypatch, capsys):
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data set was loaded")
+
+    monkeypatch.setattr(datasets, "load", no_data)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*DIGITS, "--dtype", "float64", "--operand-dtype", "bfloat16"])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (  # the model's own message
+        "truesparse train: error: [MLP] operand_dtype='bfloat16' needs dtype float32, got float64\n"
+    )
 
 
 def test_missing_command_exits_2(capsys):
@@ -240,6 +256,7 @@ def test_cli_choices_are_the_package_name_lists():
     assert cli.INITS == list(model.WEIGHT_INITS)
     assert cli.ALLOCATIONS == list(density.ALLOCATIONS)
     assert cli.OPTIMIZERS == list(optim.OPTIMIZERS)
+    assert cli.OPERAND_DTYPES == list(model.OPERAND_DTYPES) == ["float32", "bfloat16"]
     assert cli.EVOLUTIONS == ["none", *evolution.EVOLUTIONS]
     assert set(cli.SCHEDULES) <= set(optim.SCHEDULES)
 
@@ -504,6 +521,43 @@ def test_evaluate_a_checkpoint(tmp_path, capsys):
     X_train, y_train, X_test, y_test = datasets.load("digits", seed=3)
     assert record["test_loss"] == model.evaluate(X_test, y_test)["loss"]
     assert record["seed"] == 3 and record["examples"] == len(X_test)
+
+
+def test_operand_dtype_reaches_the_model_its_checkpoint_and_resume(tmp_path, capsys):
+    checkpoint, out_file = tmp_path / "bf16.tsck", tmp_path / "run.json"
+    args = [*DIGITS, "--operand-dtype", "bfloat16", "--save", str(checkpoint)]
+    assert cli.main([*args, "--json", str(out_file)]) == 0
+    assert "| activation relu | float32 (bfloat16 operands) | threads" in capsys.readouterr().out
+    model = ts.load(checkpoint)
+    assert model._architecture()["operand_dtype"] == "bfloat16"
+    assert model.metadata["config"]["operand_dtype"] == "bfloat16"
+    assert json.loads(out_file.read_text())["config"]["operand_dtype"] == "bfloat16"
+    # --resume takes it from the checkpoint's options; another one is refused, named.
+    assert cli.main(["train", "--resume", str(checkpoint)]) == 0
+    assert "float32 (bfloat16 operands)" in capsys.readouterr().out
+    assert ts.load(checkpoint)._architecture()["operand_dtype"] == "bfloat16"
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--resume", str(checkpoint), "--operand-dtype", "float32"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        f"truesparse train: error: --resume {checkpoint}: the model's operand dtype is "
+        "bfloat16, the options give float32\n"
+    )
+
+
+def test_a_checkpoint_from_before_operand_dtype_resumes_with_float32(tmp_path, capsys):
+    new, old = tmp_path / "new.tsck", tmp_path / "old.tsck"
+    assert cli.main([*DIGITS, "--quiet", "--save", str(new)]) == 0
+    model = ts.load(new)
+    assert model._architecture()["operand_dtype"] == "float32"  # the default
+    del model.metadata["config"]["operand_dtype"]  # options recorded before it existed
+    model.save(old)
+    capsys.readouterr()
+    out_file = tmp_path / "run.json"
+    assert cli.main(["train", "--resume", str(old), "--no-quiet", "--json", str(out_file)]) == 0
+    out = capsys.readouterr().out
+    assert "| activation relu | float32 | threads" in out and "operands" not in out
+    assert json.loads(out_file.read_text())["config"]["operand_dtype"] == "float32"
 
 
 @pytest.mark.parametrize(

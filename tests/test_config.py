@@ -69,6 +69,7 @@ def test_values_are_converted_by_the_command_line_rules():
             "nesterov": False,
             "batch_norm": True,
             "optimizer": "adam",
+            "operand-dtype": "bfloat16",
             "delta_t": None,  # JSON null: not given
         },
         train_parser(),
@@ -83,6 +84,7 @@ def test_values_are_converted_by_the_command_line_rules():
         "nesterov": False,
         "batch_norm": True,
         "optimizer": "adam",
+        "operand_dtype": "bfloat16",
     }
     assert tsconfig.check({"sizes": []}, train_parser()) == {"sizes": []}
 
@@ -99,6 +101,10 @@ BAD_TABLES = {
     "flag as number": ({"nesterov": 1}, ["nesterov:", "true or false"]),
     "string as number": ({"path": 5}, ["path:", "expected a string"]),
     "bad choice": ({"activation": "swish"}, ["activation:", "invalid choice", "'relu'"]),
+    "operand dtype": (
+        {"operand_dtype": "float16"},
+        ["operand_dtype:", "invalid choice 'float16'", "'float32', 'bfloat16'"],
+    ),
     "list item": ({"sizes": [32, "x"]}, ["sizes:", "'x'"]),
     "list of lists": ({"sizes": [[32]]}, ["sizes:", "array of numbers"]),
     "table": ({"lr": {"value": 0.1}}, ["lr:", "table"]),
@@ -248,6 +254,29 @@ def test_bad_config_exits_2_with_one_line(content, parts, tmp_path, capsys):
     path.write_text(content, encoding="utf-8")
     status, _, err = run_cli(["train", "--config", str(path)], capsys)
     check_one_line_error(status, err, f"--config {path}:", *parts)
+
+
+def test_operand_dtype_from_the_file(tmp_path, capsys):
+    path = tmp_path / "run.toml"
+    path.write_text(
+        'dataset = "digits"\nsizes = [32]\ndensity = 0.5\nepochs = 1\nquiet = true\n'
+        'operand-dtype = "bfloat16"\n',
+        encoding="utf-8",
+    )
+    checkpoint = tmp_path / "run.tsck"
+    status, _, err = run_cli(["train", "--config", str(path), "--save", str(checkpoint)], capsys)
+    assert status == 0, err
+    model = ts.load(checkpoint)
+    assert model._architecture()["operand_dtype"] == "bfloat16"
+    assert model.metadata["config"]["operand_dtype"] == "bfloat16"
+    # With dtype float64 from the command line: the model's message, before any training.
+    status, out, err = run_cli(["train", "--config", str(path), "--dtype", "float64"], capsys)
+    check_one_line_error(status, err, "[MLP] operand_dtype='bfloat16' needs dtype float32")
+    assert out == ""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('dataset = "digits"\noperand_dtype = "bf16"\n', encoding="utf-8")
+    status, _, err = run_cli(["train", "--config", str(bad)], capsys)
+    check_one_line_error(status, err, f"--config {bad}: operand_dtype: invalid choice 'bf16'")
 
 
 def test_missing_config_file_exits_2(tmp_path, capsys):

@@ -39,7 +39,8 @@ from truesparse import config as config_module
 from truesparse import density as density_module
 from truesparse.io import write_json_atomic
 from truesparse.model import LOSSES as MODEL_LOSSES
-from truesparse.model import WEIGHT_INITS
+from truesparse.model import OPERAND_DTYPES as MODEL_OPERAND_DTYPES
+from truesparse.model import WEIGHT_INITS, operand_dtype_kind
 from truesparse.plot import degrees
 from truesparse.progress import EpochProgress, tqdm_available
 
@@ -55,6 +56,7 @@ OPTIMIZERS = list(optim.OPTIMIZERS)
 SCHEDULES = [name for name in optim.SCHEDULES if name in ("constant", "cosine")]
 EVOLUTIONS = ["none", *evolution.EVOLUTIONS]
 DTYPES = {"float32": np.float32, "float64": np.float64}
+OPERAND_DTYPES = list(MODEL_OPERAND_DTYPES)
 DEFAULT_DENSITY = 0.05  # used when none of --density, --densities, --epsilon is given
 DEFAULT_LOSS = "softmax_cross_entropy"  # of the classification data sets
 
@@ -310,6 +312,13 @@ def _make_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--dtype", choices=list(DTYPES), default="float32", help="(default: %(default)s)"
     )
+    model.add_argument(
+        "--operand-dtype",
+        choices=OPERAND_DTYPES,
+        default="float32",
+        help="dtype of the activations and gradients the sparse products gather; bfloat16 is "
+        "faster for very wide layers and needs --dtype float32 (default: %(default)s)",
+    )
 
     training = train.add_argument_group("training")
     training.add_argument(
@@ -555,6 +564,13 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 f"--resume {args.resume}: the model's layers are {_join(model.sizes, '-')}, "
                 f"the options give {_join(sizes, '-')}",
             )
+        recorded = model._architecture().get("operand_dtype", "float32")
+        if recorded != args.operand_dtype:
+            _fail(
+                parser,
+                f"--resume {args.resume}: the model's operand dtype is {recorded}, "
+                f"the options give {args.operand_dtype}",
+            )
         plan = model.planned_run
         if plan is None:
             _fail(parser, f"--resume {args.resume}: the model has no planned run to continue")
@@ -684,6 +700,10 @@ def _check_train_arguments(args: argparse.Namespace, parser: argparse.ArgumentPa
         args.loss = DEFAULT_LOSS
     if args.density is None and args.densities is None and args.epsilon is None:
         args.density = DEFAULT_DENSITY
+    try:  # before loading the data; the model's own check and message
+        operand_dtype_kind(args.operand_dtype, np.dtype(DTYPES[args.dtype]), "native", "MLP")
+    except ValueError as e:
+        _fail(parser, str(e))
 
 
 def _check_output_file(parser: argparse.ArgumentParser, option: str, name: str) -> None:
@@ -724,6 +744,7 @@ def _build(args: argparse.Namespace, parser: argparse.ArgumentParser, sizes: lis
             init=args.init,
             weight_init=args.weight_init,
             dtype=DTYPES[args.dtype],
+            operand_dtype=args.operand_dtype,
             seed=args.seed,
         )
     except ValueError as e:
@@ -767,8 +788,9 @@ def _print_header(say, args, sizes, regression, n_train, n_test, threads, layers
         f"truesparse {ts.__version__} | dataset {args.dataset}: {n_train} train, "
         f"{n_test} test, {sizes[0]} features, {target}"
     )
+    operands = f" ({args.operand_dtype} operands)" if args.operand_dtype != "float32" else ""
     say(
-        f"layers {_join(sizes, '-')} | activation {args.activation} | {args.dtype} "
+        f"layers {_join(sizes, '-')} | activation {args.activation} | {args.dtype}{operands} "
         f"| threads {threads} | seed {args.seed}"
     )
     say(f"{'layer':>7}  {'shape':<13} {'kind':<6} {'density':>8} {'nnz':>11}")
