@@ -60,10 +60,6 @@ struct bf16_matrix {
   avector<std::uint16_t> data;
   const std::uint16_t* ptr() const { return data.data(); }
   const std::uint16_t* row(size_type i) const { return data.data() + i * ld; }
-  void clear() {
-    rows = cols = ld = 0;
-    avector<std::uint16_t>().swap(data);
-  }
 };
 
 // The padded row length of a bfloat16 copy of N columns.
@@ -220,24 +216,29 @@ constexpr int max_tile_vectors = 13;  // accumulators of one output row tile (16
 
 // Software prefetch of the gathered rows, into L2, a fixed number of stored weights ahead; the
 // stream runs on across rows to the end of the thread's entries (rows of ε = 10 layers hold
-// about 20). Measured at D = K = 200,000, 20 weights per row, N = 100, one thread: the
-// products take half the time of no prefetch (prefetching into L1 instead, or only within a
-// row, gained 10 %), and the SDDMM 0.55×. It pays for the products once the gathered operand is
-// larger than the L2's few MB (at D = 20,000, 8 MB: 0.6–0.8×; at D = 3,072, 1.2 MB, it costs 30 %),
-// and for the SDDMM, whose 8 independent dot products keep more loads in flight already, only
-// once it leaves the 32 MB L3.
+// about 20). Measured at D = K = 200,000, 20 weights per row, N = 100, one thread, against the
+// former prefetch (into L1, 8 weights ahead, within the row): the products and the SDDMM take
+// about half the time; into L1 at the same distance gained only 10 % (too few L1 miss buffers
+// for the 7 lines of a row). It pays for the products once the gathered operand is larger than
+// a few MB (at D = 20,000, 8 MB: 0.6–0.8× the time without; at D = 3,072, 1.2 MB, it costs
+// 30 %), and for the SDDMM, whose 8 independent dot products keep more loads in flight already,
+// only once the operand leaves the 32 MB L3.
 constexpr index_t spmm_ahead = 64, sddmm_ahead = 64;
 constexpr double spmm_prefetch_bytes = 4.0 * 1024 * 1024, sddmm_prefetch_bytes = 32.0 * 1024 * 1024;
 
-// The cache lines to prefetch from the start of a gathered row piece of `piece_bytes` when the
-// gathered operand (rows of `row_bytes`) is larger than `threshold` bytes, or 0 for none.
-inline int prefetch_lines(size_type rows, size_type row_bytes, size_type piece_bytes, double threshold) {
+// The bytes to prefetch of each gathered row piece (`piece_bytes`, those the kernel reads) when
+// the gathered operand (rows of `row_bytes`) is larger than `threshold` bytes, or 0 for none.
+inline int prefetch_bytes(size_type rows, size_type row_bytes, size_type piece_bytes, double threshold) {
   const bool far = static_cast<double>(rows) * static_cast<double>(row_bytes) > threshold;
-  return far ? static_cast<int>((piece_bytes + 63) / 64) + 1 : 0;  // + 1: pieces are not line-aligned
+  return far ? static_cast<int>(piece_bytes) : 0;
 }
 
-// Prefetches `lines` cache lines from p into L2.
-inline void prefetch(const void* p, int lines) {
+// Prefetches into L2 the lines from p on that a piece of `bytes` may touch, plus one: a piece
+// not starting on a line boundary spans one more line. Prefetching exactly the lines a piece
+// spans was measured slower for bfloat16 rows (D = 200,000: forward 0.6–0.9× as fast), for
+// reasons not understood; one or two lines more were not slower for float rows.
+inline void prefetch(const void* p, int bytes) {
+  const int lines = (bytes + 63) / 64 + 1;
   for (int l = 0; l < lines; ++l) _mm_prefetch(static_cast<const char*>(p) + 64 * l, _MM_HINT_T1);
 }
 
@@ -245,9 +246,9 @@ inline void prefetch(const void* p, int lines) {
 // end of this thread's entries: the stream runs on across rows).
 template <class TX>
 inline void prefetch_rows(const index_t* idx, index_t k0, int count, index_t kend, const TX* X, size_type ldx,
-                          int lines) {
+                          int pf_bytes) {
   for (index_t k = k0; k < std::min<index_t>(k0 + count, kend); ++k)
-    prefetch(X + static_cast<size_type>(idx[k]) * ldx, lines);
+    prefetch(X + static_cast<size_type>(idx[k]) * ldx, pf_bytes);
 }
 
 // How the last vector of a row tile is loaded and stored: whole, as its lower half (a 128-bit
@@ -279,7 +280,7 @@ inline typename avx<T>::V load_piece(const std::uint16_t* p, typename avx<T>::M,
 template <class T, class TB, int R, int Tail, bool Indirect>
 inline void spmm_row_tile(const index_t* idx, const T* val, const index_t* perm, index_t kb, index_t ke,
                           index_t kend, const TB* B, size_type ldb, int tail, T init, T beta, T* c,
-                          int lines) {
+                          int pf_bytes) {
   using S = avx<T>;
   using V = typename S::V;
   constexpr int W = S::width;
@@ -295,9 +296,11 @@ inline void spmm_row_tile(const index_t* idx, const T* val, const index_t* perm,
       acc[r] = S::fma(vb, r == R - 1 ? load_last<T, Tail>(c + r * W, m) : S::load(c + r * W), vi);
   }
   for (index_t k = kb; k < ke; ++k) {
-    if (lines > 0 && k + spmm_ahead < kend) {
-      prefetch(B + static_cast<size_type>(idx[k + spmm_ahead]) * ldb, lines);
-      if constexpr (Indirect) prefetch(val + perm[k + spmm_ahead], 1);  // W[perm[k]] is a gather too
+    if (pf_bytes > 0 && k + spmm_ahead < kend) {
+      prefetch(B + static_cast<size_type>(idx[k + spmm_ahead]) * ldb, pf_bytes);
+      if constexpr (Indirect)
+        _mm_prefetch(reinterpret_cast<const char*>(val + perm[k + spmm_ahead]),
+                     _MM_HINT_T1);  // W[perm[k]] is a gather too
     }
     const TB* b = B + static_cast<size_type>(idx[k]) * ldb;
     const V a = S::set1(Indirect ? val[perm[k]] : val[k]);
@@ -367,12 +370,14 @@ void spmm_native(const csr_pattern& A, const T* values, const TB* B, size_type N
       const size_type n0 = v0 * W;
       const int R = static_cast<int>(v1 - v0);
       const int tail = static_cast<int>(std::min<size_type>(N, v1 * W) - (v1 - 1) * W);
-      const int lines =
-          detail::prefetch_lines(A.cols, ldb * sizeof(TB), R * W * sizeof(TB), detail::spmm_prefetch_bytes);
+      // the piece of a gathered row the tile reads: float rows end at N, bfloat16 ones at ldb
+      const size_type piece = std::min<size_type>(static_cast<size_type>(R) * W, ldb - n0) * sizeof(TB);
+      const int pf_bytes =
+          detail::prefetch_bytes(A.cols, ldb * sizeof(TB), piece, detail::spmm_prefetch_bytes);
       const auto fn = detail::row_tile<T, TB>(R, tail, perm != nullptr);
       for (index_t i = first; i < last; ++i)
         fn(A.indices.data(), values, perm, A.indptr[i], A.indptr[i + 1], A.indptr[last], B + n0, ldb, tail,
-           bias ? bias[i] : T(0), beta, C + static_cast<size_type>(i) * N + n0, lines);
+           bias ? bias[i] : T(0), beta, C + static_cast<size_type>(i) * N + n0, pf_bytes);
     }
   }
 #else
@@ -406,7 +411,7 @@ namespace detail {
 // and 4 stored entries share each load of dz; the lanes are summed in a fixed order.
 template <class T, class TX, int Tail, class Out>
 void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const TX* X, size_type ldx,
-               size_type N, size_type full, const Out& out, index_t kend, int lines) {
+               size_type N, size_type full, const Out& out, index_t kend, int pf_bytes) {
   using S = avx<T>;
   using V = typename S::V;
   constexpr size_type W = S::width;
@@ -415,7 +420,7 @@ void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const TX
   // Eight entries at a time: one accumulator each (8 independent chains), each load of dz
   // shared by 8 dot products.
   for (; k + 8 <= ke; k += 8) {
-    if (lines > 0) prefetch_rows(idx, k + sddmm_ahead, 8, kend, X, ldx, lines);
+    if (pf_bytes > 0) prefetch_rows(idx, k + sddmm_ahead, 8, kend, X, ldx, pf_bytes);
     const TX* x[8];
     for (int q = 0; q < 8; ++q) x[q] = X + static_cast<size_type>(idx[k + q]) * ldx;
     V a[8];
@@ -437,7 +442,7 @@ void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const TX
     for (int q = 0; q < 8; ++q) out(k + q, g[q]);
   }
   for (; k + 4 <= ke; k += 4) {
-    if (lines > 0) prefetch_rows(idx, k + sddmm_ahead, 4, kend, X, ldx, lines);
+    if (pf_bytes > 0) prefetch_rows(idx, k + sddmm_ahead, 4, kend, X, ldx, pf_bytes);
     const TX* x[4];
     for (int q = 0; q < 4; ++q) x[q] = X + static_cast<size_type>(idx[k + q]) * ldx;
     V a0[4] = {S::zero(), S::zero(), S::zero(), S::zero()};
@@ -467,7 +472,7 @@ void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const TX
     for (int q = 0; q < 4; ++q) out(k + q, g[q]);
   }
   for (; k < ke; ++k) {
-    if (lines > 0) prefetch_rows(idx, k + sddmm_ahead, 1, kend, X, ldx, lines);
+    if (pf_bytes > 0) prefetch_rows(idx, k + sddmm_ahead, 1, kend, X, ldx, pf_bytes);
     const TX* x = X + static_cast<size_type>(idx[k]) * ldx;
     V a0 = S::zero(), a1 = S::zero();
     size_type n = 0;
@@ -498,17 +503,17 @@ void sddmm_rows(const csr_pattern& A, const matrix<T>& DZ, const TX* X, size_typ
     constexpr size_type W = avx<T>::width;
     const size_type full = N / W * W;
     const size_type tail = N - full;
-    const int lines = prefetch_lines(xrows, ldx * sizeof(TX), ldx * sizeof(TX), sddmm_prefetch_bytes);
+    const int pf_bytes = prefetch_bytes(xrows, ldx * sizeof(TX), ldx * sizeof(TX), sddmm_prefetch_bytes);
     const index_t* idx = A.indices.data();
     const index_t kend = A.indptr[last];
     for (index_t i = first; i < last; ++i) {
       const index_t kb = A.indptr[i], ke = A.indptr[i + 1];
       if (tail == 0)
-        sddmm_row<T, TX, whole>(idx, kb, ke, DZ.row(i), X, ldx, N, full, out, kend, lines);
+        sddmm_row<T, TX, whole>(idx, kb, ke, DZ.row(i), X, ldx, N, full, out, kend, pf_bytes);
       else if (2 * tail == W)
-        sddmm_row<T, TX, half>(idx, kb, ke, DZ.row(i), X, ldx, N, full, out, kend, lines);
+        sddmm_row<T, TX, half>(idx, kb, ke, DZ.row(i), X, ldx, N, full, out, kend, pf_bytes);
       else
-        sddmm_row<T, TX, masked>(idx, kb, ke, DZ.row(i), X, ldx, N, full, out, kend, lines);
+        sddmm_row<T, TX, masked>(idx, kb, ke, DZ.row(i), X, ldx, N, full, out, kend, pf_bytes);
     }
 #else
     (void)xrows;
