@@ -324,8 +324,12 @@ def main() -> None:
     o.add_argument("--threads", type=int, default=1)
     o.add_argument("--delta-t", type=int, default=100)
     args = p.parse_args()
-    modes = {"accuracy": accuracy, "set-regrow": set_regrow, "operands": operands}
-    modes["overhead"] = overhead
+    modes = {
+        "accuracy": accuracy,
+        "set-regrow": set_regrow,
+        "operands": operands,
+        "overhead": overhead,
+    }
     modes[args.mode](args)
 
 

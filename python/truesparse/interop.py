@@ -43,7 +43,6 @@ from .model import (
     FAN_INS,
     LAST_LAYER,
     LOSSES,
-    OPERAND_DTYPES,
     WEIGHT_INITS,
     Sequential,
     operand_dtype_kind,
@@ -967,8 +966,7 @@ def from_torch(
     dtype = float_dtype(dtype, op)
     seed = integer(seed, "seed", op, minimum=0, maximum=2**64 - 1)
     backend = choice(backend, BACKENDS, "backend", op)
-    operand_dtype = choice(operand_dtype, OPERAND_DTYPES, "operand_dtype", op)
-    operand_dtype_kind(operand_dtype, dtype, backend, op)
+    operand_dtype_kind(operand_dtype, dtype, backend, op)  # a known name, usable here
     if masks is None:
         masks = {}
     if not isinstance(masks, Mapping):

@@ -39,7 +39,7 @@ from ._checks import INT64_MAX, MAX_LAYER_SIZE, _got, choice, flag, integer, rea
 from .density import ALLOCATIONS
 from .evolution import SET, RigL
 from .interop import float_dtype
-from .model import BACKENDS, FAN_INS, MLP, OPERAND_DTYPES, WEIGHT_INITS, operand_dtype_kind
+from .model import BACKENDS, FAN_INS, MLP, WEIGHT_INITS, operand_dtype_kind
 from .optim import SGD, Adam, AdamW, ConstantLR, CosineLR, LinearWarmup, Schedule
 
 __all__ = ["SparseMLPClassifier", "SparseMLPRegressor", "expected_failed_checks"]
@@ -200,9 +200,10 @@ class _SparseMLPBase(BaseEstimator):
             sparse_fan_in=choice(self.sparse_fan_in, FAN_INS, "sparse_fan_in", op),
             dtype=float_dtype(self.dtype, op),
             backend=choice(self.backend, BACKENDS, "backend", op),
-            operand_dtype=choice(self.operand_dtype, OPERAND_DTYPES, "operand_dtype", op),
+            operand_dtype=self.operand_dtype,
         )
-        operand_dtype_kind(kwargs["operand_dtype"], kwargs["dtype"], kwargs["backend"], op)
+        # a known name, usable with the dtype and backend
+        operand_dtype_kind(self.operand_dtype, kwargs["dtype"], kwargs["backend"], op)
         return kwargs
 
     def _schedule(self, op: str) -> Callable[[int], Optional[Schedule]]:

@@ -32,8 +32,6 @@ enum class sparse_backend { mkl, native };
 // native backend; weights, sums and outputs stay float: docs/design.md, "bfloat16 operands").
 enum class operand_dtype { float32, bfloat16 };
 
-inline const char* name(operand_dtype d) { return d == operand_dtype::bfloat16 ? "bfloat16" : "float32"; }
-
 // Refuses an operand dtype that this layer cannot use.
 template <class T>
 void check_operands(operand_dtype d, sparse_backend be) {
