@@ -15,10 +15,10 @@
 //   hidden-size throughput: 784-H-H-H-10 at ε, effective GFLOP/s = 6 nnz N / time per batch
 //     bench_mlp --throughput-sweep 20000,200000 [--epsilon 10] [--batches 5]
 //
-// Common options: [--threads 1] [--backend mkl|native] [--operands float32|bfloat16]. --scale, --width-sweep
-// and
-// --throughput-sweep may be combined (run in that order); with any of them the density sweep
-// is skipped.
+// Common options: [--threads 1] [--backend mkl|native] [--operands float32|bfloat16] [--fuse on|off]
+// (off: the activations run as modules of their own, network_options::fuse_epilogues). --scale,
+// --width-sweep and --throughput-sweep may be combined (run in that order); with any of them the density
+// sweep is skipped.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -148,6 +148,7 @@ struct common_options {
   sparse_backend backend = sparse_backend::native;
   int batches = -1, warmup = 1;  // batches -1: the default of each measurement
   operand_dtype operands = operand_dtype::float32;
+  bool fuse = true;  // network_options::fuse_epilogues
   const char* backend_name() const {
     if (backend == sparse_backend::mkl) return "mkl";
     return operands == operand_dtype::bfloat16 ? "native, bfloat16 operands" : "native";
@@ -159,6 +160,7 @@ network_options mlp_options(const std::vector<index_t>& sizes, const std::vector
   network_options o = testing::standard_mlp(sizes, densities);
   o.backend = c.backend;
   o.operands = c.operands;
+  o.fuse_epilogues = c.fuse;
   o.name = "bench_mlp";
   return o;
 }
@@ -369,6 +371,13 @@ int main(int argc, char** argv) {
         c.operands = operand_dtype::bfloat16;
       else {
         std::fprintf(stderr, "--operands must be float32 or bfloat16\n");
+        return 2;
+      }
+    } else if (!std::strcmp(opt, "--fuse")) {
+      if (!std::strcmp(value, "on") || !std::strcmp(value, "off")) {
+        c.fuse = !std::strcmp(value, "on");
+      } else {
+        std::fprintf(stderr, "--fuse must be on or off\n");
         return 2;
       }
     } else if (!std::strcmp(opt, "--densities"))

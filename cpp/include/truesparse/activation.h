@@ -28,20 +28,18 @@ struct activation {
     }
   }
 
-  // Y (K,N) = act(Z (K,N)). Y may alias Z.
+  // Whether the derivative is computed from the output (sigmoid, tanh) rather than the input.
+  bool uses_output() const { return kind == activation_kind::sigmoid || kind == activation_kind::tanh; }
+
+  // y[0..n) = act(z[0..n)) on the calling thread; y may alias z.
   template <class T>
-  void forward(const matrix<T>& Z, matrix<T>& Y) const {
-    Y.resize(Z.rows, Z.cols);
-    const T* z = Z.ptr();
-    T* y = Y.ptr();
-    const size_type n = Z.size();
+  void forward_range(const T* z, T* y, size_type n) const {
     switch (kind) {
       case activation_kind::sigmoid:
-#pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
+#pragma omp simd
         for (size_type k = 0; k < n; ++k) y[k] = T(1) / (T(1) + std::exp(-z[k]));
         break;
       case activation_kind::tanh:
-#pragma omp parallel for schedule(static) if (n > parallel_threshold)
         for (size_type k = 0; k < n; ++k) y[k] = std::tanh(z[k]);
         break;
       case activation_kind::identity:
@@ -49,7 +47,7 @@ struct activation {
         break;
       default: {  // the ReLU family
         const T s = static_cast<T>(negative_slope());
-#pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
+#pragma omp simd
         for (size_type k = 0; k < n; ++k) {  // branch-free so that it vectorizes
           const T zk = z[k];
           const T pos = zk > T(0) ? zk : T(0);
@@ -59,23 +57,17 @@ struct activation {
     }
   }
 
-  // DX (K,N) = DY ⊙ act'(Z); DX may be DY itself. Uses Z for the ReLU family (derivative 1
-  // for z > 0, slope for z <= 0) and Y for sigmoid and tanh.
+  // dx[0..n) = dy ⊙ act'(z) on the calling thread; dx may be dy itself. Uses z for the ReLU
+  // family (derivative 1 for z > 0, slope for z <= 0) and y for sigmoid and tanh.
   template <class T>
-  void backward(const matrix<T>& Z, const matrix<T>& Y, const matrix<T>& DY, matrix<T>& DX) const {
-    DX.resize(DY.rows, DY.cols);
-    const T* dy = DY.ptr();
-    T* dx = DX.ptr();
-    const T* z = Z.ptr();
-    const T* y = Y.ptr();
-    const size_type n = DY.size();
+  void backward_range(const T* z, const T* y, const T* dy, T* dx, size_type n) const {
     switch (kind) {
       case activation_kind::sigmoid:
-#pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
+#pragma omp simd
         for (size_type k = 0; k < n; ++k) dx[k] = dy[k] * y[k] * (T(1) - y[k]);
         break;
       case activation_kind::tanh:
-#pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
+#pragma omp simd
         for (size_type k = 0; k < n; ++k) dx[k] = dy[k] * (T(1) - y[k] * y[k]);
         break;
       case activation_kind::identity:
@@ -83,10 +75,29 @@ struct activation {
         break;
       default: {
         const T s = static_cast<T>(negative_slope());
-#pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
+#pragma omp simd
         for (size_type k = 0; k < n; ++k) dx[k] = dy[k] * (z[k] > T(0) ? T(1) : s);
       }
     }
+  }
+
+  // Y (K,N) = act(Z (K,N)), row by row (as a sparse product's epilogue applies it: the same
+  // bits). Y may alias Z.
+  template <class T>
+  void forward(const matrix<T>& Z, matrix<T>& Y) const {
+    Y.resize(Z.rows, Z.cols);
+    const size_type N = Z.cols;
+#pragma omp parallel for schedule(static) if (Z.size() > parallel_threshold)
+    for (size_type i = 0; i < Z.rows; ++i) forward_range(Z.row(i), Y.row(i), N);
+  }
+
+  // DX (K,N) = DY ⊙ act'(Z), row by row; DX may be DY itself.
+  template <class T>
+  void backward(const matrix<T>& Z, const matrix<T>& Y, const matrix<T>& DY, matrix<T>& DX) const {
+    DX.resize(DY.rows, DY.cols);
+    const size_type N = DY.cols;
+#pragma omp parallel for schedule(static) if (DY.size() > parallel_threshold)
+    for (size_type i = 0; i < DY.rows; ++i) backward_range(Z.row(i), Y.row(i), DY.row(i), DX.row(i), N);
   }
 };
 

@@ -341,13 +341,24 @@ row_tile_fn<T, TB> row_tile(int R, int tail, bool indirect) {
 }  // namespace detail
 #endif
 
+namespace detail {
+struct no_epilogue {
+  template <class T>
+  void operator()(index_t, T*) const {}
+};
+}  // namespace detail
+
 // C (K,N) = A (K,D) B (D,N) + beta C + column_repeat(bias) (bias may be null). With perm, the
 // value of stored entry k is values[perm[k]] (A is then the transpose of the pattern whose
 // values are stored: no transposed copy of the values is needed). B's rows are ldb apart (N
 // when 0); B may be a bfloat16 copy (TB = std::uint16_t, rows zero-padded to bf16_ld(N)).
-template <class T, class TB>
+// epilogue(i, C row i) runs once row i is complete, on the thread that computed it, while the
+// row is still in L1 (for N of one column tile; after all tiles otherwise): the network fuses
+// the activation and its derivative there (network.h, "fused epilogues").
+template <class T, class TB, class Epilogue = detail::no_epilogue>
 void spmm_native(const csr_pattern& A, const T* values, const TB* B, size_type N, T beta, T* C,
-                 const T* bias = nullptr, const index_t* perm = nullptr, size_type ldb = 0) {
+                 const T* bias = nullptr, const index_t* perm = nullptr, size_type ldb = 0,
+                 const Epilogue& epilogue = Epilogue{}) {
   static_assert(std::is_same_v<TB, T> || (std::is_same_v<T, float> && std::is_same_v<TB, std::uint16_t>),
                 "B is T, or bfloat16 for a float product");
   if (A.rows == 0 || N == 0) return;
@@ -375,10 +386,14 @@ void spmm_native(const csr_pattern& A, const T* values, const TB* B, size_type N
       const int pf_bytes =
           detail::prefetch_bytes(A.cols, ldb * sizeof(TB), piece, detail::spmm_prefetch_bytes);
       const auto fn = detail::row_tile<T, TB>(R, tail, perm != nullptr);
-      for (index_t i = first; i < last; ++i)
+      for (index_t i = first; i < last; ++i) {
         fn(A.indices.data(), values, perm, A.indptr[i], A.indptr[i + 1], A.indptr[last], B + n0, ldb, tail,
            bias ? bias[i] : T(0), beta, C + static_cast<size_type>(i) * N + n0, pf_bytes);
+        if (tiles == 1) epilogue(i, C + static_cast<size_type>(i) * N);
+      }
     }
+    if (tiles > 1)
+      for (index_t i = first; i < last; ++i) epilogue(i, C + static_cast<size_type>(i) * N);
   }
 #else
 #pragma omp parallel num_threads(nt)
@@ -398,6 +413,7 @@ void spmm_native(const csr_pattern& A, const T* values, const TB* B, size_type N
 #pragma omp simd
         for (size_type n = 0; n < N; ++n) c[n] += a * detail::widen(b[n]);
       }
+      epilogue(i, c);
     }
   }
 #endif

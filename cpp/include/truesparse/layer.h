@@ -31,6 +31,9 @@ struct parameter {
 };
 
 template <class T>
+struct linear_layer;
+
+template <class T>
 struct layer {
   virtual ~layer() = default;
   virtual const char* kind() const = 0;
@@ -44,6 +47,9 @@ struct layer {
   }
   // The layer's non-trainable state arrays (running statistics); none by default.
   virtual std::vector<statistic<T>> statistics() { return {}; }
+  // This layer as a linear one, or null (no dynamic_cast at call sites).
+  virtual linear_layer<T>* as_linear() { return nullptr; }
+  virtual const linear_layer<T>* as_linear() const { return nullptr; }
   // Number of outputs for a given number of inputs (shape-preserving layers return D).
   virtual size_type outputs(size_type D) const { return D; }
 };

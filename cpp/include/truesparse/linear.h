@@ -51,6 +51,9 @@ struct linear_layer : layer<T> {
   index_t out = 0;            // K
   avector<T> b, Db;           // (K) bias and its gradient
   optimizer_state<T> sW, sb;  // optimizer state of the weights (aligned with values()) and bias
+  // Set when Db holds the next backward's bias gradient already (summed in a fused epilogue
+  // of the layer after: network.h); that backward then skips rows_sum and clears it.
+  bool db_ready = false;
 
   linear_layer(index_t in_, index_t out_) : in(in_), out(out_), b(out_, T(0)), Db(out_, T(0)) {}
 
@@ -61,6 +64,8 @@ struct linear_layer : layer<T> {
     backward(X, DZ, DX);
   }
   size_type outputs(size_type) const final { return out; }
+  linear_layer<T>* as_linear() final { return this; }
+  const linear_layer<T>* as_linear() const final { return this; }
   virtual bool is_sparse() const = 0;
   // This layer as a sparse one, or null for a dense layer (no dynamic_cast at call sites).
   virtual sparse_linear<T>* as_sparse() { return nullptr; }
@@ -77,6 +82,10 @@ struct linear_layer : layer<T> {
   }
 
  protected:
+  void bias_gradient(const matrix<T>& DZ) {
+    if (!db_ready) rows_sum(DZ, Db.data());
+    db_ready = false;
+  }
   void check_input(const matrix<T>& X, const char* op) const {
     TS_REQUIRE(X.rows == in, "[", op, "] X has ", X.rows, " features but the layer has ", in, " inputs");
   }
@@ -107,7 +116,7 @@ struct dense_linear : linear_layer<T> {
 
   void backward(const matrix<T>& X, const matrix<T>& DZ, matrix<T>* DX) override {
     const size_type N = X.cols;
-    rows_sum(DZ, this->Db.data());
+    this->bias_gradient(DZ);
     // (K,D) = (K,N) (N,D)
     gemm<T>(trans::N, trans::T, this->out, this->in, N, T(1), DZ.ptr(), N, X.ptr(), N, T(0), DW.data(),
             this->in);
@@ -231,7 +240,12 @@ struct sparse_linear : linear_layer<T> {
   }
 
  public:
-  void forward(const matrix<T>& X, matrix<T>& Z) override {
+  void forward(const matrix<T>& X, matrix<T>& Z) override { forward_with(X, Z, detail::no_epilogue{}); }
+
+  // forward, then epilogue(i, Z row i) for every row i: in the product's epilogue, while the row
+  // is in L1 (native backend), or in a pass after MKL's product.
+  template <class Epilogue>
+  void forward_with(const matrix<T>& X, matrix<T>& Z, const Epilogue& epilogue) {
     this->check_input(X, "sparse_linear.forward");
     const size_type N = X.cols;
     Z.resize(this->out, N);
@@ -239,14 +253,24 @@ struct sparse_linear : linear_layer<T> {
     if (backend == sparse_backend::mkl) {
       column_repeat(this->b.data(), Z);
       handle.mm(T(1), X.ptr(), N, T(1), Z.ptr());
+      each_row(Z, epilogue);
     } else if (bf16()) {
       if constexpr (std::is_same_v<T, float>) {
         round_to_bf16(X, Xb);
         xb_of = &X;  // the SDDMM of the backward that follows gathers the same copy
-        spmm_native(pattern, W.data(), Xb.ptr(), N, T(0), Z.ptr(), this->b.data(), nullptr, Xb.ld);
+        spmm_native(pattern, W.data(), Xb.ptr(), N, T(0), Z.ptr(), this->b.data(), nullptr, Xb.ld, epilogue);
       }
-    } else {
-      spmm_native(pattern, W.data(), X.ptr(), N, T(0), Z.ptr(), this->b.data());  // bias fused
+    } else {  // bias fused
+      spmm_native(pattern, W.data(), X.ptr(), N, T(0), Z.ptr(), this->b.data(), nullptr, 0, epilogue);
+    }
+  }
+
+  // epilogue(i, M row i) for every row, in parallel.
+  template <class Epilogue>
+  static void each_row(matrix<T>& M, const Epilogue& epilogue) {
+    if constexpr (!std::is_same_v<Epilogue, detail::no_epilogue>) {
+#pragma omp parallel for schedule(static) if (M.size() > parallel_threshold)
+      for (size_type i = 0; i < M.rows; ++i) epilogue(static_cast<index_t>(i), M.row(i));
     }
   }
 
@@ -280,11 +304,19 @@ struct sparse_linear : linear_layer<T> {
   bool dw_current = false;
 
   void backward(const matrix<T>& X, const matrix<T>& DZ, matrix<T>* DX) override {
+    backward_with(X, DZ, DX, detail::no_epilogue{});
+  }
+
+  // backward, with dx_epilogue(j, DX row j) for every row of DX as the input gradient's
+  // product completes it (as forward_with).
+  template <class Epilogue>
+  void backward_with(const matrix<T>& X, const matrix<T>& DZ, matrix<T>* DX, const Epilogue& dx_epilogue) {
     const size_type N = X.cols;
-    rows_sum(DZ, this->Db.data());
+    this->bias_gradient(DZ);
     if (DX) {  // first: a fused step below changes W
       TS_ASSERT(keep_transpose && "DX requested from a layer built without Wᵀ");
       DX->resize(this->in, N);
+      const T* none = nullptr;  // no bias
       // (D,N) = (D,K) (K,N)
       if (backend == sparse_backend::mkl) {
         if (wt_stale) {
@@ -292,15 +324,15 @@ struct sparse_linear : linear_layer<T> {
           wt_stale = false;
         }
         handle_t.mm(T(1), DZ.ptr(), N, T(0), DX->ptr());
+        each_row(*DX, dx_epilogue);
       } else if (bf16()) {
         if constexpr (std::is_same_v<T, float>) {
           round_to_bf16(DZ, DZb);
-          spmm_native(pattern_t, W.data(), DZb.ptr(), N, T(0), DX->ptr(), static_cast<const T*>(nullptr),
-                      perm.data(), DZb.ld);
+          spmm_native(pattern_t, W.data(), DZb.ptr(), N, T(0), DX->ptr(), none, perm.data(), DZb.ld,
+                      dx_epilogue);
         }
       } else {
-        spmm_native(pattern_t, W.data(), DZ.ptr(), N, T(0), DX->ptr(), static_cast<const T*>(nullptr),
-                    perm.data());
+        spmm_native(pattern_t, W.data(), DZ.ptr(), N, T(0), DX->ptr(), none, perm.data(), 0, dx_epilogue);
       }
     }
     if (fused_step) {

@@ -41,17 +41,20 @@ struct matrix {
   void fill(T v) { std::fill(data.begin(), data.end(), v); }
 };
 
+// The sum of a[0..n), in a fixed order (rows_sum's, and the fused epilogues' of network.h).
+template <class T>
+inline T row_sum(const T* a, size_type n) {
+  T s = 0;
+#pragma omp simd reduction(+ : s)
+  for (size_type j = 0; j < n; ++j) s += a[j];
+  return s;
+}
+
 // v (K) = rows_sum(A (K,N)): the sum of each row. Sequential per row: deterministic.
 template <class T>
 void rows_sum(const matrix<T>& A, T* v) {
 #pragma omp parallel for schedule(static) if (A.size() > parallel_threshold)
-  for (size_type i = 0; i < A.rows; ++i) {
-    const T* a = A.row(i);
-    T s = 0;
-#pragma omp simd reduction(+ : s)
-    for (size_type j = 0; j < A.cols; ++j) s += a[j];
-    v[i] = s;
-  }
+  for (size_type i = 0; i < A.rows; ++i) v[i] = row_sum(A.row(i), A.cols);
 }
 
 // A (K,N) = column_repeat(b (K), N): every column equals b.

@@ -595,7 +595,8 @@ memory_terms training_memory(const network<T>& net, const training_plan& p) {
       if (auto* Dr = dynamic_cast<dropout_layer<T>*>(module); Dr && Dr->p > 0)
         m.activations += detail::matrix_extra(Dr->M, width, B);
     }
-    m.activations += detail::matrix_extra(Y[i], out, N) + detail::matrix_extra(Dm[i], out, B);
+    m.activations += detail::matrix_extra(Y[i], out, N);
+    if (!net.gradient_unused(i)) m.activations += detail::matrix_extra(Dm[i], out, B);
     width = out;
   }
   const bool dense_targets = net.loss == loss_kind::squared_error;

@@ -51,6 +51,7 @@ struct network_options {
   std::uint64_t seed = 0;
   sparse_backend backend = sparse_backend::native;
   operand_dtype operands = operand_dtype::float32;  // what the sparse products gather (linear.h)
+  bool fuse_epilogues = true;                       // network::fuse_epilogues (the same results)
   std::string name = "Sequential";                  // the model in error messages ("[Sequential] ...")
 };
 
@@ -97,6 +98,7 @@ class network {
   double label_smoothing;
   sparse_backend backend;
   operand_dtype operands;
+  bool fuse_epilogues;  // see forward()
   std::uint64_t seed;
   init_kind init;
   fan_mode fan;
@@ -109,6 +111,7 @@ class network {
         label_smoothing(o.label_smoothing),
         backend(o.backend),
         operands(o.operands),
+        fuse_epilogues(o.fuse_epilogues),
         seed(o.seed),
         init(o.init),
         fan(o.fan) {
@@ -238,11 +241,42 @@ class network {
                " inputs");
     const matrix<T>* in = &X;
     for (std::size_t m = 0; m < modules.size(); ++m) {
+      if (fuses_forward(m)) {  // Y[m+1] = act(Y[m]) row by row in the product's epilogue
+        const activation& act = fused_activation(m + 1);
+        matrix<T>& A = Y[m + 1];
+        A.resize(modules[m]->as_linear()->out, in->cols);
+        modules[m]->as_linear()->as_sparse()->forward_with(*in, Y[m],
+                                                           [&act, &A, N = in->cols](index_t i, const T* z) {
+                                                             prefetch_row(A, i + epilogue_ahead, true);
+                                                             act.forward_range(z, A.row(i), N);
+                                                           });
+        in = &Y[++m];
+        continue;
+      }
       modules[m]->forward(*in, Y[m], train);  // linear: (K,N) = (K,D) (D,N) + b 1ᵀ
       in = &Y[m];
     }
     return Y.back();
   }
+
+  // Fused epilogues (docs/design.md, "fused epilogues"): a sparse layer followed by an
+  // activation computes the activation in its product's epilogue, row by row while the row is
+  // in L1 (forward), and a sparse layer whose input is such an activation's output multiplies
+  // its input gradient by the activation's derivative there, and sums the bias gradient of the
+  // linear layer before the activation (backward): D[m] of the activation is then never written
+  // and never allocated. The results are those of the unfused modules, bit for bit (the same
+  // row functions, activation.h and row_sum); fuse_epilogues = false runs the modules one by one.
+
+  // Whether module m (a sparse layer) computes the activation m+1 in its forward.
+  bool fuses_forward(std::size_t m) const {
+    return fuse_epilogues && m + 1 < modules.size() && is_sparse_module(m) && is_activation(m + 1);
+  }
+  // Whether module m (a sparse layer) computes the activation m-1's backward (into D[m-2]).
+  bool fuses_backward(std::size_t m) const {
+    return fuse_epilogues && m >= 2 && is_sparse_module(m) && is_activation(m - 1);
+  }
+  // Whether D[m] is never used (an activation whose backward is fused into the next layer's).
+  bool gradient_unused(std::size_t m) const { return m + 1 < modules.size() && fuses_backward(m + 1); }
 
   // Forward (training mode), loss and backward of one batch: every layer's gradients are those
   // of the batch-mean loss afterwards. Returns the loss summed over the batch and the hit count.
@@ -261,8 +295,26 @@ class network {
       for (auto& layer : layers)
         if (auto* S = layer->as_sparse()) S->fused_step = &step_config;
     }
-    for (std::size_t m = M; m-- > 0;)  // D[m-1] = ∂L/∂Y[m-1] from D[m]; none before layer 0
+    for (std::size_t m = M; m-- > 0;) {  // D[m-1] = ∂L/∂Y[m-1] from D[m]; none before layer 0
+      if (fuses_backward(m)) {
+        // D[m-2] = (Wᵀ D[m]) ⊙ act'(Y[m-2]) row by row, and the bias gradient of a linear m-2
+        const activation& act = fused_activation(m - 1);
+        const matrix<T>& Zin = Y[m - 2];
+        const matrix<T>& Yin = Y[m - 1];
+        linear_layer<T>* before = modules[m - 2]->as_linear();
+        T* db = before ? before->Db.data() : nullptr;
+        modules[m]->as_linear()->as_sparse()->backward_with(
+            Y[m - 1], D[m], &D[m - 2], [&act, &Zin, &Yin, db, N = X.cols](index_t i, T* dx) {
+              prefetch_row(act.uses_output() ? Yin : Zin, i + epilogue_ahead, false);
+              act.backward_range(Zin.row(i), Yin.row(i), dx, dx, N);
+              if (db) db[i] = row_sum(dx, N);
+            });
+        if (before) before->db_ready = true;
+        --m;  // the activation's backward is done
+        continue;
+      }
       modules[m]->backward(m == 0 ? X : Y[m - 1], Y[m], D[m], m == 0 ? nullptr : &D[m - 1]);
+    }
     return r;
   }
 
@@ -289,6 +341,32 @@ class network {
   const std::vector<matrix<T>>& output_gradient_buffers() const { return D; }
 
  private:
+  // An epilogue prefetches the row of its other operand this many rows ahead: the products
+  // gather at random, so the hardware does not see that stream.
+  static constexpr index_t epilogue_ahead = 4;
+  static void prefetch_row(const matrix<T>& M, index_t i, bool write) {
+    if (static_cast<size_type>(i) >= M.rows) return;
+    const char* p = reinterpret_cast<const char*>(M.row(static_cast<size_type>(i)));
+    const size_type bytes = M.cols * sizeof(T);
+    for (size_type b = 0; b < bytes; b += 64) {
+      if (write)
+        __builtin_prefetch(p + b, 1, 3);
+      else
+        __builtin_prefetch(p + b, 0, 3);
+    }
+  }
+
+  bool is_sparse_module(std::size_t m) const {
+    const linear_layer<T>* L = modules[m]->as_linear();
+    return L && L->is_sparse();
+  }
+  bool is_activation(std::size_t m) const {
+    return dynamic_cast<const activation_layer<T>*>(modules[m].get()) != nullptr;
+  }
+  const activation& fused_activation(std::size_t m) const {
+    return static_cast<const activation_layer<T>*>(modules[m].get())->act;
+  }
+
   void replace_linear(std::size_t l, std::unique_ptr<linear_layer<T>> layer) {
     layers[l] = layer.get();
     modules[module_of[l]] = std::move(layer);
