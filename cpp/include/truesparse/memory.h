@@ -42,7 +42,9 @@
 //   optimizer    SGD with momentum: one moment per stored weight, bias and module parameter
 //                (T each); Adam/AdamW: two; new-weight warm-up: a 2-byte age per entry too
 //   activations  every module's output Y[m] (outputs × N T) and its gradient D[m] (outputs × B
-//                T), batch norm's normalised input (D × N T) and dropout's mask (D × B T), where
+//                T; none for an activation whose backward is fused into the next layer's,
+//                network::gradient_unused), batch norm's normalised input (D × N T) and
+//                dropout's mask (D × B T), where
 //                N = max(B, the largest forward-only batch: validation, predict, 1000 at most);
 //                these buffers keep their largest size; with operand_dtype bfloat16, every
 //                sparse layer's bfloat16 copy of its input (D × bf16_ld(N) × 2) and, where it
