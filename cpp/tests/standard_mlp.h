@@ -4,6 +4,7 @@
 #pragma once
 
 #include "truesparse/network.h"
+#include "truesparse/train.h"
 
 namespace truesparse::testing {
 
@@ -31,5 +32,20 @@ inline network_options standard_mlp(const std::vector<index_t>& sizes, const std
   }
   return o;
 }
+
+// M random examples of D normal features and labels in [0, classes), as a dataset.
+template <class T>
+struct labelled_data {
+  std::vector<T> X;
+  std::vector<std::int32_t> y;
+  dataset<T> d;
+  labelled_data(size_type M, size_type D, std::uint64_t classes, std::uint64_t seed)
+      : X(static_cast<std::size_t>(M * D)), y(static_cast<std::size_t>(M)) {
+    rng g(seed);
+    for (auto& x : X) x = static_cast<T>(g.normal());
+    for (auto& v : y) v = static_cast<std::int32_t>(g.below(classes));
+    d = dataset<T>{X.data(), M, D, y.data(), nullptr, 0};
+  }
+};
 
 }  // namespace truesparse::testing

@@ -17,20 +17,6 @@ using namespace truesparse;
 namespace {
 
 template <class T>
-struct labelled_data {
-  std::vector<T> X;
-  std::vector<std::int32_t> y;
-  dataset<T> d;
-  labelled_data(size_type M, size_type D, std::uint64_t classes, std::uint64_t seed)
-      : X(static_cast<std::size_t>(M * D)), y(static_cast<std::size_t>(M)) {
-    rng g(seed);
-    for (auto& x : X) x = static_cast<T>(g.normal());
-    for (auto& v : y) v = static_cast<std::int32_t>(g.below(classes));
-    d = dataset<T>{X.data(), M, D, y.data(), nullptr, 0};
-  }
-};
-
-template <class T>
 bool same_parameters(network<T>& a, network<T>& b) {
   for (std::size_t l = 0; l < a.layers.size(); ++l) {
     auto* A = a.layers[l];
@@ -56,7 +42,7 @@ void check_fused_equals_unfused(network_options o, const optimizer_config& c, si
   network<T> fused(o);
   o.fuse_epilogues = false;
   network<T> plain(o);
-  const labelled_data<T> data(3 * batch + 7, o.inputs, fused.outputs(), 5);
+  const testing::labelled_data<T> data(3 * batch + 7, o.inputs, fused.outputs(), 5);
   evolution_plan plan_f, plan_p;
   if (rigl) {
     rigl_options r;
