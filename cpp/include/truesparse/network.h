@@ -241,7 +241,7 @@ class network {
                " inputs");
     const matrix<T>* in = &X;
     for (std::size_t m = 0; m < modules.size(); ++m) {
-      if (fuses_forward(m)) {  // Y[m+1] = act(Y[m]) row by row in the product's epilogue
+      if (X.cols > 0 && fuses_forward(m)) {  // Y[m+1] = act(Y[m]) row by row in the product's epilogue
         const activation& act = fused_activation(m + 1);
         matrix<T>& A = Y[m + 1];
         A.resize(modules[m]->as_linear()->out, in->cols);
@@ -295,8 +295,9 @@ class network {
       for (auto& layer : layers)
         if (auto* S = layer->as_sparse()) S->fused_step = &step_config;
     }
-    for (std::size_t m = M; m-- > 0;) {  // D[m-1] = ∂L/∂Y[m-1] from D[m]; none before layer 0
-      if (fuses_backward(m)) {
+    for (auto* L : layers) L->db_ready = false;  // set only by this pass's fused epilogues
+    for (std::size_t m = M; m-- > 0;) {          // D[m-1] = ∂L/∂Y[m-1] from D[m]; none before layer 0
+      if (N > 0 && fuses_backward(m)) {          // (an empty batch has no rows to run epilogues on)
         // D[m-2] = (Wᵀ D[m]) ⊙ act'(Y[m-2]) row by row, and the bias gradient of a linear m-2
         const activation& act = fused_activation(m - 1);
         const matrix<T>& Zin = Y[m - 2];
