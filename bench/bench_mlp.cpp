@@ -40,6 +40,14 @@ using namespace truesparse;
 
 namespace {
 
+// 0 when value is first, 1 when it is second; otherwise -1, after saying so on stderr.
+int choice(const char* opt, const char* value, const char* first, const char* second) {
+  if (!std::strcmp(value, first)) return 0;
+  if (!std::strcmp(value, second)) return 1;
+  std::fprintf(stderr, "%s must be %s or %s, got '%s'\n", opt, first, second, value);
+  return -1;
+}
+
 std::vector<double> parse_list(const char* s) {
   std::vector<double> v;
   std::string str(s);
@@ -148,10 +156,12 @@ struct common_options {
   sparse_backend backend = sparse_backend::native;
   int batches = -1, warmup = 1;  // batches -1: the default of each measurement
   operand_dtype operands = operand_dtype::float32;
-  bool fuse = true;  // network_options::fuse_epilogues
-  const char* backend_name() const {
-    if (backend == sparse_backend::mkl) return "mkl";
-    return operands == operand_dtype::bfloat16 ? "native, bfloat16 operands" : "native";
+  bool fuse = true;                   // network_options::fuse_epilogues
+  std::string backend_name() const {  // with what the run changes from the defaults
+    std::string name = backend == sparse_backend::mkl ? "mkl" : "native";
+    if (operands == operand_dtype::bfloat16) name += ", bfloat16 operands";
+    if (!fuse) name += ", epilogues not fused";
+    return name;
   }
 };
 
@@ -173,8 +183,8 @@ void density_sweep(const common_options& c, size_type M, int epochs, const std::
   const dataset<float> all = data.slice(0, M);
   std::printf("# bench_mlp: %ld examples, sizes", long(M));
   for (auto s : sizes) std::printf(" %d", s);
-  std::printf(", batch 100, Nesterov 0.9, %d thread(s), backend %s, MKL %s\n", c.threads, c.backend_name(),
-              mkl_version().c_str());
+  std::printf(", batch 100, Nesterov 0.9, %d thread(s), backend %s, MKL %s\n", c.threads,
+              c.backend_name().c_str(), mkl_version().c_str());
   std::printf("%-9s %-30s %10s %12s %10s %10s\n", "density", "layer densities", "nnz", "s/epoch", "loss",
               "accuracy");
   for (double density : densities) {
@@ -209,7 +219,7 @@ void scale_network(const common_options& c, const std::vector<index_t>& sizes, d
   std::printf(
       "\n# scale network %s, epsilon %g (Erdos-Renyi), batch 100, SGD Nesterov 0.9, %d thread(s), "
       "backend %s, MKL %s\n",
-      joined(sizes).c_str(), epsilon, c.threads, c.backend_name(), mkl_version().c_str());
+      joined(sizes).c_str(), epsilon, c.threads, c.backend_name().c_str(), mkl_version().c_str());
   std::string ds;
   for (double d : densities) ds += msg(d, " ").substr(0, 8) + " ";
   std::printf("layer densities:      %s\n", ds.c_str());
@@ -273,7 +283,7 @@ void width_sweep(const common_options& c, const std::vector<double>& widths, siz
       "output layer Hx10 %s, whatever H; batch 100, %d timed batches after %d warm-up, "
       "%d thread(s), backend %s\n",
       with_commas(sweep_nnz).c_str(), with_commas(output_nnz).c_str(), batches, c.warmup, c.threads,
-      c.backend_name());
+      c.backend_name().c_str());
   std::printf("%8s  %-42s %10s %12s %12s %9s\n", "H", "stored weights per layer", "total", "s/batch", "mean",
               "vs first");
   double first = 0;
@@ -315,7 +325,7 @@ void throughput_sweep(const common_options& c, const std::vector<double>& widths
       "\n# hidden-size throughput: 784-H-H-H-10 at epsilon %g; effective GFLOP/s = 6 nnz N / median "
       "time per batch (N = 100; forward, input gradient and weight gradient, 2 flops per weight "
       "each); %d timed batches after %d warm-up, %d thread(s), backend %s\n",
-      epsilon, batches, c.warmup, c.threads, c.backend_name());
+      epsilon, batches, c.warmup, c.threads, c.backend_name().c_str());
   std::printf("%8s  %-50s %12s %12s %10s %9s\n", "H", "stored weights per layer", "total", "s/batch",
               "GFLOP/s", "vs first");
   double first = 0;
@@ -356,30 +366,17 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(opt, "--threads"))
       c.threads = std::atoi(value);
     else if (!std::strcmp(opt, "--backend")) {
-      if (!std::strcmp(value, "native"))
-        c.backend = sparse_backend::native;
-      else if (!std::strcmp(value, "mkl"))
-        c.backend = sparse_backend::mkl;
-      else {
-        std::fprintf(stderr, "--backend must be mkl or native\n");
-        return 2;
-      }
+      const int k = choice(opt, value, "native", "mkl");
+      if (k < 0) return 2;
+      c.backend = k == 0 ? sparse_backend::native : sparse_backend::mkl;
     } else if (!std::strcmp(opt, "--operands")) {
-      if (!std::strcmp(value, "float32"))
-        c.operands = operand_dtype::float32;
-      else if (!std::strcmp(value, "bfloat16"))
-        c.operands = operand_dtype::bfloat16;
-      else {
-        std::fprintf(stderr, "--operands must be float32 or bfloat16\n");
-        return 2;
-      }
+      const int k = choice(opt, value, "float32", "bfloat16");
+      if (k < 0) return 2;
+      c.operands = k == 0 ? operand_dtype::float32 : operand_dtype::bfloat16;
     } else if (!std::strcmp(opt, "--fuse")) {
-      if (!std::strcmp(value, "on") || !std::strcmp(value, "off")) {
-        c.fuse = !std::strcmp(value, "on");
-      } else {
-        std::fprintf(stderr, "--fuse must be on or off\n");
-        return 2;
-      }
+      const int k = choice(opt, value, "on", "off");
+      if (k < 0) return 2;
+      c.fuse = k == 0;
     } else if (!std::strcmp(opt, "--densities"))
       densities = parse_list(value);
     else if (!std::strcmp(opt, "--sizes") || !std::strcmp(opt, "--scale")) {

@@ -38,6 +38,13 @@ def run_cli(args, capsys):
     return status, captured.out, captured.err
 
 
+def config_file(tmp_path, text):
+    """A TOML configuration file holding text, in tmp_path."""
+    path = tmp_path / "run.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def check_one_line_error(status, err, *parts):
     assert status == 2
     assert err.count("\n") == 1 and err.startswith("truesparse train: error: ")
@@ -127,8 +134,7 @@ def test_bad_tables(case):
 
 
 def test_read_toml_and_json(tmp_path):
-    toml = tmp_path / "run.toml"
-    toml.write_text('dataset = "digits"\nsizes = [32]\n', encoding="utf-8")
+    toml = config_file(tmp_path, 'dataset = "digits"\nsizes = [32]\n')
     assert tsconfig.read(toml) == {"dataset": "digits", "sizes": [32]}
     plain = tmp_path / "options.json"
     plain.write_text('{"epochs": 3}', encoding="utf-8")
@@ -203,11 +209,10 @@ def test_to_toml_and_to_arguments_round_trip():
 
 
 def test_config_file_gives_the_options(tmp_path, capsys):
-    path = tmp_path / "run.toml"
-    path.write_text(
+    path = config_file(
+        tmp_path,
         'dataset = "digits"\nsizes = [32]\ndensity = 0.5\nepochs = 1\n'
         "batch-size = 50\nbatch_norm = true\nquiet = true\n",
-        encoding="utf-8",
     )
     out_file = tmp_path / "out.json"
     status, out, err = run_cli(["train", "--config", str(path), "--json", str(out_file)], capsys)
@@ -219,11 +224,10 @@ def test_config_file_gives_the_options(tmp_path, capsys):
 
 
 def test_command_line_overrides_the_file(tmp_path, capsys):
-    path = tmp_path / "run.toml"
-    path.write_text(
+    path = config_file(
+        tmp_path,
         'dataset = "digits"\nsizes = [32]\ndensity = 0.5\nepochs = 3\nquiet = true\n'
         "batch_norm = true\n",
-        encoding="utf-8",
     )
     out_file = tmp_path / "out.json"
     args = ["train", "--config", str(path), "--epochs", "1", "--epsilon", "2"]
@@ -250,18 +254,16 @@ def test_command_line_overrides_the_file(tmp_path, capsys):
     ids=["unknown key", "wrong type", "flag", "syntax"],
 )
 def test_bad_config_exits_2_with_one_line(content, parts, tmp_path, capsys):
-    path = tmp_path / "run.toml"
-    path.write_text(content, encoding="utf-8")
+    path = config_file(tmp_path, content)
     status, _, err = run_cli(["train", "--config", str(path)], capsys)
     check_one_line_error(status, err, f"--config {path}:", *parts)
 
 
 def test_operand_dtype_from_the_file(tmp_path, capsys):
-    path = tmp_path / "run.toml"
-    path.write_text(
+    path = config_file(
+        tmp_path,
         'dataset = "digits"\nsizes = [32]\ndensity = 0.5\nepochs = 1\nquiet = true\n'
         'operand-dtype = "bfloat16"\n',
-        encoding="utf-8",
     )
     checkpoint = tmp_path / "run.tsck"
     status, _, err = run_cli(["train", "--config", str(path), "--save", str(checkpoint)], capsys)
@@ -286,8 +288,7 @@ def test_missing_config_file_exits_2(tmp_path, capsys):
 
 
 def test_dataset_is_still_required(tmp_path, capsys):
-    path = tmp_path / "run.toml"
-    path.write_text("epochs = 1\n", encoding="utf-8")
+    path = config_file(tmp_path, "epochs = 1\n")
     for args in (["train"], ["train", "--config", str(path)]):
         status, _, err = run_cli(args, capsys)
         assert status == 2 and "--dataset is required" in err
