@@ -5,7 +5,8 @@
 // outputs, bit for bit, for every activation, both backends, float and double, bfloat16
 // operands, SGD (fused into the SDDMM) and Adam, RigL, batch norm between a layer and its
 // activation, a dense layer before an activation, batches of one and several column tiles,
-// on 1 and 2 threads; and the activations' gradient buffers are never allocated.
+// on 1 and 2 threads; and the activations' gradient buffers are never allocated. With bfloat16
+// operands, the epilogues also fill the layers' bfloat16 copies of their gathered operands.
 #include <cstring>
 
 #include "check.h"
@@ -116,6 +117,28 @@ TEST(backends_operands_optimizers_and_batches) {
   o.operands = operand_dtype::bfloat16;
   check_fused_equals_unfused<float>(o, sgd_momentum(), 16, 2);
   check_fused_equals_unfused<float>(o, sgd_momentum(), 1, 1);  // a batch of one
+  o = testing::standard_mlp({30, 50, 40, 36, 4}, {0.3, 0.25, 0.3, 0.5});
+  o.operands = operand_dtype::bfloat16;
+  check_fused_equals_unfused<float>(o, sgd_momentum(), 130, 2);  // copies filled over two column tiles
+}
+
+// With bfloat16 operands, the fused epilogues fill the bfloat16 copies a sparse layer gathers
+// (its input after an activation, its output gradient before one) from the rows in L1: the
+// layers round only the network's input and the loss gradient themselves.
+TEST(bfloat16_copies_are_filled_by_the_epilogues) {
+  network_options o = testing::standard_mlp({30, 50, 40, 36, 4}, {0.3, 0.25, 0.3, 0.5});
+  o.operands = operand_dtype::bfloat16;
+  const testing::labelled_data<float> data(4 * 16, o.inputs, 4, 5);
+  const std::uint64_t steps = 4;
+  for (bool fuse : {true, false}) {
+    o.fuse_epilogues = fuse;
+    network<float> net(o);
+    train_epoch(net, data.d, 16, sgd_momentum(), 7, 0, true);
+    const std::uint64_t rounded[2][4] = {{steps, 0, 0, steps},  // fused: X of layer 0, DZ of layer 3
+                                         {steps, 2 * steps, 2 * steps, 2 * steps}};
+    for (std::size_t l = 0; l < 4; ++l)
+      CHECK(net.sparse_layer(l)->copies_rounded == rounded[fuse ? 0 : 1][l]);
+  }
 }
 
 TEST(batch_norm_between_a_layer_and_its_activation) {

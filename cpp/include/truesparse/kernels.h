@@ -60,10 +60,20 @@ struct bf16_matrix {
   avector<std::uint16_t> data;
   const std::uint16_t* ptr() const { return data.data(); }
   const std::uint16_t* row(size_type i) const { return data.data() + i * ld; }
+  std::uint16_t* row(size_type i) { return data.data() + i * ld; }
+  // The copy of a (r, c) matrix: rows padded to bf16_ld(c) (the storage keeps its capacity).
+  void shape(size_type r, size_type c);
 };
 
 // The padded row length of a bfloat16 copy of N columns.
 inline size_type bf16_ld(size_type N) { return (N + 7) / 8 * 8; }
+
+inline void bf16_matrix::shape(size_type r, size_type c) {
+  rows = r;
+  cols = c;
+  ld = bf16_ld(c);
+  data.resize(static_cast<std::size_t>(r * ld));
+}
 
 #if defined(__AVX2__) && defined(__FMA__)
 namespace detail {
@@ -84,25 +94,22 @@ inline __m128i to_bf16x8(__m256 v) {
 }  // namespace detail
 #endif
 
+// o (ld) := the row x (N) rounded to bfloat16, padded with zeros from N to ld.
+inline void round_row_to_bf16(const float* x, std::uint16_t* o, size_type N, size_type ld) {
+  size_type n = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+  for (; n + 8 <= N; n += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o + n), detail::to_bf16x8(_mm256_loadu_ps(x + n)));
+#endif
+  for (; n < N; ++n) o[n] = to_bf16(x[n]);
+  for (; n < ld; ++n) o[n] = 0;
+}
+
 // out := X rounded to bfloat16, rows padded with zeros (one streaming pass).
 inline void round_to_bf16(const matrix<float>& X, bf16_matrix& out) {
-  const size_type N = X.cols, ld = bf16_ld(N);
-  out.rows = X.rows;
-  out.cols = N;
-  out.ld = ld;
-  out.data.resize(static_cast<std::size_t>(X.rows * ld));
+  out.shape(X.rows, X.cols);
 #pragma omp parallel for schedule(static) if (X.size() > parallel_threshold)
-  for (size_type i = 0; i < X.rows; ++i) {
-    const float* x = X.row(i);
-    std::uint16_t* o = out.data.data() + i * ld;
-    size_type n = 0;
-#if defined(__AVX2__) && defined(__FMA__)
-    for (; n + 8 <= N; n += 8)
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(o + n), detail::to_bf16x8(_mm256_loadu_ps(x + n)));
-#endif
-    for (; n < N; ++n) o[n] = to_bf16(x[n]);
-    for (; n < ld; ++n) o[n] = 0;
-  }
+  for (size_type i = 0; i < X.rows; ++i) round_row_to_bf16(X.row(i), out.row(i), X.cols, out.ld);
 }
 
 namespace detail {

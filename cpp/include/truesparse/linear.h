@@ -256,7 +256,7 @@ struct sparse_linear : linear_layer<T> {
       each_row(Z, epilogue);
     } else if (bf16()) {
       if constexpr (std::is_same_v<T, float>) {
-        round_to_bf16(X, Xb);
+        if (!take_rounded(xb_filled, xb_of, X, Xb)) round_to_bf16(X, Xb);
         xb_of = &X;  // the SDDMM of the backward that follows gathers the same copy
         spmm_native(pattern, W.data(), Xb.ptr(), N, T(0), Z.ptr(), this->b.data(), nullptr, Xb.ld, epilogue);
       }
@@ -280,13 +280,55 @@ struct sparse_linear : linear_layer<T> {
   const matrix<T>* xb_of = nullptr;  // the X that Xb was rounded from, until a backward uses it
   bool bf16() const { return operands == operand_dtype::bfloat16; }
 
+  // For the network's fused epilogues, which write the rows of the operands this layer gathers
+  // while they are in L1 (network.h, "fused epilogues"): the bfloat16 copy, shaped (rows, N), of
+  // the input X of the next forward (input_copy) or of the output gradient DZ of the next
+  // backward (gradient_copy), or null when this layer gathers no bfloat16 copy. The caller fills
+  // every row (round_row_to_bf16) before that forward or backward, which then rounds nothing
+  // for that matrix; any other matrix, or a second call, is rounded as usual.
+  bf16_matrix* input_copy(const matrix<T>& X, size_type rows, size_type N) {
+    return prepare_copy(Xb, xb_of, xb_filled, X, rows, N);
+  }
+  bf16_matrix* gradient_copy(const matrix<T>& DZ, size_type rows, size_type N) {
+    return prepare_copy(DZb, dzb_of, dzb_filled, DZ, rows, N);
+  }
+  // Forgets copies announced by input_copy and gradient_copy (a pass that threw may have filled
+  // them in part).
+  void drop_filled_copies() { xb_filled = dzb_filled = false; }
+  // bfloat16 copies this layer rounded itself (the rest were filled by fused epilogues).
+  std::uint64_t copies_rounded = 0;
+
+ private:
+  const matrix<T>* dzb_of = nullptr;
+  bool xb_filled = false, dzb_filled = false;
+  bf16_matrix* prepare_copy(bf16_matrix& copy, const matrix<T>*& of, bool& filled, const matrix<T>& M,
+                            size_type rows, size_type N) {
+    if (!std::is_same_v<T, float> || !bf16() || backend != sparse_backend::native) return nullptr;
+    copy.shape(rows, N);
+    of = &M;
+    filled = true;
+    return &copy;
+  }
+  // Whether copy holds M already (filled for it, in its shape); consumes the filling. Counts the
+  // rounding the caller does otherwise.
+  bool take_rounded(bool& filled, const matrix<T>* of, const matrix<T>& M, const bf16_matrix& copy) {
+    const bool ok = filled && of == &M && copy.rows == M.rows && copy.cols == M.cols;
+    filled = false;
+    if (!ok) ++copies_rounded;
+    return ok;
+  }
+
+ public:
   // out(k, g_k) for the gradient g_k of every stored weight (the SDDMM on the pattern), from
   // the operands this layer computes with.
   template <class Out>
   void weight_gradients(const matrix<T>& DZ, const matrix<T>& X, const Out& out) {
     if constexpr (std::is_same_v<T, float>) {
       if (bf16()) {
-        if (xb_of != &X || Xb.rows != X.rows || Xb.cols != X.cols) round_to_bf16(X, Xb);
+        if (xb_of != &X || Xb.rows != X.rows || Xb.cols != X.cols) {
+          round_to_bf16(X, Xb);
+          ++copies_rounded;
+        }
         xb_of = nullptr;
         return sddmm_each(pattern, DZ, Xb, out);
       }
@@ -327,7 +369,7 @@ struct sparse_linear : linear_layer<T> {
         each_row(*DX, dx_epilogue);
       } else if (bf16()) {
         if constexpr (std::is_same_v<T, float>) {
-          round_to_bf16(DZ, DZb);
+          if (!take_rounded(dzb_filled, dzb_of, DZ, DZb)) round_to_bf16(DZ, DZb);
           spmm_native(pattern_t, W.data(), DZb.ptr(), N, T(0), DX->ptr(), none, perm.data(), DZb.ld,
                       dx_epilogue);
         }

@@ -240,15 +240,22 @@ class network {
     TS_REQUIRE(X.rows == inputs(), "[forward] X has ", X.rows, " features but the model has ", inputs(),
                " inputs");
     const matrix<T>* in = &X;
+    drop_filled_copies();
     for (std::size_t m = 0; m < modules.size(); ++m) {
       if (X.cols > 0 && fuses_forward(m)) {  // Y[m+1] = act(Y[m]) row by row in the product's epilogue
         const activation& act = fused_activation(m + 1);
         matrix<T>& A = Y[m + 1];
-        A.resize(modules[m]->as_linear()->out, in->cols);
+        const size_type N = in->cols;
+        A.resize(modules[m]->as_linear()->out, N);
+        // and the bfloat16 copy of A that a sparse layer m+2 gathers, from the row in L1
+        bf16_matrix* Ab = m + 2 < modules.size() && is_sparse_module(m + 2)
+                              ? modules[m + 2]->as_linear()->as_sparse()->input_copy(A, A.rows, N)
+                              : nullptr;
         modules[m]->as_linear()->as_sparse()->forward_with(*in, Y[m],
-                                                           [&act, &A, N = in->cols](index_t i, const T* z) {
+                                                           [&act, &A, Ab, N](index_t i, const T* z) {
                                                              prefetch_row(A, i + epilogue_ahead, true);
                                                              act.forward_range(z, A.row(i), N);
+                                                             round_row_into(Ab, i, A.row(i), N);
                                                            });
         in = &Y[++m];
         continue;
@@ -304,11 +311,18 @@ class network {
         const matrix<T>& Yin = Y[m - 1];
         linear_layer<T>* before = modules[m - 2]->as_linear();
         T* db = before ? before->Db.data() : nullptr;
+        // and the bfloat16 copy of D[m-2] that a sparse m-2 gathers for its input gradient
+        matrix<T>& DZ = D[m - 2];
+        DZ.resize(Zin.rows, N);
+        bf16_matrix* DZb = m - 2 > 0 && is_sparse_module(m - 2)
+                               ? before->as_sparse()->gradient_copy(DZ, DZ.rows, N)
+                               : nullptr;
         modules[m]->as_linear()->as_sparse()->backward_with(
-            Y[m - 1], D[m], &D[m - 2], [&act, &Zin, &Yin, db, N = X.cols](index_t i, T* dx) {
+            Y[m - 1], D[m], &DZ, [&act, &Zin, &Yin, db, DZb, N](index_t i, T* dx) {
               prefetch_row(act.uses_output() ? Yin : Zin, i + epilogue_ahead, false);
               act.backward_range(Zin.row(i), Yin.row(i), dx, dx, N);
               if (db) db[i] = row_sum(dx, N);
+              round_row_into(DZb, i, dx, N);
             });
         if (before) before->db_ready = true;
         --m;  // the activation's backward is done
@@ -355,6 +369,16 @@ class network {
       else
         __builtin_prefetch(p + b, 0, 3);
     }
+  }
+
+  // copy row i := row (N) rounded to bfloat16, when there is a copy to fill.
+  static void round_row_into(bf16_matrix* copy, index_t i, const T* row, size_type N) {
+    if constexpr (std::is_same_v<T, float>)
+      if (copy) round_row_to_bf16(row, copy->row(static_cast<size_type>(i)), N, copy->ld);
+  }
+  void drop_filled_copies() {
+    for (auto* L : layers)
+      if (auto* S = L->as_sparse()) S->drop_filled_copies();
   }
 
   bool is_sparse_module(std::size_t m) const {
