@@ -292,9 +292,12 @@ struct sparse_linear : linear_layer<T> {
   bf16_matrix* gradient_copy(const matrix<T>& DZ, size_type rows, size_type N) {
     return prepare_copy(DZb, dzb_of, dzb_filled, DZ, rows, N);
   }
-  // Forgets copies announced by input_copy and gradient_copy (a pass that threw may have filled
-  // them in part).
-  void drop_filled_copies() { xb_filled = dzb_filled = false; }
+  // Forgets copies announced by input_copy and gradient_copy and not used (a pass that threw may
+  // have filled them in part).
+  void drop_filled_copies() {
+    if (xb_filled) xb_of = nullptr;  // nor may the SDDMM take the copy for X
+    xb_filled = dzb_filled = false;
+  }
   // bfloat16 copies this layer rounded itself (the rest were filled by fused epilogues).
   std::uint64_t copies_rounded = 0;
 
