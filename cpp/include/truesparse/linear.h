@@ -281,17 +281,13 @@ struct sparse_linear : linear_layer<T> {
   bool bf16() const { return operands == operand_dtype::bfloat16; }
 
   // For the network's fused epilogues, which write the rows of the operands this layer gathers
-  // while they are in L1 (network.h, "fused epilogues"): the bfloat16 copy, shaped (rows, N), of
-  // the input X of the next forward (input_copy) or of the output gradient DZ of the next
-  // backward (gradient_copy), or null when this layer gathers no bfloat16 copy. The caller fills
-  // every row (round_row_to_bf16) before that forward or backward, which then rounds nothing
-  // for that matrix; any other matrix, or a second call, is rounded as usual.
-  bf16_matrix* input_copy(const matrix<T>& X, size_type rows, size_type N) {
-    return prepare_copy(Xb, xb_of, xb_filled, X, rows, N);
-  }
-  bf16_matrix* gradient_copy(const matrix<T>& DZ, size_type rows, size_type N) {
-    return prepare_copy(DZb, dzb_of, dzb_filled, DZ, rows, N);
-  }
+  // while they are in L1 (network.h, "fused epilogues"): the bfloat16 copy, shaped as M, of the
+  // input X of the next forward (input_copy) or of the output gradient DZ of the next backward
+  // (gradient_copy), or null when this layer gathers no bfloat16 copy. The caller fills every
+  // row (round_row_to_bf16) before that forward or backward, which then rounds nothing for that
+  // matrix; any other matrix, or a second call, is rounded as usual.
+  bf16_matrix* input_copy(const matrix<T>& X) { return prepare_copy(Xb, xb_of, xb_filled, X); }
+  bf16_matrix* gradient_copy(const matrix<T>& DZ) { return prepare_copy(DZb, dzb_of, dzb_filled, DZ); }
   // Forgets copies announced by input_copy and gradient_copy and not used (a pass that threw may
   // have filled them in part).
   void drop_filled_copies() {
@@ -304,10 +300,9 @@ struct sparse_linear : linear_layer<T> {
  private:
   const matrix<T>* dzb_of = nullptr;
   bool xb_filled = false, dzb_filled = false;
-  bf16_matrix* prepare_copy(bf16_matrix& copy, const matrix<T>*& of, bool& filled, const matrix<T>& M,
-                            size_type rows, size_type N) {
+  bf16_matrix* prepare_copy(bf16_matrix& copy, const matrix<T>*& of, bool& filled, const matrix<T>& M) {
     if (!std::is_same_v<T, float> || !bf16() || backend != sparse_backend::native) return nullptr;
-    copy.shape(rows, N);
+    copy.shape(M.rows, M.cols);
     of = &M;
     filled = true;
     return &copy;

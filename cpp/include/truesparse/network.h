@@ -249,7 +249,7 @@ class network {
         A.resize(modules[m]->as_linear()->out, N);
         // and the bfloat16 copy of A that a sparse layer m+2 gathers, from the row in L1
         bf16_matrix* Ab = m + 2 < modules.size() && is_sparse_module(m + 2)
-                              ? modules[m + 2]->as_linear()->as_sparse()->input_copy(A, A.rows, N)
+                              ? modules[m + 2]->as_linear()->as_sparse()->input_copy(A)
                               : nullptr;
         modules[m]->as_linear()->as_sparse()->forward_with(*in, Y[m],
                                                            [&act, &A, Ab, N](index_t i, const T* z) {
@@ -313,10 +313,9 @@ class network {
         T* db = before ? before->Db.data() : nullptr;
         // and the bfloat16 copy of D[m-2] that a sparse m-2 gathers for its input gradient
         matrix<T>& DZ = D[m - 2];
-        DZ.resize(Zin.rows, N);
-        bf16_matrix* DZb = m - 2 > 0 && is_sparse_module(m - 2)
-                               ? before->as_sparse()->gradient_copy(DZ, DZ.rows, N)
-                               : nullptr;
+        DZ.resize(Zin.rows, N);  // (as backward_with does) the copy takes its shape
+        bf16_matrix* DZb =
+            m - 2 > 0 && is_sparse_module(m - 2) ? before->as_sparse()->gradient_copy(DZ) : nullptr;
         modules[m]->as_linear()->as_sparse()->backward_with(
             Y[m - 1], D[m], &DZ, [&act, &Zin, &Yin, db, DZb, N](index_t i, T* dx) {
               prefetch_row(act.uses_output() ? Yin : Zin, i + epilogue_ahead, false);
