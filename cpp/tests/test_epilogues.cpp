@@ -5,7 +5,8 @@
 // outputs, bit for bit, for every activation, both backends, float and double, bfloat16
 // operands, SGD (fused into the SDDMM) and Adam, RigL, batch norm between a layer and its
 // activation, a dense layer before an activation, batches of one and several column tiles,
-// on 1 and 2 threads; and the activations' gradient buffers are never allocated. With bfloat16
+// on 1 and 2 threads; and the activations' gradient buffers are never allocated, nor the outputs
+// of sparse layers whose activation is fused on both sides (their signs instead). With bfloat16
 // operands, the epilogues also fill the layers' bfloat16 copies of their gathered operands.
 #include <cstring>
 
@@ -73,6 +74,33 @@ void check_fused_equals_unfused(network_options o, const optimizer_config& c, si
     CHECK(Dp[m].data.capacity() > 0);
   }
   CHECK(unused > 0 || o.layers.size() < 4);
+  // nor the outputs Z of native sparse layers whose activation is fused into both their forward
+  // and the next sparse layer's backward: that backward reads the signs of Z (ReLU family), or
+  // the activation's output; and a forward that does not train (predict_logits, with more
+  // columns than a batch) keeps no Z of any sparse layer it fuses
+  auto sparse = [&](std::size_t m) {
+    return m < fused.modules.size() && fused.modules[m]->as_linear() &&
+           fused.modules[m]->as_linear()->is_sparse();
+  };
+  for (std::size_t m = 0; m < fused.modules.size(); ++m) {
+    const auto* act = m + 1 < fused.modules.size()
+                          ? dynamic_cast<const activation_layer<T>*>(fused.modules[m + 1].get())
+                          : nullptr;
+    const bool native = o.backend == sparse_backend::native;
+    const bool relu_family = act && act->act.kind != activation_kind::sigmoid &&
+                             act->act.kind != activation_kind::tanh &&
+                             act->act.kind != activation_kind::identity;
+    const std::size_t z_bytes = fused.output_buffers()[m].data.capacity() * sizeof(T);
+    if (sparse(m) && act && native && sparse(m + 2)) {
+      CHECK(z_bytes == 0);
+      CHECK((fused.sign_buffers()[m].data.capacity() > 0) == relu_family);
+      CHECK(plain.output_buffers()[m].data.capacity() > 0);
+    } else {
+      CHECK(fused.sign_buffers()[m].data.capacity() == 0);
+      if (sparse(m) && act && native)  // kept for an unfused backward: a training batch's columns
+        CHECK(z_bytes <= sizeof(T) * static_cast<std::size_t>(fused.modules[m]->as_linear()->out * batch));
+    }
+  }
   set_num_threads(2);
 }
 
@@ -93,6 +121,8 @@ TEST(every_activation_fused_equals_unfused) {
   for (activation_kind k : kinds) {
     // sparse, sparse, dense, sparse: the dense layer's bias gradient comes from a fused epilogue
     const network_options o = testing::standard_mlp({30, 50, 40, 36, 4}, {0.3, 0.25, 1.0, 0.5}, k, 0.2);
+    const network<float> probe(o);  // layer 0's Z is not kept; layer 1's is, for the dense layer
+    CHECK(probe.drops_preactivation(0) && !probe.drops_preactivation(2));
     check_fused_equals_unfused<float>(o, sgd_momentum(), 16, 1);
     check_fused_equals_unfused<double>(o, sgd_momentum(), 16, 2);
   }

@@ -1,6 +1,10 @@
 // Tests of the layers against naive dense computations written here independently:
 // sparse and dense linear layers (both sparse backends, float and double), activations,
 // losses (finite differences) and the SGD step.
+#include <cstring>
+#include <limits>
+#include <vector>
+
 #include "check.h"
 #include "truesparse/activation.h"
 #include "truesparse/linear.h"
@@ -152,6 +156,45 @@ TEST(activation_derivatives_match_finite_differences) {
   // All-ReLU: odd layers slope +alpha, even layers -alpha on the negative side.
   activation odd{activation_kind::all_relu, 0.5, 1}, even{activation_kind::all_relu, 0.5, 2};
   CHECK(odd.negative_slope() == 0.5 && even.negative_slope() == -0.5);
+}
+
+// The signs a fused forward keeps instead of Z (network.h): bit k of a row is z[k] > 0, and
+// the backward from them equals the one from z, value for value, whatever n (AVX groups and
+// scalar tails, several words) and at 0, -0, NaN and infinities.
+template <class T>
+static void check_sign_bits(rng& g) {
+  const T specials[] = {T(0),
+                        -T(0),
+                        std::numeric_limits<T>::quiet_NaN(),
+                        std::numeric_limits<T>::infinity(),
+                        -std::numeric_limits<T>::infinity(),
+                        std::numeric_limits<T>::denorm_min()};
+  for (size_type n : {1, 3, 4, 7, 8, 9, 63, 64, 65, 100, 130}) {
+    std::vector<T> z(static_cast<std::size_t>(n)), dy(z.size()), dx(z.size()), ref(z.size());
+    for (size_type k = 0; k < n; ++k) {
+      z[k] = k % 5 == 4 ? specials[(k / 5) % 6] : static_cast<T>(g.normal());
+      dy[k] = static_cast<T>(g.normal());
+    }
+    std::vector<std::uint64_t> bits(static_cast<std::size_t>((n + 63) / 64), ~std::uint64_t{0});
+    activation::positive_bits(z.data(), bits.data(), n);
+    for (size_type k = 0; k < n; ++k) CHECK(((bits[k / 64] >> (k % 64)) & 1u) == (z[k] > T(0) ? 1u : 0u));
+    if (n % 64 != 0) CHECK((bits.back() >> (n % 64)) == 0);  // the rest of the last word
+    for (auto kind : {activation_kind::relu, activation_kind::leaky_relu, activation_kind::all_relu})
+      for (int layer_number : {1, 2}) {
+        const activation a{kind, 0.3, layer_number};
+        a.backward_range(z.data(), static_cast<const T*>(nullptr), dy.data(), ref.data(), n);
+        a.backward_bits_range(bits.data(), dy.data(), dx.data(), n);
+        CHECK(std::memcmp(dx.data(), ref.data(), sizeof(T) * z.size()) == 0);
+      }
+  }
+}
+
+TEST(activation_sign_bits_give_the_backward_of_z) {
+  rng g(3);
+  check_sign_bits<float>(g);
+  check_sign_bits<double>(g);
+  for (auto kind : {activation_kind::sigmoid, activation_kind::tanh, activation_kind::identity})
+    CHECK(!(activation{kind, 0.1, 1}.derivative_from_input()));
 }
 
 TEST(losses_match_finite_differences) {

@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "truesparse/matrix.h"
 
@@ -30,6 +32,35 @@ struct activation {
 
   // Whether the derivative is computed from the output (sigmoid, tanh) rather than the input.
   bool uses_output() const { return kind == activation_kind::sigmoid || kind == activation_kind::tanh; }
+
+  // Whether the derivative needs the input z (the ReLU family), of which only z > 0 matters:
+  // a fused forward that keeps no z keeps positive_bits(z) for the backward instead.
+  bool derivative_from_input() const { return !uses_output() && kind != activation_kind::identity; }
+
+  // bits := z[0..n) > 0, bit k in bit k % 64 of bits[k / 64]; the last word's rest is 0.
+  template <class T>
+  static void positive_bits(const T* z, std::uint64_t* bits, size_type n) {
+    for (size_type w = 0; w * 64 < n; ++w) {
+      const T* zw = z + w * 64;
+      const int m = static_cast<int>(std::min<size_type>(64, n - w * 64));
+      std::uint64_t word = 0;
+      int b = 0;
+#if defined(__AVX2__)
+      if constexpr (std::is_same_v<T, float>)  // 8 signs per compare
+        for (; b + 8 <= m; b += 8)
+          word |= static_cast<std::uint64_t>(static_cast<unsigned>(_mm256_movemask_ps(
+                      _mm256_cmp_ps(_mm256_loadu_ps(zw + b), _mm256_setzero_ps(), _CMP_GT_OQ))))
+                  << b;
+      else
+        for (; b + 4 <= m; b += 4)
+          word |= static_cast<std::uint64_t>(static_cast<unsigned>(_mm256_movemask_pd(
+                      _mm256_cmp_pd(_mm256_loadu_pd(zw + b), _mm256_setzero_pd(), _CMP_GT_OQ))))
+                  << b;
+#endif
+      for (; b < m; ++b) word |= static_cast<std::uint64_t>(zw[b] > T(0)) << b;
+      bits[w] = word;
+    }
+  }
 
   // y[0..n) = act(z[0..n)) on the calling thread; y may alias z.
   template <class T>
@@ -78,6 +109,40 @@ struct activation {
 #pragma omp simd
         for (size_type k = 0; k < n; ++k) dx[k] = dy[k] * (z[k] > T(0) ? T(1) : s);
       }
+    }
+  }
+
+  // backward_range of the ReLU family from positive_bits(z) instead of z: the same values.
+  template <class T>
+  void backward_bits_range(const std::uint64_t* bits, const T* dy, T* dx, size_type n) const {
+    TS_ASSERT(derivative_from_input());
+    const T s = static_cast<T>(negative_slope());
+    for (size_type w = 0; w * 64 < n; ++w) {
+      const std::uint64_t word = bits[w];
+      const size_type k0 = w * 64, m = std::min<size_type>(64, n - k0);
+      size_type b = 0;
+#if defined(__AVX2__)
+      if constexpr (std::is_same_v<T, float>) {  // lane j of a group of 8 takes bit j: 1 or s
+        const __m256i lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+        const __m256 one = _mm256_set1_ps(1.0f), slope = _mm256_set1_ps(s);
+        for (; b + 8 <= m; b += 8) {
+          const __m256i g = _mm256_set1_epi32(static_cast<int>((word >> b) & 0xffu));
+          const __m256 on = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(g, lane), lane));
+          _mm256_storeu_ps(dx + k0 + b,
+                           _mm256_mul_ps(_mm256_loadu_ps(dy + k0 + b), _mm256_blendv_ps(slope, one, on)));
+        }
+      } else {
+        const __m256i lane = _mm256_setr_epi64x(1, 2, 4, 8);
+        const __m256d one = _mm256_set1_pd(1.0), slope = _mm256_set1_pd(s);
+        for (; b + 4 <= m; b += 4) {
+          const __m256i g = _mm256_set1_epi64x(static_cast<long long>((word >> b) & 0xfu));
+          const __m256d on = _mm256_castsi256_pd(_mm256_cmpeq_epi64(_mm256_and_si256(g, lane), lane));
+          _mm256_storeu_pd(dx + k0 + b,
+                           _mm256_mul_pd(_mm256_loadu_pd(dy + k0 + b), _mm256_blendv_pd(slope, one, on)));
+        }
+      }
+#endif
+      for (; b < m; ++b) dx[k0 + b] = dy[k0 + b] * ((word >> b) & 1u ? T(1) : s);
     }
   }
 

@@ -361,7 +361,9 @@ struct no_epilogue {
 // when 0); B may be a bfloat16 copy (TB = std::uint16_t, rows zero-padded to bf16_ld(N)).
 // epilogue(i, C row i) runs once row i is complete, on the thread that computed it, while the
 // row is still in L1 (for N of one column tile; after all tiles otherwise): the network fuses
-// the activation and its derivative there (network.h, "fused epilogues").
+// the activation and its derivative there (network.h, "fused epilogues"). With C null (and beta
+// 0) no C is kept: each row is computed into a row of the thread's own and handed to the
+// epilogue, which consumes it (the same bits as with a C).
 template <class T, class TB, class Epilogue = detail::no_epilogue>
 void spmm_native(const csr_pattern& A, const T* values, const TB* B, size_type N, T beta, T* C,
                  const T* bias = nullptr, const index_t* perm = nullptr, size_type ldb = 0,
@@ -379,36 +381,56 @@ void spmm_native(const csr_pattern& A, const T* values, const TB* B, size_type N
   // pattern and each gathered row piece still spans the same cache lines.
   const size_type vectors = (N + W - 1) / W;
   const size_type tiles = (vectors + detail::max_tile_vectors - 1) / detail::max_tile_vectors;
+  struct tile {
+    size_type n0;
+    int R, tail, pf_bytes;
+    detail::row_tile_fn<T, TB> fn;
+  };
+  std::vector<tile> tile_of(static_cast<std::size_t>(tiles));
+  for (size_type t = 0; t < tiles; ++t) {
+    const size_type v0 = vectors * t / tiles, v1 = vectors * (t + 1) / tiles;
+    tile& u = tile_of[t];
+    u.n0 = v0 * W;
+    u.R = static_cast<int>(v1 - v0);
+    u.tail = static_cast<int>(std::min<size_type>(N, v1 * W) - (v1 - 1) * W);
+    // the piece of a gathered row the tile reads: float rows end at N, bfloat16 ones at ldb
+    const size_type piece = std::min<size_type>(static_cast<size_type>(u.R) * W, ldb - u.n0) * sizeof(TB);
+    u.pf_bytes = detail::prefetch_bytes(A.cols, ldb * sizeof(TB), piece, detail::spmm_prefetch_bytes);
+    u.fn = detail::row_tile<T, TB>(u.R, u.tail, perm != nullptr);
+  }
+  TS_ASSERT(C != nullptr || beta == T(0));
 #pragma omp parallel num_threads(nt)
   {
     index_t first, last;
     detail::row_range(A, omp_get_thread_num(), omp_get_num_threads(), first, last);
-    for (size_type t = 0; t < tiles; ++t) {
-      const size_type v0 = vectors * t / tiles, v1 = vectors * (t + 1) / tiles;
-      const size_type n0 = v0 * W;
-      const int R = static_cast<int>(v1 - v0);
-      const int tail = static_cast<int>(std::min<size_type>(N, v1 * W) - (v1 - 1) * W);
-      // the piece of a gathered row the tile reads: float rows end at N, bfloat16 ones at ldb
-      const size_type piece = std::min<size_type>(static_cast<size_type>(R) * W, ldb - n0) * sizeof(TB);
-      const int pf_bytes =
-          detail::prefetch_bytes(A.cols, ldb * sizeof(TB), piece, detail::spmm_prefetch_bytes);
-      const auto fn = detail::row_tile<T, TB>(R, tail, perm != nullptr);
+    const auto run = [&](const tile& u, index_t i, T* c) {
+      u.fn(A.indices.data(), values, perm, A.indptr[i], A.indptr[i + 1], A.indptr[last], B + u.n0, ldb,
+           u.tail, bias ? bias[i] : T(0), beta, c + u.n0, u.pf_bytes);
+    };
+    if (C == nullptr) {  // row by row into the thread's own row, every tile of it
+      avector<T> own(static_cast<std::size_t>(N));
       for (index_t i = first; i < last; ++i) {
-        fn(A.indices.data(), values, perm, A.indptr[i], A.indptr[i + 1], A.indptr[last], B + n0, ldb, tail,
-           bias ? bias[i] : T(0), beta, C + static_cast<size_type>(i) * N + n0, pf_bytes);
-        if (tiles == 1) epilogue(i, C + static_cast<size_type>(i) * N);
+        for (size_type t = 0; t < tiles; ++t) run(tile_of[t], i, own.data());
+        epilogue(i, own.data());
       }
+    } else {
+      for (size_type t = 0; t < tiles; ++t)
+        for (index_t i = first; i < last; ++i) {
+          run(tile_of[t], i, C + static_cast<size_type>(i) * N);
+          if (tiles == 1) epilogue(i, C + static_cast<size_type>(i) * N);
+        }
+      if (tiles > 1)
+        for (index_t i = first; i < last; ++i) epilogue(i, C + static_cast<size_type>(i) * N);
     }
-    if (tiles > 1)
-      for (index_t i = first; i < last; ++i) epilogue(i, C + static_cast<size_type>(i) * N);
   }
 #else
 #pragma omp parallel num_threads(nt)
   {
     index_t first, last;
     detail::row_range(A, omp_get_thread_num(), omp_get_num_threads(), first, last);
+    avector<T> own(C ? 0 : static_cast<std::size_t>(N));  // C null: the thread's own row
     for (index_t i = first; i < last; ++i) {
-      T* c = C + static_cast<size_type>(i) * N;
+      T* c = C ? C + static_cast<size_type>(i) * N : own.data();
       const T b0 = bias ? bias[i] : T(0);
       if (beta == T(0))
         std::fill(c, c + N, b0);

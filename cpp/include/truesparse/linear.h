@@ -247,22 +247,25 @@ struct sparse_linear : linear_layer<T> {
   template <class Epilogue>
   void forward_with(const matrix<T>& X, matrix<T>& Z, const Epilogue& epilogue) {
     this->check_input(X, "sparse_linear.forward");
-    const size_type N = X.cols;
-    Z.resize(this->out, N);
-    // (K,N) = (K,D) (D,N) + (K,N)
-    if (backend == sparse_backend::mkl) {
+    Z.resize(this->out, X.cols);
+    if (backend == sparse_backend::mkl) {  // (K,N) = (K,D) (D,N) + (K,N)
       column_repeat(this->b.data(), Z);
-      handle.mm(T(1), X.ptr(), N, T(1), Z.ptr());
+      handle.mm(T(1), X.ptr(), X.cols, T(1), Z.ptr());
       each_row(Z, epilogue);
-    } else if (bf16()) {
-      if constexpr (std::is_same_v<T, float>) {
-        if (!take_rounded(xb_filled, xb_of, X, Xb)) round_to_bf16(X, Xb);
-        xb_of = &X;  // the SDDMM of the backward that follows gathers the same copy
-        spmm_native(pattern, W.data(), Xb.ptr(), N, T(0), Z.ptr(), this->b.data(), nullptr, Xb.ld, epilogue);
-      }
-    } else {  // bias fused
-      spmm_native(pattern, W.data(), X.ptr(), N, T(0), Z.ptr(), this->b.data(), nullptr, 0, epilogue);
+    } else {
+      native_forward(X, Z.ptr(), epilogue);
     }
+  }
+  // Whether forward_rows is available: the native backend's product can hand each row to the
+  // epilogue without keeping Z.
+  bool forwards_by_row() const { return backend == sparse_backend::native; }
+  // forward_with without a Z: epilogue(i, z) gets row i of Z in a row of the computing thread's
+  // own, and the (K,N) Z is never written (native backend; network.h, "fused epilogues").
+  template <class Epilogue>
+  void forward_rows(const matrix<T>& X, const Epilogue& epilogue) {
+    this->check_input(X, "sparse_linear.forward");
+    TS_ASSERT(forwards_by_row());
+    native_forward(X, static_cast<T*>(nullptr), epilogue);
   }
 
   // epilogue(i, M row i) for every row, in parallel.
@@ -298,6 +301,22 @@ struct sparse_linear : linear_layer<T> {
   std::uint64_t copies_rounded = 0;
 
  private:
+  // The native product Z (K,N) = W X + b 1ᵀ, bias fused, into Z (or, null, row by row into the
+  // epilogue: spmm_native), gathering the bfloat16 copy of X with bfloat16 operands.
+  template <class Epilogue>
+  void native_forward(const matrix<T>& X, T* Z, const Epilogue& epilogue) {
+    const size_type N = X.cols;
+    if (bf16()) {
+      if constexpr (std::is_same_v<T, float>) {
+        if (!take_rounded(xb_filled, xb_of, X, Xb)) round_to_bf16(X, Xb);
+        xb_of = &X;  // the SDDMM of the backward that follows gathers the same copy
+        spmm_native(pattern, W.data(), Xb.ptr(), N, T(0), Z, this->b.data(), nullptr, Xb.ld, epilogue);
+      }
+    } else {
+      spmm_native(pattern, W.data(), X.ptr(), N, T(0), Z, this->b.data(), nullptr, 0, epilogue);
+    }
+  }
+
   const matrix<T>* dzb_of = nullptr;
   bool xb_filled = false, dzb_filled = false;
   bf16_matrix* prepare_copy(bf16_matrix& copy, const matrix<T>*& of, bool& filled, const matrix<T>& M) {

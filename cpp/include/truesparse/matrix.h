@@ -4,9 +4,11 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #if defined(__AVX__)
 #include <immintrin.h>
@@ -39,6 +41,23 @@ struct matrix {
   T& operator()(size_type i, size_type j) { return data[i * cols + j]; }
   const T& operator()(size_type i, size_type j) const { return data[i * cols + j]; }
   void fill(T v) { std::fill(data.begin(), data.end(), v); }
+};
+
+// A (rows, cols) matrix of bits, each row in whole 64-bit words (bit k of a row is bit k % 64
+// of its word k / 64): the signs a fused ReLU-family activation keeps for its backward instead
+// of its input (network.h, "fused epilogues"). Capacity only ever grows.
+struct bit_matrix {
+  size_type rows = 0;
+  size_type words = 0;  // per row
+  std::vector<std::uint64_t> data;
+
+  void resize(size_type r, size_type cols) {
+    rows = r;
+    words = (cols + 63) / 64;
+    data.resize(static_cast<std::size_t>(r * words));
+  }
+  std::uint64_t* row(size_type i) { return data.data() + i * words; }
+  const std::uint64_t* row(size_type i) const { return data.data() + i * words; }
 };
 
 // The sum of a[0..n), in a fixed order (rows_sum's, and the fused epilogues' of network.h).

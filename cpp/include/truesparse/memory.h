@@ -43,12 +43,14 @@
 //                (T each); Adam/AdamW: two; new-weight warm-up: a 2-byte age per entry too
 //   activations  every module's output Y[m] (outputs × N T) and its gradient D[m] (outputs × B
 //                T; none for an activation whose backward is fused into the next layer's,
-//                network::gradient_unused), batch norm's normalised input (D × N T) and
-//                dropout's mask (D × B T), where
-//                N = max(B, the largest forward-only batch: validation, predict, 1000 at most);
-//                these buffers keep their largest size; with operand_dtype bfloat16, every
-//                sparse layer's bfloat16 copy of its input (D × bf16_ld(N) × 2) and, where it
-//                computes DX, of its output gradient (K × bf16_ld(B) × 2)
+//                network::gradient_unused); a sparse layer whose activation is fused into its
+//                forward keeps its output only in training (outputs × B T), and none where the
+//                activation's backward is fused too (network::drops_preactivation) but the
+//                signs of it for the ReLU family (outputs × ⌈B/64⌉ 8 bytes); batch norm's normalised input (D
+//                × N T) and dropout's mask (D × B T), where N = max(B, the largest forward-only batch:
+//                validation, predict, 1000 at most); these buffers keep their largest size; with
+//                operand_dtype bfloat16, every sparse layer's bfloat16 copy of its input (D × bf16_ld(N) × 2)
+//                and, where it computes DX, of its output gradient (K × bf16_ld(B) × 2)
 //   batch        the gathered batch (inputs × N T), its labels (4 B) or dense targets
 //                (outputs × N T), the loss's per-example scratch (9 N), the shuffled order of
 //                the training examples (8 each)
@@ -546,6 +548,7 @@ memory_terms network_memory(const network<T>& net) {
   }
   for (const auto& y : net.output_buffers()) m.activations += capacity_bytes(y.data);
   for (const auto& d : net.output_gradient_buffers()) m.activations += capacity_bytes(d.data);
+  for (const auto& s : net.sign_buffers()) m.activations += capacity_bytes(s.data);
   return m;
 }
 
@@ -597,7 +600,11 @@ memory_terms training_memory(const network<T>& net, const training_plan& p) {
       if (auto* Dr = dynamic_cast<dropout_layer<T>*>(module); Dr && Dr->p > 0)
         m.activations += detail::matrix_extra(Dr->M, width, B);
     }
-    m.activations += detail::matrix_extra(Y[i], out, N);
+    if (net.keeps_signs(i))  // (a training forward of a fused sparse layer keeps no Y[i])
+      m.activations += std::max(0.0, 8.0 * static_cast<double>(out * ((B + 63) / 64)) -
+                                         detail::capacity_bytes(net.sign_buffers()[i].data));
+    else if (!net.drops_preactivation(i))
+      m.activations += detail::matrix_extra(Y[i], out, net.predict_keeps_output(i) ? N : B);
     if (!net.gradient_unused(i)) m.activations += detail::matrix_extra(Dm[i], out, B);
     width = out;
   }

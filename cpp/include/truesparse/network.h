@@ -169,6 +169,7 @@ class network {
     n_outputs = width;
     Y.resize(modules.size());
     D.resize(modules.size());
+    Zsigns.resize(modules.size());
   }
 
   size_type inputs() const { return n_inputs; }
@@ -244,19 +245,28 @@ class network {
     for (std::size_t m = 0; m < modules.size(); ++m) {
       if (X.cols > 0 && fuses_forward(m)) {  // Y[m+1] = act(Y[m]) row by row in the product's epilogue
         const activation& act = fused_activation(m + 1);
+        sparse_linear<T>* S = modules[m]->as_linear()->as_sparse();
         matrix<T>& A = Y[m + 1];
         const size_type N = in->cols;
-        A.resize(modules[m]->as_linear()->out, N);
+        A.resize(S->out, N);
         // and the bfloat16 copy of A that a sparse layer m+2 gathers, from the row in L1
         bf16_matrix* Ab = m + 2 < modules.size() && is_sparse_module(m + 2)
                               ? modules[m + 2]->as_linear()->as_sparse()->input_copy(A)
                               : nullptr;
-        modules[m]->as_linear()->as_sparse()->forward_with(*in, Y[m],
-                                                           [&act, &A, Ab, N](index_t i, const T* z) {
-                                                             prefetch_row(A, i + epilogue_ahead, true);
-                                                             act.forward_range(z, A.row(i), N);
-                                                             round_row_into(Ab, i, A.row(i), N);
-                                                           });
+        // Z = Y[m] itself only when a backward reads it; its signs when the fused one does
+        const bool keep_z = train ? !drops_preactivation(m) : predict_keeps_output(m);
+        bit_matrix* signs = train && keeps_signs(m) ? &Zsigns[m] : nullptr;
+        if (signs) signs->resize(S->out, N);
+        const auto epilogue = [&act, &A, Ab, N, signs](index_t i, const T* z) {
+          prefetch_row(A, i + epilogue_ahead, true);
+          if (signs) activation::positive_bits(z, signs->row(static_cast<size_type>(i)), N);
+          act.forward_range(z, A.row(i), N);
+          round_row_into(Ab, i, A.row(i), N);
+        };
+        if (keep_z)
+          S->forward_with(*in, Y[m], epilogue);
+        else
+          S->forward_rows(*in, epilogue);
         in = &Y[++m];
         continue;
       }
@@ -284,6 +294,22 @@ class network {
   }
   // Whether D[m] is never used (an activation whose backward is fused into the next layer's).
   bool gradient_unused(std::size_t m) const { return m + 1 < modules.size() && fuses_backward(m + 1); }
+  // Whether a training forward keeps no Z = Y[m] (a sparse layer m whose activation m+1 is fused
+  // into its forward and into the backward of m+2, native backend): that backward multiplies by
+  // the derivative from the signs of Z (the ReLU family), from A (sigmoid, tanh) or by 1. A
+  // forward that does not train never keeps Z where it is fused.
+  bool drops_preactivation(std::size_t m) const {
+    return fuses_forward(m) && m + 2 < modules.size() && fuses_backward(m + 2) &&
+           modules[m]->as_linear()->as_sparse()->forwards_by_row();
+  }
+  // Whether a training forward keeps the signs of Z = Y[m] (drops_preactivation, ReLU family).
+  bool keeps_signs(std::size_t m) const {
+    return drops_preactivation(m) && fused_activation(m + 1).derivative_from_input();
+  }
+  // Whether a forward that does not train keeps Z = Y[m] (not where the activation is fused).
+  bool predict_keeps_output(std::size_t m) const {
+    return !(fuses_forward(m) && modules[m]->as_linear()->as_sparse()->forwards_by_row());
+  }
 
   // Forward (training mode), loss and backward of one batch: every layer's gradients are those
   // of the batch-mean loss afterwards. Returns the loss summed over the batch and the hit count.
@@ -307,19 +333,27 @@ class network {
       if (N > 0 && fuses_backward(m)) {          // (an empty batch has no rows to run epilogues on)
         // D[m-2] = (Wᵀ D[m]) ⊙ act'(Y[m-2]) row by row, and the bias gradient of a linear m-2
         const activation& act = fused_activation(m - 1);
-        const matrix<T>& Zin = Y[m - 2];
         const matrix<T>& Yin = Y[m - 1];
+        // the activation's input: Z = Y[m-2], or its signs when the forward kept no Z
+        const bool no_z = drops_preactivation(m - 2);
+        const matrix<T>* Zin = no_z ? nullptr : &Y[m - 2];
+        const bit_matrix* signs = keeps_signs(m - 2) ? &Zsigns[m - 2] : nullptr;
         linear_layer<T>* before = modules[m - 2]->as_linear();
         T* db = before ? before->Db.data() : nullptr;
         // and the bfloat16 copy of D[m-2] that a sparse m-2 gathers for its input gradient
         matrix<T>& DZ = D[m - 2];
-        DZ.resize(Zin.rows, N);  // (as backward_with does) the copy takes its shape
+        DZ.resize(Yin.rows, N);  // (as backward_with does) the copy takes its shape
         bf16_matrix* DZb =
             m - 2 > 0 && is_sparse_module(m - 2) ? before->as_sparse()->gradient_copy(DZ) : nullptr;
         modules[m]->as_linear()->as_sparse()->backward_with(
-            Y[m - 1], D[m], &DZ, [&act, &Zin, &Yin, db, DZb, N](index_t i, T* dx) {
-              prefetch_row(act.uses_output() ? Yin : Zin, i + epilogue_ahead, false);
-              act.backward_range(Zin.row(i), Yin.row(i), dx, dx, N);
+            Yin, D[m], &DZ, [&act, Zin, &Yin, signs, db, DZb, N](index_t i, T* dx) {
+              if (signs)
+                act.backward_bits_range(signs->row(static_cast<size_type>(i)), dx, dx, N);
+              else {
+                if (const matrix<T>* ahead = act.uses_output() ? &Yin : Zin)
+                  prefetch_row(*ahead, i + epilogue_ahead, false);
+                act.backward_range(Zin ? Zin->row(i) : nullptr, Yin.row(i), dx, dx, N);
+              }
               if (db) db[i] = row_sum(dx, N);
               round_row_into(DZb, i, dx, N);
             });
@@ -353,6 +387,7 @@ class network {
   // them); each keeps the largest batch it has held.
   const std::vector<matrix<T>>& output_buffers() const { return Y; }
   const std::vector<matrix<T>>& output_gradient_buffers() const { return D; }
+  const std::vector<bit_matrix>& sign_buffers() const { return Zsigns; }
 
  private:
   // An epilogue prefetches the row of its other operand this many rows ahead: the products
@@ -398,7 +433,8 @@ class network {
 
   size_type n_inputs = 0, n_outputs = 0;
   std::vector<matrix<T>> Y, D;
-  optimizer_config step_config;  // the configuration of the current optimizer step
+  std::vector<bit_matrix> Zsigns;  // the signs of Y[m] where drops_preactivation(m)
+  optimizer_config step_config;    // the configuration of the current optimizer step
 };
 
 }  // namespace truesparse
