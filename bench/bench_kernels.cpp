@@ -14,9 +14,8 @@
 //   gather  as min, but every stored weight reads a whole row of N values of the gathered
 //           dense operand (X for W X and SDDMM, DZ for Wᵀ DZ): no reuse through the caches
 //
-//   bench_kernels [--rows 1024] [--cols 3072] [--threads 1] [--batches 100,1000]
-//                 [--densities 1,0.5,0.1,0.05,0.01,0.005,0.001]
-//                 [--stream-mb 160] [--sgemm-size 2048] [--quick] [--roofline-only]
+//
+// `bench_kernels --help` prints the options (`usage` below).
 #include <omp.h>
 #include <algorithm>
 #include <chrono>
@@ -246,6 +245,14 @@ void print_roofline(const std::vector<roof_row>& rows, const machine_peaks& peak
 
 }  // namespace
 
+const char* const usage =
+    "bench_kernels: the sparse kernels of one layer against MKL and a dense sgemm, and a roofline\n"
+    "table against this machine's measured peaks (docs/benchmarks.md)\n"
+    "\n"
+    "  bench_kernels [--rows 1024] [--cols 3072] [--threads 1] [--batches 100,1000]\n"
+    "                [--densities 1,0.5,0.1,0.05,0.01,0.005,0.001]\n"
+    "                [--stream-mb 160] [--sgemm-size 2048] [--quick] [--roofline-only]\n";
+
 int main(int argc, char** argv) {
   index_t K = 1024, D = 3072;
   int threads = 1;
@@ -256,6 +263,10 @@ int main(int argc, char** argv) {
   bool quick = false, roofline_only = false;
   for (int a = 1; a < argc; ++a) {
     const char* opt = argv[a];
+    if (!std::strcmp(opt, "--help") || !std::strcmp(opt, "-h")) {
+      std::fputs(usage, stdout);
+      return 0;
+    }
     if (!std::strcmp(opt, "--quick")) {
       quick = true;
       continue;

@@ -1,24 +1,6 @@
 // Trains MLPs (ReLU, softmax cross entropy, SGD lr 0.01 with Nesterov 0.9, batch 100) on
 // synthetic data from C++ alone, through the same epoch loop as the Python package. Four
-// measurements (docs/benchmarks.md#bench_mlp):
-//
-//   density sweep (the default): seconds per epoch of --sizes for each overall density (ER)
-//     bench_mlp [--examples 50000] [--epochs 1] [--densities 0.001,0.01,0.05,0.1,0.2,0.5,1]
-//               [--sizes 3072,1024,512,10]
-//   scale network: a few batches of a very wide network at SET's ε, extrapolated to an epoch,
-//     with peak RSS and bytes per stored weight
-//     bench_mlp --scale 784,700000,700000,700000,10 [--epsilon 10] [--batches 5] [--warmup 1]
-//               [--epoch-examples 60000]
-//   width sweep: 784-H-H-H-10 with the same stored weights in every layer whatever H
-//     bench_mlp --width-sweep 1024,4096,16384,65536 [--sweep-nnz 100000] [--output-nnz 10000]
-//               [--batches 20]
-//   hidden-size throughput: 784-H-H-H-10 at ε, effective GFLOP/s = 6 nnz N / time per batch
-//     bench_mlp --throughput-sweep 20000,200000 [--epsilon 10] [--batches 5]
-//
-// Common options: [--threads 1] [--backend mkl|native] [--operands float32|bfloat16] [--fuse on|off]
-// (off: the activations run as modules of their own, network_options::fuse_epilogues). --scale,
-// --width-sweep and --throughput-sweep may be combined (run in that order); with any of them the density
-// sweep is skipped.
+// measurements (docs/benchmarks.md#bench_mlp); `bench_mlp --help` prints their options (`usage`).
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -221,7 +203,11 @@ void scale_network(const common_options& c, const std::vector<index_t>& sizes, d
       "backend %s, MKL %s\n",
       joined(sizes).c_str(), epsilon, c.threads, c.backend_name().c_str(), mkl_version().c_str());
   std::string ds;
-  for (double d : densities) ds += msg(d, " ").substr(0, 8) + " ";
+  for (double d : densities) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.6g ", d);  // (whole: 2.85714e-05, not cut to 8 characters)
+    ds += buf;
+  }
   std::printf("layer densities:      %s\n", ds.c_str());
 
   const double rss_before = current_rss();
@@ -344,6 +330,27 @@ void throughput_sweep(const common_options& c, const std::vector<double>& widths
 
 }  // namespace
 
+const char* const usage =
+    "bench_mlp: seconds per training epoch or batch of MLPs on synthetic data (docs/benchmarks.md)\n"
+    "\n"
+    "  density sweep (the default): seconds per epoch of --sizes for each overall density (ER)\n"
+    "    bench_mlp [--examples 50000] [--epochs 1] [--densities 0.001,0.01,0.05,0.1,0.2,0.5,1]\n"
+    "              [--sizes 3072,1024,512,10]\n"
+    "  scale network: a few batches of a very wide network at SET's ε, extrapolated to an epoch,\n"
+    "    with peak RSS and bytes per stored weight\n"
+    "    bench_mlp --scale 784,700000,700000,700000,10 [--epsilon 10] [--batches 5] [--warmup 1]\n"
+    "              [--epoch-examples 60000]\n"
+    "  width sweep: 784-H-H-H-10 with the same stored weights in every layer whatever H\n"
+    "    bench_mlp --width-sweep 1024,4096,16384,65536 [--sweep-nnz 100000] [--output-nnz 10000]\n"
+    "              [--batches 20]\n"
+    "  hidden-size throughput: 784-H-H-H-10 at ε, effective GFLOP/s = 6 nnz N / time per batch\n"
+    "    bench_mlp --throughput-sweep 20000,200000 [--epsilon 10] [--batches 5]\n"
+    "\n"
+    "Common options: [--threads 1] [--backend mkl|native] [--operands float32|bfloat16] [--fuse on|off]\n"
+    "(off: the activations run as modules of their own, network_options::fuse_epilogues). --scale,\n"
+    "--width-sweep and --throughput-sweep may be combined (run in that order); with any of them the density\n"
+    "sweep is skipped.\n";
+
 int main(int argc, char** argv) {
   common_options c;
   size_type M = 50000, epoch_examples = 60000, sweep_nnz = 100000, output_nnz = 10000;
@@ -354,6 +361,10 @@ int main(int argc, char** argv) {
   std::vector<double> widths, throughput_widths;
   for (int a = 1; a < argc; a += 2) {
     const char* opt = argv[a];
+    if (!std::strcmp(opt, "--help") || !std::strcmp(opt, "-h")) {
+      std::fputs(usage, stdout);
+      return 0;
+    }
     if (a + 1 >= argc) {
       std::fprintf(stderr, "option %s needs a value\n", opt);
       return 2;
