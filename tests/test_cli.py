@@ -545,6 +545,16 @@ def test_operand_dtype_reaches_the_model_its_checkpoint_and_resume(tmp_path, cap
     )
 
 
+def test_resume_takes_the_recorded_values_given_again(tmp_path, capsys):
+    checkpoint = tmp_path / "run.tsck"
+    assert cli.main([*DIGITS, "--quiet", "--save", str(checkpoint)]) == 0
+    again = ["--activation", "relu", "--seed", "0", "--density", "0.5", "--dataset", "digits"]
+    # the same values given again are no change (the run is complete: nothing more to train)
+    assert cli.main(["train", "--resume", str(checkpoint), "--no-quiet", *again]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert len(ts.load(checkpoint).history_["loss"]) == 2
+
+
 def test_a_checkpoint_from_before_operand_dtype_resumes_with_float32(tmp_path, capsys):
     new, old = tmp_path / "new.tsck", tmp_path / "old.tsck"
     assert cli.main([*DIGITS, "--quiet", "--save", str(new)]) == 0
@@ -569,6 +579,27 @@ def test_a_checkpoint_from_before_operand_dtype_resumes_with_float32(tmp_path, c
         (["train", "--resume", "{text}"], "--resume '"),
         (["train", "--resume", "{bare}"], "records no command-line options"),
         (["train", "--resume", "{model}", "--sizes", "8"], "the model's layers are 64-32-10"),
+        # what the model was built as, and the data of its planned run, stay as recorded
+        (
+            ["train", "--resume", "{model}", "--activation", "tanh"],
+            ": the run was started with --activation relu, the options give tanh (a resumed run",
+        ),
+        (
+            ["train", "--resume", "{model}", "--seed", "4"],
+            "started with --seed 0, the options give 4",
+        ),
+        (
+            ["train", "--resume", "{model}", "--batch-norm"],
+            "with --batch-norm off, the options give on",
+        ),
+        (
+            ["train", "--resume", "{model}", "--dataset", "mnist5k"],
+            "--dataset digits, the options give mnist5k",
+        ),
+        (
+            ["train", "--resume", "{model}", "--epsilon", "5"],
+            "started with --density 0.5, the options leave it out",
+        ),
     ],
 )
 def test_checkpoint_errors_are_one_line(tmp_path, capsys, args, message):

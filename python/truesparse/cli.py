@@ -538,6 +538,8 @@ def _make_parser() -> argparse.ArgumentParser:
 
 def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     _check_train_arguments(args, parser)
+    if args.resume is not None:
+        _check_resumed_options(args, parser)
     # Started by mpiexec with several ranks: one model trained data-parallel on all of them
     # (every rank loads the same data); rank 0 alone prints and writes files.
     comm = distributed.world("train")
@@ -725,6 +727,57 @@ def _load_data(args: argparse.Namespace, parser: argparse.ArgumentParser, dtype=
         _fail(parser, str(e))
     dtype = DTYPES[args.dtype] if dtype is None else dtype
     return X_train.astype(dtype, copy=False), y_train, X_test.astype(dtype, copy=False), y_test
+
+
+# What a resumed run cannot change: how the model was built (it is loaded, not built) and the
+# data its planned run draws (the data set and the seed that splits and shuffles it).
+_RESUME_FIXED = (
+    "dataset",
+    "seed",
+    "density",
+    "densities",
+    "epsilon",
+    "activation",
+    "alpha",
+    "loss",
+    "label_smoothing",
+    "batch_norm",
+    "dropout",
+    "init",
+    "weight_init",
+    "dtype",
+)
+
+
+def _check_resumed_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """With ``--resume``: refuses, naming it, an option of ``_RESUME_FIXED`` given on the
+    command line with another value than the checkpoint records (the layer sizes and the
+    operand dtype are checked against the model itself)."""
+    try:
+        recorded = _checkpoint_options(args.resume, parser)
+    except config_module.ConfigError as e:  # (read once already by _parse)
+        _fail(parser, f"--resume {e}")
+    flags = {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
+    for dest in _RESUME_FIXED:
+        if dest not in recorded or getattr(args, dest) == recorded[dest]:
+            continue  # (a checkpoint from before the option existed records nothing)
+        value = getattr(args, dest)
+        given = "leave it out" if value is None else f"give {_option_value(value)}"
+        _fail(
+            parser,
+            f"--resume {args.resume}: the run was started with {flags[dest]} "
+            f"{_option_value(recorded[dest])}, the options {given} (a resumed run keeps the "
+            "model it was built as and its data; start a new run to change them)",
+        )
+
+
+def _option_value(value) -> str:
+    """An option's value as it is written on the command line."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return _join(value, ",")
+    return "none" if value is None else str(value)
 
 
 def _build(args: argparse.Namespace, parser: argparse.ArgumentParser, sizes: list):
