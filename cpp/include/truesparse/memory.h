@@ -43,14 +43,15 @@
 //                (T each); Adam/AdamW: two; new-weight warm-up: a 2-byte age per entry too
 //   activations  every module's output Y[m] (outputs × N T) and its gradient D[m] (outputs × B
 //                T; none for an activation whose backward is fused into the next layer's,
-//                network::gradient_unused); a sparse layer whose activation is fused into its
-//                forward keeps its output only in training (outputs × B T), and none where the
-//                activation's backward is fused too (network::drops_preactivation) but the
-//                signs of it for the ReLU family (outputs × ⌈B/64⌉ 8 bytes); batch norm's normalised input (D
-//                × N T) and dropout's mask (D × B T), where N = max(B, the largest forward-only batch:
-//                validation, predict, 1000 at most); these buffers keep their largest size; with
-//                operand_dtype bfloat16, every sparse layer's bfloat16 copy of its input (D × bf16_ld(N) × 2)
-//                and, where it computes DX, of its output gradient (K × bf16_ld(B) × 2)
+//                network::gradient_unused); a sparse layer whose activation is fused into
+//                its forward keeps its output only in training (outputs × B T), and none where
+//                the activation's backward is fused too (network::drops_preactivation), only
+//                its signs for the ReLU family (outputs × ⌈B/64⌉ × 8 bytes); batch norm's
+//                normalised input (D × N T) and dropout's mask (D × B T), where
+//                N = max(B, the largest forward-only batch: validation, predict, 1000 at most);
+//                these buffers keep their largest size; with operand_dtype bfloat16, every
+//                sparse layer's bfloat16 copy of its input (D × bf16_ld(N) × 2) and, where it
+//                computes DX, of its output gradient (K × bf16_ld(B) × 2)
 //   batch        the gathered batch (inputs × N T), its labels (4 B) or dense targets
 //                (outputs × N T), the loss's per-example scratch (9 N), the shuffled order of
 //                the training examples (8 each)
