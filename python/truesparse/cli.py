@@ -729,36 +729,25 @@ def _load_data(args: argparse.Namespace, parser: argparse.ArgumentParser, dtype=
     return X_train.astype(dtype, copy=False), y_train, X_test.astype(dtype, copy=False), y_test
 
 
-# What a resumed run cannot change: how the model was built (it is loaded, not built) and the
-# data its planned run draws (the data set and the seed that splits and shuffles it).
-_RESUME_FIXED = (
-    "dataset",
-    "seed",
-    "density",
-    "densities",
-    "epsilon",
-    "activation",
-    "alpha",
-    "loss",
-    "label_smoothing",
-    "batch_norm",
-    "dropout",
-    "init",
-    "weight_init",
-    "dtype",
-)
+# What a resumed run cannot change beyond the options of the parser's "model" group (how the
+# model was built; it is loaded, not built): the data its planned run draws (the data set and
+# the seed that splits and shuffles it). The sizes and the operand dtype are checked against
+# the loaded model itself.
+_RESUME_DATA = ("dataset", "seed")
+_CHECKED_AGAINST_THE_MODEL = ("sizes", "operand_dtype")
 
 
 def _check_resumed_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """With ``--resume``: refuses, naming it, an option of ``_RESUME_FIXED`` given on the
-    command line with another value than the checkpoint records (the layer sizes and the
-    operand dtype are checked against the model itself)."""
+    """With ``--resume``: refuses, naming it, a model or data option (above) given on the
+    command line with another value than the checkpoint records."""
     try:
         recorded = _checkpoint_options(args.resume, parser)
     except config_module.ConfigError as e:  # (read once already by _parse)
         _fail(parser, f"--resume {e}")
     flags = {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
-    for dest in _RESUME_FIXED:
+    model = next(g for g in parser._action_groups if g.title == "model")
+    built = [a.dest for a in model._group_actions if a.dest not in _CHECKED_AGAINST_THE_MODEL]
+    for dest in (*_RESUME_DATA, *built):
         if dest not in recorded or getattr(args, dest) == recorded[dest]:
             continue  # (a checkpoint from before the option existed records nothing)
         value = getattr(args, dest)
