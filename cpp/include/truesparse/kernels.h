@@ -453,7 +453,9 @@ namespace detail {
 
 // out(k, dot(dz, X[j_k, :])) for k in kb..ke, over N columns (`full` of them in whole vectors,
 // the rest as Tail says); X's rows are ldx apart (float, or bfloat16 zero-padded). Groups of 8
-// and 4 stored entries share each load of dz; the lanes are summed in a fixed order.
+// and 4 stored entries share each load of dz. Every dot product is one chain of multiply-adds
+// over the vectors in order, its lanes summed in a fixed order (hsum4): its value does not
+// depend on the group it falls in, so spmm_sddmm_native computes the same one.
 template <class T, class TX, int Tail, class Out>
 void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const TX* X, size_type ldx,
                size_type N, size_type full, const Out& out, index_t kend, int pf_bytes) {
@@ -490,41 +492,31 @@ void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const TX
     if (pf_bytes > 0) prefetch_rows(idx, k + sddmm_ahead, 4, kend, X, ldx, pf_bytes);
     const TX* x[4];
     for (int q = 0; q < 4; ++q) x[q] = X + static_cast<size_type>(idx[k + q]) * ldx;
-    V a0[4] = {S::zero(), S::zero(), S::zero(), S::zero()};
-    V a1[4] = {S::zero(), S::zero(), S::zero(), S::zero()};
+    V a[4] = {S::zero(), S::zero(), S::zero(), S::zero()};
     size_type n = 0;
-    for (; n + 2 * W <= full; n += 2 * W) {
-      const V d0 = S::load(dz + n), d1 = S::load(dz + n + W);
+    for (; n < full; n += W) {
+      const V d = S::load(dz + n);
 #pragma GCC unroll 4
-      for (int q = 0; q < 4; ++q) {
-        a0[q] = S::fma(d0, load_piece<T, Tail>(x[q] + n, m, false), a0[q]);
-        a1[q] = S::fma(d1, load_piece<T, Tail>(x[q] + n + W, m, false), a1[q]);
-      }
-    }
-    if (n < full) {
-      const V d0 = S::load(dz + n);
-#pragma GCC unroll 4
-      for (int q = 0; q < 4; ++q) a0[q] = S::fma(d0, load_piece<T, Tail>(x[q] + n, m, false), a0[q]);
-      n += W;
+      for (int q = 0; q < 4; ++q) a[q] = S::fma(d, load_piece<T, Tail>(x[q] + n, m, false), a[q]);
     }
     if constexpr (Tail != whole) {
-      const V d1 = load_last<T, Tail>(dz + n, m);
+      const V d = load_last<T, Tail>(dz + n, m);
 #pragma GCC unroll 4
-      for (int q = 0; q < 4; ++q) a1[q] = S::fma(d1, load_piece<T, Tail>(x[q] + n, m, true), a1[q]);
+      for (int q = 0; q < 4; ++q) a[q] = S::fma(d, load_piece<T, Tail>(x[q] + n, m, true), a[q]);
     }
     alignas(32) T g[4];
-    S::hsum4(S::add(a0[0], a1[0]), S::add(a0[1], a1[1]), S::add(a0[2], a1[2]), S::add(a0[3], a1[3]), g);
+    S::hsum4(a[0], a[1], a[2], a[3], g);
     for (int q = 0; q < 4; ++q) out(k + q, g[q]);
   }
   for (; k < ke; ++k) {
     if (pf_bytes > 0) prefetch_rows(idx, k + sddmm_ahead, 1, kend, X, ldx, pf_bytes);
     const TX* x = X + static_cast<size_type>(idx[k]) * ldx;
-    V a0 = S::zero(), a1 = S::zero();
+    V a = S::zero();
     size_type n = 0;
-    for (; n + W <= full; n += W) a0 = S::fma(S::load(dz + n), load_piece<T, Tail>(x + n, m, false), a0);
+    for (; n < full; n += W) a = S::fma(S::load(dz + n), load_piece<T, Tail>(x + n, m, false), a);
     if constexpr (Tail != whole)
-      a1 = S::fma(load_last<T, Tail>(dz + n, m), load_piece<T, Tail>(x + n, m, true), a1);
-    out(k, S::hsum(S::add(a0, a1)));
+      a = S::fma(load_last<T, Tail>(dz + n, m), load_piece<T, Tail>(x + n, m, true), a);
+    out(k, S::hsum(a));
   }
 }
 
@@ -595,6 +587,181 @@ void sddmm_each(const csr_pattern& A, const matrix<float>& DZ, const bf16_matrix
 template <class T>
 void sddmm(const csr_pattern& A, const matrix<T>& DZ, const matrix<T>& X, T* out) {
   sddmm_each(A, DZ, X, [out](index_t k, T g) { out[k] = g; });
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+namespace detail {
+
+// One column tile (n0 .. n0 + R·W, the last vector cut to `tail` lanes as Tail says) of row j of
+// spmm_sddmm_native: c := Σ_k W[perm[k]] DZ[i_k, tile] over the entries kb..ke, in registers,
+// and dots[(k - kb)·W ..] := the chain of dot(DZ[i_k, ·], X[j, ·]) carried on through this tile
+// (from zero in the first). dz and x point at the tile's first column.
+template <class T, int R, int Tail>
+inline void spmm_sddmm_tile(const index_t* idx, const T* val, const index_t* perm, index_t kb, index_t ke,
+                            index_t kend, const T* dz, size_type ldz, const T* x, int tail, T* c, T* dots,
+                            bool first, int pf_bytes, const T* touched) {
+  using S = avx<T>;
+  using V = typename S::V;
+  constexpr int W = S::width;
+  const typename S::M m = S::mask(tail);
+  V acc[R];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) acc[r] = S::zero();
+  for (index_t k = kb; k < ke; ++k) {
+    if (pf_bytes > 0 && k + spmm_ahead < kend) {
+      const index_t ahead = k + spmm_ahead;
+      prefetch(dz + static_cast<size_type>(idx[ahead]) * ldz, pf_bytes);
+      _mm_prefetch(reinterpret_cast<const char*>(val + perm[ahead]), _MM_HINT_T1);
+      if (touched) _mm_prefetch(reinterpret_cast<const char*>(touched + perm[ahead]), _MM_HINT_T1);
+    }
+    const T* b = dz + static_cast<size_type>(idx[k]) * ldz;
+    const V a = S::set1(val[perm[k]]);
+    T* chain = dots + static_cast<size_type>(k - kb) * W;
+    V dot = first ? S::zero() : S::load(chain);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      V d = load_piece<T, Tail>(b + r * W, m, r == R - 1);
+      // d in a register for both multiply-adds: left to itself, GCC loads it twice (for want
+      // of a 17th register), and the kernel is then bound by loads in the caches
+      asm("" : "+x"(d));
+      acc[r] = S::fma(a, d, acc[r]);
+      dot = S::fma(d, load_piece<T, Tail>(x + r * W, m, r == R - 1), dot);
+    }
+    S::store(chain, dot);
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R - 1; ++r) S::store(c + r * W, acc[r]);
+  if constexpr (Tail == whole)
+    S::store(c + (R - 1) * W, acc[R - 1]);
+  else if constexpr (Tail == half)
+    S::store_half(c + (R - 1) * W, acc[R - 1]);
+  else
+    S::store(c + (R - 1) * W, m, acc[R - 1]);
+}
+
+template <class T>
+using sddmm_tile_fn = void (*)(const index_t*, const T*, const index_t*, index_t, index_t, index_t, const T*,
+                               size_type, const T*, int, T*, T*, bool, int, const T*);
+
+template <class T, int Tail, int... R>
+constexpr std::array<sddmm_tile_fn<T>, sizeof...(R)> make_sddmm_tiles(std::integer_sequence<int, R...>) {
+  return {&spmm_sddmm_tile<T, R + 1, Tail>...};
+}
+
+// The tile kernel for R vectors (1..max_tile_vectors) whose last one has `tail` lanes.
+template <class T>
+sddmm_tile_fn<T> sddmm_tile(int R, int tail) {
+  using seq = std::make_integer_sequence<int, max_tile_vectors>;
+  static constexpr std::array<std::array<sddmm_tile_fn<T>, max_tile_vectors>, 3> table{
+      make_sddmm_tiles<T, whole>(seq{}), make_sddmm_tiles<T, half>(seq{}),
+      make_sddmm_tiles<T, masked>(seq{})};
+  const int kind = tail == avx<T>::width ? whole : 2 * tail == avx<T>::width ? half : masked;
+  return table[static_cast<std::size_t>(kind)][static_cast<std::size_t>(R - 1)];
+}
+
+}  // namespace detail
+#endif
+
+// The input gradient and the weight gradient of a sparse layer in one pass over its stored
+// weights in the order of Wᵀ: At is the transpose of W's pattern and perm its permutation
+// (entry k of At, at (j, i), is W's stored entry perm[k]). For every row j of At
+//   DX[j, ·] = Σ_k W[perm[k]] DZ[i_k, ·]             as spmm_native(At, W, DZ, N, 0, DX, 0, perm)
+//   out(perm[k], dot(DZ[i_k, ·], X[j, ·]))           as sddmm_each(W's pattern, DZ, X, out)
+// bit for bit: each gathered row of DZ serves the product and the dot product, and row j of X
+// is read once, from L1 (the two passes gather a row of DZ and one of X for every weight, and
+// stream DZ once more). epilogue(j, DX row j) runs once row j is complete, as in spmm_native.
+// out(perm[k], g) runs after row j's product has read W[perm[k]], so it may update that weight
+// (the fused optimizer step); `touched` (may be null), an array aligned with W that out reads
+// and writes, is prefetched with W where the gathers are prefetched. Each row of DX and each
+// stored weight is computed by one thread, in a fixed order.
+template <class T, class Epilogue, class Out>
+void spmm_sddmm_native(const csr_pattern& At, const T* values, const index_t* perm, const matrix<T>& DZ,
+                       const matrix<T>& X, T* DX, const Epilogue& epilogue, const Out& out,
+                       const T* touched = nullptr) {
+  const size_type N = X.cols;
+  TS_ASSERT(DZ.cols == N && DZ.rows == static_cast<size_type>(At.cols) &&
+            X.rows == static_cast<size_type>(At.rows));
+  if (At.rows == 0) return;
+  const int nt = detail::kernel_threads(static_cast<double>(At.nnz() + At.rows) * static_cast<double>(N));
+#if defined(__AVX2__) && defined(__FMA__)
+  using S = detail::avx<T>;
+  using V = typename S::V;
+  constexpr int W = S::width;
+  const size_type vectors = (N + W - 1) / W;
+  const size_type tiles = (vectors + detail::max_tile_vectors - 1) / detail::max_tile_vectors;
+  struct tile {
+    size_type n0;
+    int R, tail, pf_bytes;
+    detail::sddmm_tile_fn<T> fn;
+  };
+  std::vector<tile> tile_of(static_cast<std::size_t>(tiles));
+  for (size_type t = 0; t < tiles; ++t) {  // as spmm_native's tiles
+    const size_type v0 = vectors * t / tiles, v1 = vectors * (t + 1) / tiles;
+    tile& u = tile_of[t];
+    u.n0 = v0 * W;
+    u.R = static_cast<int>(v1 - v0);
+    u.tail = static_cast<int>(std::min<size_type>(N, v1 * W) - (v1 - 1) * W);
+    const size_type piece = std::min<size_type>(static_cast<size_type>(u.R) * W, N - u.n0) * sizeof(T);
+    u.pf_bytes = detail::prefetch_bytes(At.cols, N * sizeof(T), piece, detail::spmm_prefetch_bytes);
+    u.fn = detail::sddmm_tile<T>(u.R, u.tail);
+  }
+  index_t longest = 0;
+  for (index_t j = 0; j < At.rows; ++j) longest = std::max(longest, At.indptr[j + 1] - At.indptr[j]);
+#pragma omp parallel num_threads(nt)
+  {
+    index_t first, last;
+    detail::row_range(At, omp_get_thread_num(), omp_get_num_threads(), first, last);
+    const index_t kend = At.indptr[last];
+    // the dot products' chains of one row, padded to a group of 4 for hsum4
+    avector<T> dots(static_cast<std::size_t>(longest + 4) * W);
+    for (index_t j = first; j < last; ++j) {
+      const index_t kb = At.indptr[j], ke = At.indptr[j + 1];
+      T* c = DX + static_cast<size_type>(j) * N;
+      const T* x = X.row(static_cast<size_type>(j));
+      for (size_type t = 0; t < tiles; ++t) {
+        const tile& u = tile_of[t];
+        u.fn(At.indices.data(), values, perm, kb, ke, kend, DZ.ptr() + u.n0, N, x + u.n0, u.tail, c + u.n0,
+             dots.data(), t == 0, u.pf_bytes, touched);
+      }
+      epilogue(j, c);
+      for (index_t k = kb; k < ke; k += 4) {  // then the weights, whose values the product has read
+        const index_t n = std::min<index_t>(4, ke - k);
+        const T* chain = dots.data() + static_cast<size_type>(k - kb) * W;
+        V d[4];
+        for (index_t q = 0; q < 4; ++q) d[q] = q < n ? S::load(chain + q * W) : S::zero();
+        alignas(32) T g[4];
+        S::hsum4(d[0], d[1], d[2], d[3], g);
+        for (index_t q = 0; q < n; ++q) out(perm[k + q], g[q]);
+      }
+    }
+  }
+#else
+  (void)touched;
+#pragma omp parallel num_threads(nt)
+  {
+    index_t first, last;
+    detail::row_range(At, omp_get_thread_num(), omp_get_num_threads(), first, last);
+    for (index_t j = first; j < last; ++j) {
+      T* c = DX + static_cast<size_type>(j) * N;
+      const T* x = X.row(static_cast<size_type>(j));
+      std::fill(c, c + N, T(0));
+      for (index_t k = At.indptr[j]; k < At.indptr[j + 1]; ++k) {
+        const T a = values[perm[k]];
+        const T* b = DZ.row(static_cast<size_type>(At.indices[k]));
+#pragma omp simd
+        for (size_type n = 0; n < N; ++n) c[n] += a * b[n];
+      }
+      epilogue(j, c);
+      for (index_t k = At.indptr[j]; k < At.indptr[j + 1]; ++k) {
+        const T* dz = DZ.row(static_cast<size_type>(At.indices[k]));
+        T s = 0;
+#pragma omp simd reduction(+ : s)
+        for (size_type n = 0; n < N; ++n) s += dz[n] * x[n];
+        out(perm[k], s);
+      }
+    }
+  }
+#endif
 }
 
 template <class T>

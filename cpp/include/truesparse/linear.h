@@ -390,17 +390,27 @@ struct sparse_linear : linear_layer<T> {
           spmm_native(pattern_t, W.data(), DZb.ptr(), N, T(0), DX->ptr(), none, perm.data(), DZb.ld,
                       dx_epilogue);
         }
-      } else {
-        spmm_native(pattern_t, W.data(), DZ.ptr(), N, T(0), DX->ptr(), none, perm.data(), 0, dx_epilogue);
+      } else {  // with the weight gradients, in one pass over the weights in the order of Wᵀ
+        return take_weight_gradients([&](const auto& out, const T* touched) {
+          spmm_sddmm_native(pattern_t, W.data(), perm.data(), DZ, X, DX->ptr(), dx_epilogue, out, touched);
+        });
       }
     }
+    take_weight_gradients([&](const auto& out, const T*) { weight_gradients(DZ, X, out); });
+  }
+
+  // The weight gradients of one backward: pass(out, touched) calls out(k, g_k) once for every
+  // stored weight k (touched: an array aligned with W that out updates, or null). They step W
+  // (fused_step) or are written to DW.
+  template <class Pass>
+  void take_weight_gradients(const Pass& pass) {
     if (fused_step) {
-      sddmm_sgd_step(*fused_step, DZ, X);
+      sddmm_sgd_step(*fused_step, pass);
       fused_step = nullptr;
       weights_stepped = true;
     } else {
       T* dw = gradient();  // (nnz) = ((K,N) (N,D)) ⊙ pattern
-      weight_gradients(DZ, X, [dw](index_t k, T g) { dw[k] = g; });
+      pass([dw](index_t k, T g) { dw[k] = g; }, static_cast<const T*>(nullptr));
       dw_current = true;
     }
   }
@@ -412,8 +422,10 @@ struct sparse_linear : linear_layer<T> {
   }
 
   // One SGD step of W (optimizer_step's update: sgd_update) with the gradient of each stored
-  // weight as the SDDMM computes it: no gradient array is written, except DW where it exists.
-  void sddmm_sgd_step(const optimizer_config& c, const matrix<T>& DZ, const matrix<T>& X) {
+  // weight as pass computes it (take_weight_gradients): no gradient array is written, except DW
+  // where it exists.
+  template <class Pass>
+  void sddmm_sgd_step(const optimizer_config& c, const Pass& pass) {
     TS_ASSERT(c.kind == optimizer_kind::sgd);
     const T lr = static_cast<T>(c.lr), wd = static_cast<T>(c.weight_decay), mu = static_cast<T>(c.momentum);
     T* w = W.data();
@@ -421,10 +433,12 @@ struct sparse_linear : linear_layer<T> {
     dw_current = dw != nullptr;
     sgd_step(c, this->sW, nnz(), [&](auto variant, T* v) {
       constexpr sgd_variant V = decltype(variant)::value;
-      weight_gradients(DZ, X, [=](index_t k, T g) {
-        if (dw) dw[k] = g;
-        sgd_update<V>(w, v, k, g, lr, wd, mu);
-      });
+      pass(
+          [=](index_t k, T g) {
+            if (dw) dw[k] = g;
+            sgd_update<V>(w, v, k, g, lr, wd, mu);
+          },
+          v);
     });
     values_changed();
   }

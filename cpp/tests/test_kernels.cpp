@@ -1,0 +1,117 @@
+// The one-pass input and weight gradient (spmm_sddmm_native) against the two kernels it replaces
+// (spmm_native over Wᵀ, then sddmm_each), bit for bit; and the property that lets it match them:
+// each weight's gradient from the SDDMM does not depend on where its entry falls in its row.
+#include <cmath>
+#include <vector>
+
+#include "check.h"
+#include "truesparse/csr.h"
+#include "truesparse/init.h"
+#include "truesparse/kernels.h"
+#include "truesparse/runtime.h"
+
+using namespace truesparse;
+
+namespace {
+
+template <class T>
+void fill(matrix<T>& M, rng& g) {
+  for (auto& v : M.data) v = static_cast<T>(g.uniform() - 0.5);
+}
+
+// One layer (K outputs, D inputs, nnz stored weights) and a batch of N: the one-pass kernel
+// against the two kernels, with an epilogue on DX's rows and an update of each weight inside
+// out (as the fused SGD step does), on `threads` threads.
+template <class T>
+void one_pass_equals_two(index_t K, index_t D, size_type nnz, size_type N, int threads, rng& g) {
+  const csr_pattern p = random_pattern(K, D, nnz, g);
+  csr_pattern pt;
+  std::vector<index_t> perm;
+  transpose(p, pt, perm);
+  std::vector<T> w(static_cast<std::size_t>(p.nnz()));
+  for (auto& v : w) v = static_cast<T>(g.uniform() - 0.5);
+  matrix<T> X(static_cast<size_type>(D), N), DZ(static_cast<size_type>(K), N);
+  fill(X, g);
+  fill(DZ, g);
+  set_num_threads(threads);
+
+  // the two passes
+  matrix<T> DX2(static_cast<size_type>(D), N);
+  const auto twice = [](index_t, T* row, size_type n) {
+    for (size_type c = 0; c < n; ++c) row[c] = row[c] * T(2) + T(1);
+  };
+  spmm_native(pt, w.data(), DZ.ptr(), N, T(0), DX2.ptr(), static_cast<const T*>(nullptr), perm.data(), 0,
+              [&](index_t j, T* row) { twice(j, row, N); });
+  std::vector<T> dw2(w.size());
+  sddmm_each(p, DZ, X, [&](index_t k, T v) { dw2[static_cast<std::size_t>(k)] = v; });
+
+  // the one pass: out steps the weight it is given, after the product has read it
+  std::vector<T> w1 = w, dw1(w.size(), T(-7));
+  std::vector<int> calls(w.size(), 0), epilogues(static_cast<std::size_t>(D), 0);
+  matrix<T> DX1(static_cast<size_type>(D), N);
+  spmm_sddmm_native(
+      pt, w1.data(), perm.data(), DZ, X, DX1.ptr(),
+      [&](index_t j, T* row) {
+        ++epilogues[static_cast<std::size_t>(j)];
+        twice(j, row, N);
+      },
+      [&](index_t k, T v) {
+        const auto kk = static_cast<std::size_t>(k);
+        dw1[kk] = v;
+        ++calls[kk];
+        w1[kk] -= T(0.25) * v;
+      },
+      w1.data());
+
+  CHECK(DX1.data == DX2.data);  // with the values before the update, epilogue included
+  CHECK(dw1 == dw2);
+  for (std::size_t k = 0; k < w.size(); ++k) CHECK(calls[k] == 1 && w1[k] == w[k] - T(0.25) * dw2[k]);
+  for (int e : epilogues) CHECK(e == 1);
+}
+
+}  // namespace
+
+TEST(one_pass_gradients_equal_the_product_and_the_sddmm) {
+  rng g(3);
+  // N: one vector, a half and a masked tail, one column tile exactly (104 floats, 52 doubles),
+  // two and three tiles; densities with empty rows and columns and with long rows.
+  for (int threads : {1, 2})
+    for (double density : {0.002, 0.05, 0.6})
+      for (size_type N : {1, 3, 4, 7, 8, 12, 13, 52, 53, 100, 104, 105, 130, 200, 333}) {
+        const auto nnz = static_cast<size_type>(density * 90 * 170);
+        one_pass_equals_two<float>(90, 170, nnz, N, threads, g);
+        one_pass_equals_two<double>(90, 170, nnz, N, threads, g);
+      }
+  // DZ larger than the prefetch threshold (4 MB): the prefetching path
+  one_pass_equals_two<float>(12000, 300, 20000, 100, 2, g);
+  one_pass_equals_two<double>(6000, 300, 20000, 100, 1, g);
+  set_num_threads(2);
+}
+
+TEST(sddmm_gradient_does_not_depend_on_its_place_in_the_row) {
+  // Rows of 1 to 20 entries take the groups of 8, of 4 and single entries; every gradient
+  // must equal that of a one-entry pattern at the same position.
+  rng g(9);
+  for (size_type N : {1, 5, 8, 100, 130}) {
+    const csr_pattern p = random_pattern(40, 30, 400, g);
+    matrix<float> X(30, N), DZ(40, N);
+    fill(X, g);
+    fill(DZ, g);
+    std::vector<float> dw(static_cast<std::size_t>(p.nnz()));
+    sddmm(p, DZ, X, dw.data());
+    for (index_t i = 0; i < p.rows; ++i)
+      for (index_t k = p.indptr[i]; k < p.indptr[i + 1]; ++k) {
+        csr_pattern one;
+        one.rows = p.rows;
+        one.cols = p.cols;
+        one.indptr.assign(static_cast<std::size_t>(p.rows) + 1, 0);
+        for (index_t r = i + 1; r <= p.rows; ++r) one.indptr[static_cast<std::size_t>(r)] = 1;
+        one.indices = {p.indices[static_cast<std::size_t>(k)]};
+        float alone = 0;
+        sddmm(one, DZ, X, &alone);
+        CHECK(alone == dw[static_cast<std::size_t>(k)]);
+      }
+  }
+}
+
+TEST_MAIN()
