@@ -1,14 +1,16 @@
 // The one-pass input and weight gradient (spmm_sddmm_native) against the two kernels it replaces
 // (spmm_native over Wᵀ, then sddmm_each), bit for bit; and the property that lets it match them:
-// each weight's gradient from the SDDMM does not depend on where its entry falls in its row.
+// each weight's gradient from the SDDMM does not depend on where its entry falls in its row;
+// and whole networks trained with the one pass and with the two, bit for bit.
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "check.h"
-#include "truesparse/csr.h"
-#include "truesparse/init.h"
+#include "standard_mlp.h"
 #include "truesparse/kernels.h"
 #include "truesparse/runtime.h"
+#include "truesparse/train.h"
 
 using namespace truesparse;
 
@@ -112,6 +114,44 @@ TEST(sddmm_gradient_does_not_depend_on_its_place_in_the_row) {
         CHECK(alone == dw[static_cast<std::size_t>(k)]);
       }
   }
+}
+
+TEST(networks_train_the_same_with_one_pass_or_two) {
+  // sparse_linear::one_pass_bytes chooses the pass; every sparse layer here is small enough for
+  // one pass by default, and a limit of 0 makes them take two.
+  const auto check = [](auto zero, const optimizer_config& c, size_type batch, int threads) {
+    using T = decltype(zero);
+    set_num_threads(threads);
+    const network_options o = testing::standard_mlp({30, 50, 40, 20, 3}, {0.3, 0.2, 0.5, 1.0});
+    network<T> one(o), two(o);
+    for (auto* L : two.layers)
+      if (auto* S = L->as_sparse()) S->one_pass_bytes = 0;
+    const testing::labelled_data<T> data(3 * batch + 5, 30, 3, 4);
+    for (std::uint64_t e = 0; e < 2; ++e) {
+      const auto r1 = train_epoch(one, data.d, batch, c, 3, e, true);
+      const auto r2 = train_epoch(two, data.d, batch, c, 3, e, true);
+      CHECK(r1.loss == r2.loss);
+    }
+    for (std::size_t l = 0; l < one.layers.size(); ++l) {
+      auto* A = one.layers[l];
+      auto* B = two.layers[l];
+      CHECK(std::memcmp(A->values(), B->values(), sizeof(T) * A->nnz()) == 0);
+      CHECK(A->b == B->b);
+    }
+  };
+  optimizer_config sgd, adam;
+  sgd.lr = 0.05;
+  sgd.momentum = 0.9;
+  sgd.nesterov = true;
+  adam.kind = optimizer_kind::adam;
+  adam.lr = 0.01;
+  for (int threads : {1, 2})
+    for (size_type batch : {1, 16, 100, 130})
+      for (const optimizer_config* c : {&sgd, &adam}) {
+        check(0.f, *c, batch, threads);
+        check(0.0, *c, batch, threads);
+      }
+  set_num_threads(2);
 }
 
 TEST_MAIN()

@@ -611,8 +611,8 @@ inline void spmm_sddmm_tile(const index_t* idx, const T* val, const index_t* per
     if (pf_bytes > 0 && k + spmm_ahead < kend) {
       const index_t ahead = k + spmm_ahead;
       prefetch(dz + static_cast<size_type>(idx[ahead]) * ldz, pf_bytes);
-      _mm_prefetch(reinterpret_cast<const char*>(val + perm[ahead]), _MM_HINT_T1);
-      if (touched) _mm_prefetch(reinterpret_cast<const char*>(touched + perm[ahead]), _MM_HINT_T1);
+      __builtin_prefetch(val + perm[ahead], 1, 2);
+      if (touched) __builtin_prefetch(touched + perm[ahead], 1, 2);
     }
     const T* b = dz + static_cast<size_type>(idx[k]) * ldz;
     const V a = S::set1(val[perm[k]]);

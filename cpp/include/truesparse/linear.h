@@ -390,14 +390,24 @@ struct sparse_linear : linear_layer<T> {
           spmm_native(pattern_t, W.data(), DZb.ptr(), N, T(0), DX->ptr(), none, perm.data(), DZb.ld,
                       dx_epilogue);
         }
-      } else {  // with the weight gradients, in one pass over the weights in the order of Wᵀ
+      } else if (one_pass_gradients()) {  // with the weight gradients, in the order of Wᵀ
         return take_weight_gradients([&](const auto& out, const T* touched) {
           spmm_sddmm_native(pattern_t, W.data(), perm.data(), DZ, X, DX->ptr(), dx_epilogue, out, touched);
         });
+      } else {
+        spmm_native(pattern_t, W.data(), DZ.ptr(), N, T(0), DX->ptr(), none, perm.data(), 0, dx_epilogue);
       }
     }
     take_weight_gradients([&](const auto& out, const T*) { weight_gradients(DZ, X, out); });
   }
+
+  // Whether the native float backward computes DX and the weight gradients in one pass
+  // (spmm_sddmm_native): where the values of W take at most one_pass_bytes. That pass reaches W,
+  // and the velocity or DW its gradients update, in the order of Wᵀ, at random; once they leave
+  // the caches those misses cost more than the gathers the pass saves (docs/design.md, "kernels").
+  // Both ways give the same bits (test_kernels sets the limit to compare them).
+  double one_pass_bytes = 4.0 * 1024 * 1024;
+  bool one_pass_gradients() const { return static_cast<double>(nnz()) * sizeof(T) <= one_pass_bytes; }
 
   // The weight gradients of one backward: pass(out, touched) calls out(k, g_k) once for every
   // stored weight k (touched: an array aligned with W that out updates, or null). They step W
