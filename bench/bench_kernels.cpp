@@ -396,6 +396,9 @@ int main(int argc, char** argv) {
       const double sddmm_gather = ib * z + ib * (Kf + 1) + fb * Kf * Nf + fb * z * Nf + fb * z;
       const double bwd_min = csr_bytes(Kf, z) + fb * (Kf * Nf + Df * Nf + Kf + z + Df * Nf);
       const double bwd_gather = csr_bytes(Kf, z) + fb * (2 * z * Nf + Kf + z + Df * Nf);
+      // the native layer's one pass (sparse_linear::one_pass_gradients) gathers DZ once per
+      // stored weight and reads each row of X once
+      const double bwd_one_pass = csr_bytes(Kf, z) + fb * (z * Nf + Df * Nf + Kf + z + Df * Nf);
       double mkl_forward_ms = 0;
       // op's median ms, its flops (0: not a product), bytes under both models (gather 0: not
       // modelled), and whether to give its throughput against MKL's forward.
@@ -450,7 +453,7 @@ int main(int argc, char** argv) {
                }),
                flops, wt_min, wt_gather, true);
         report(is_mkl ? "backward (mkl)" : "backward (native)", time_ms([&] { layer->backward(X, DZ, &DX); }),
-               2 * flops, bwd_min, bwd_gather, true);
+               2 * flops, bwd_min, !is_mkl && layer->one_pass_gradients() ? bwd_one_pass : bwd_gather, true);
       }
       // Not products: perm read, W read (in perm's order), Wt written; SGD with momentum reads
       // W, DW and the velocity and writes W and the velocity.
