@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import time
 from typing import Any, Optional
 
 import numpy as np
@@ -145,6 +146,10 @@ class Communicator:
             file=sys.stderr,
             flush=True,
         )
+        # The process manager forwards this rank's stderr asynchronously and MPI_Abort kills
+        # every process at once: without a moment between the two, a loaded machine was seen to
+        # lose the message (an empty stderr). Half a second on a path that ends the job anyway.
+        time.sleep(0.5)
         self.comm.Abort(1)
 
     def engine_arguments(self, sharded: bool) -> dict:

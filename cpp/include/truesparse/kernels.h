@@ -26,6 +26,7 @@
 #include <cstring>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "truesparse/csr.h"
 #include "truesparse/matrix.h"
@@ -281,6 +282,21 @@ inline typename avx<T>::V load_piece(const std::uint16_t* p, typename avx<T>::M,
   return avx<float>::load(p);
 }
 
+// c[0 .. R·W) := acc, the last vector stored as Tail says (masked by m).
+template <class T, int R, int Tail>
+inline void store_tile(T* c, const typename avx<T>::V* acc, typename avx<T>::M m) {
+  using S = avx<T>;
+  constexpr int W = S::width;
+#pragma GCC unroll 16
+  for (int r = 0; r < R - 1; ++r) S::store(c + r * W, acc[r]);
+  if constexpr (Tail == whole)
+    S::store(c + (R - 1) * W, acc[R - 1]);
+  else if constexpr (Tail == half)
+    S::store_half(c + (R - 1) * W, acc[R - 1]);
+  else
+    S::store(c + (R - 1) * W, m, acc[R - 1]);
+}
+
 // c[n0 .. n0 + R·W) (the last vector cut to `tail` lanes as Tail says) := init + beta c
 // + Σ_k a_k B[j_k, ·] over the stored entries kb..ke of one row; a_k = val[k], or val[perm[k]]
 // when Indirect. The R accumulators stay in registers for the whole row.
@@ -314,14 +330,42 @@ inline void spmm_row_tile(const index_t* idx, const T* val, const index_t* perm,
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) acc[r] = S::fma(a, load_piece<T, Tail>(b + r * W, m, r == R - 1), acc[r]);
   }
-#pragma GCC unroll 16
-  for (int r = 0; r < R - 1; ++r) S::store(c + r * W, acc[r]);
-  if constexpr (Tail == whole)
-    S::store(c + (R - 1) * W, acc[R - 1]);
-  else if constexpr (Tail == half)
-    S::store_half(c + (R - 1) * W, acc[R - 1]);
-  else
-    S::store(c + (R - 1) * W, m, acc[R - 1]);
+  store_tile<T, R, Tail>(c, acc, m);
+}
+
+// The column tiles of a batch of N columns in vectors of W: as few as the 13 accumulators
+// allow (one for N <= 104 floats), of about equal widths. Narrower tiles that would keep a tile
+// of the gathered operand in L2 were measured slower: every tile re-reads the pattern and each
+// gathered row piece still spans the same cache lines.
+struct column_tile {
+  size_type n0;  // first column
+  int R, tail;   // vectors, and the lanes of the last one
+};
+// A column tile with its kernel and the bytes to prefetch of each gathered row piece.
+template <class Fn>
+struct kernel_tile : column_tile {
+  int pf_bytes;
+  Fn fn;
+};
+// The tiles of N columns for a kernel gathering `rows` rows of `ld` elements of `elem` bytes
+// (the piece a tile reads: float rows end at N, bfloat16 ones at ld), its kernel choose(R, tail).
+template <class Tile, class Choose>
+std::vector<Tile> kernel_tiles(size_type N, int W, size_type rows, size_type ld, size_type elem,
+                               const Choose& choose) {
+  const size_type vectors = (N + W - 1) / W;
+  const size_type tiles = (vectors + max_tile_vectors - 1) / max_tile_vectors;
+  std::vector<Tile> out(static_cast<std::size_t>(tiles));
+  for (size_type t = 0; t < tiles; ++t) {
+    const size_type v0 = vectors * t / tiles, v1 = vectors * (t + 1) / tiles;
+    Tile& u = out[t];
+    u.n0 = v0 * W;
+    u.R = static_cast<int>(v1 - v0);
+    u.tail = static_cast<int>(std::min<size_type>(N, v1 * W) - (v1 - 1) * W);
+    const size_type piece = std::min<size_type>(static_cast<size_type>(u.R) * W, ld - u.n0) * elem;
+    u.pf_bytes = prefetch_bytes(rows, ld * elem, piece, spmm_prefetch_bytes);
+    u.fn = choose(u.R, u.tail);
+  }
+  return out;
 }
 
 template <class T, class TB>
@@ -376,28 +420,11 @@ void spmm_native(const csr_pattern& A, const T* values, const TB* B, size_type N
 #if defined(__AVX2__) && defined(__FMA__)
   using S = detail::avx<T>;
   constexpr int W = S::width;
-  // Column tiles: as few as the 13 accumulators allow (one for N <= 104 floats). Narrower
-  // tiles that would keep a tile of B in L2 were measured slower: every tile re-reads the
-  // pattern and each gathered row piece still spans the same cache lines.
-  const size_type vectors = (N + W - 1) / W;
-  const size_type tiles = (vectors + detail::max_tile_vectors - 1) / detail::max_tile_vectors;
-  struct tile {
-    size_type n0;
-    int R, tail, pf_bytes;
-    detail::row_tile_fn<T, TB> fn;
-  };
-  std::vector<tile> tile_of(static_cast<std::size_t>(tiles));
-  for (size_type t = 0; t < tiles; ++t) {
-    const size_type v0 = vectors * t / tiles, v1 = vectors * (t + 1) / tiles;
-    tile& u = tile_of[t];
-    u.n0 = v0 * W;
-    u.R = static_cast<int>(v1 - v0);
-    u.tail = static_cast<int>(std::min<size_type>(N, v1 * W) - (v1 - 1) * W);
-    // the piece of a gathered row the tile reads: float rows end at N, bfloat16 ones at ldb
-    const size_type piece = std::min<size_type>(static_cast<size_type>(u.R) * W, ldb - u.n0) * sizeof(TB);
-    u.pf_bytes = detail::prefetch_bytes(A.cols, ldb * sizeof(TB), piece, detail::spmm_prefetch_bytes);
-    u.fn = detail::row_tile<T, TB>(u.R, u.tail, perm != nullptr);
-  }
+  using tile = detail::kernel_tile<detail::row_tile_fn<T, TB>>;
+  const std::vector<tile> tile_of = detail::kernel_tiles<tile>(
+      N, W, A.cols, ldb, sizeof(TB),
+      [perm](int R, int tail) { return detail::row_tile<T, TB>(R, tail, perm != nullptr); });
+  const auto tiles = static_cast<size_type>(tile_of.size());
   TS_ASSERT(C != nullptr || beta == T(0));
 #pragma omp parallel num_threads(nt)
   {
@@ -629,14 +656,7 @@ inline void spmm_sddmm_tile(const index_t* idx, const T* val, const index_t* per
     }
     S::store(chain, dot);
   }
-#pragma GCC unroll 16
-  for (int r = 0; r < R - 1; ++r) S::store(c + r * W, acc[r]);
-  if constexpr (Tail == whole)
-    S::store(c + (R - 1) * W, acc[R - 1]);
-  else if constexpr (Tail == half)
-    S::store_half(c + (R - 1) * W, acc[R - 1]);
-  else
-    S::store(c + (R - 1) * W, m, acc[R - 1]);
+  store_tile<T, R, Tail>(c, acc, m);
 }
 
 template <class T>
@@ -687,24 +707,10 @@ void spmm_sddmm_native(const csr_pattern& At, const T* values, const index_t* pe
   using S = detail::avx<T>;
   using V = typename S::V;
   constexpr int W = S::width;
-  const size_type vectors = (N + W - 1) / W;
-  const size_type tiles = (vectors + detail::max_tile_vectors - 1) / detail::max_tile_vectors;
-  struct tile {
-    size_type n0;
-    int R, tail, pf_bytes;
-    detail::sddmm_tile_fn<T> fn;
-  };
-  std::vector<tile> tile_of(static_cast<std::size_t>(tiles));
-  for (size_type t = 0; t < tiles; ++t) {  // as spmm_native's tiles
-    const size_type v0 = vectors * t / tiles, v1 = vectors * (t + 1) / tiles;
-    tile& u = tile_of[t];
-    u.n0 = v0 * W;
-    u.R = static_cast<int>(v1 - v0);
-    u.tail = static_cast<int>(std::min<size_type>(N, v1 * W) - (v1 - 1) * W);
-    const size_type piece = std::min<size_type>(static_cast<size_type>(u.R) * W, N - u.n0) * sizeof(T);
-    u.pf_bytes = detail::prefetch_bytes(At.cols, N * sizeof(T), piece, detail::spmm_prefetch_bytes);
-    u.fn = detail::sddmm_tile<T>(u.R, u.tail);
-  }
+  using tile = detail::kernel_tile<detail::sddmm_tile_fn<T>>;  // as spmm_native's tiles
+  const std::vector<tile> tile_of = detail::kernel_tiles<tile>(
+      N, W, At.cols, N, sizeof(T), [](int R, int tail) { return detail::sddmm_tile<T>(R, tail); });
+  const auto tiles = static_cast<size_type>(tile_of.size());
   index_t longest = 0;
   for (index_t j = 0; j < At.rows; ++j) longest = std::max(longest, At.indptr[j + 1] - At.indptr[j]);
 #pragma omp parallel num_threads(nt)
