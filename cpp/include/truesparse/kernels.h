@@ -263,6 +263,12 @@ inline void prefetch_rows(const index_t* idx, index_t k0, int count, index_t ken
 // access: N = 100 floats end with 4), or masked to its first `tail` lanes.
 enum tail_kind { whole = 0, half = 1, masked = 2 };
 
+// The tail kind of a last vector with `tail` lanes.
+template <class T>
+inline int tail_kind_of(int tail) {
+  return tail == avx<T>::width ? whole : 2 * tail == avx<T>::width ? half : masked;
+}
+
 template <class T, int Tail>
 inline typename avx<T>::V load_last(const T* p, typename avx<T>::M m) {
   if constexpr (Tail == whole) return avx<T>::load(p);
@@ -385,8 +391,8 @@ row_tile_fn<T, TB> row_tile(int R, int tail, bool indirect) {
       make_row_tiles<T, TB, whole, false>(seq{}),  make_row_tiles<T, TB, half, false>(seq{}),
       make_row_tiles<T, TB, masked, false>(seq{}), make_row_tiles<T, TB, whole, true>(seq{}),
       make_row_tiles<T, TB, half, true>(seq{}),    make_row_tiles<T, TB, masked, true>(seq{})};
-  const int kind = tail == avx<T>::width ? whole : 2 * tail == avx<T>::width ? half : masked;
-  return table[static_cast<std::size_t>(kind + (indirect ? 3 : 0))][static_cast<std::size_t>(R - 1)];
+  return table[static_cast<std::size_t>(tail_kind_of<T>(tail) + (indirect ? 3 : 0))]
+              [static_cast<std::size_t>(R - 1)];
 }
 
 }  // namespace detail
@@ -675,8 +681,7 @@ sddmm_tile_fn<T> sddmm_tile(int R, int tail) {
   static constexpr std::array<std::array<sddmm_tile_fn<T>, max_tile_vectors>, 3> table{
       make_sddmm_tiles<T, whole>(seq{}), make_sddmm_tiles<T, half>(seq{}),
       make_sddmm_tiles<T, masked>(seq{})};
-  const int kind = tail == avx<T>::width ? whole : 2 * tail == avx<T>::width ? half : masked;
-  return table[static_cast<std::size_t>(kind)][static_cast<std::size_t>(R - 1)];
+  return table[static_cast<std::size_t>(tail_kind_of<T>(tail))][static_cast<std::size_t>(R - 1)];
 }
 
 }  // namespace detail
@@ -711,13 +716,13 @@ void spmm_sddmm_native(const csr_pattern& At, const T* values, const index_t* pe
   const std::vector<tile> tile_of = detail::kernel_tiles<tile>(
       N, W, At.cols, N, sizeof(T), [](int R, int tail) { return detail::sddmm_tile<T>(R, tail); });
   const auto tiles = static_cast<size_type>(tile_of.size());
-  index_t longest = 0;
-  for (index_t j = 0; j < At.rows; ++j) longest = std::max(longest, At.indptr[j + 1] - At.indptr[j]);
 #pragma omp parallel num_threads(nt)
   {
     index_t first, last;
     detail::row_range(At, omp_get_thread_num(), omp_get_num_threads(), first, last);
     const index_t kend = At.indptr[last];
+    index_t longest = 0;  // of this thread's rows
+    for (index_t j = first; j < last; ++j) longest = std::max(longest, At.indptr[j + 1] - At.indptr[j]);
     // the dot products' chains of one row, padded to a group of 4 for hsum4
     avector<T> dots(static_cast<std::size_t>(longest + 4) * W);
     for (index_t j = first; j < last; ++j) {
