@@ -139,11 +139,23 @@ struct common_options {
   int batches = -1, warmup = 1;  // batches -1: the default of each measurement
   operand_dtype operands = operand_dtype::float32;
   bool fuse = true;                   // network_options::fuse_epilogues
+  double stream_mb = -1;              // sparse_linear::stream_bytes in MB; -1: the library's
   std::string backend_name() const {  // with what the run changes from the defaults
     std::string name = backend == sparse_backend::mkl ? "mkl" : "native";
     if (operands == operand_dtype::bfloat16) name += ", bfloat16 operands";
     if (!fuse) name += ", epilogues not fused";
+    if (stream_mb >= 0) {
+      char mb[32];
+      std::snprintf(mb, sizeof mb, "%g", stream_mb);
+      name += std::string(", output rows streamed from ") + mb + " MB";
+    }
     return name;
+  }
+  // The options network_options does not hold, on a built model.
+  void apply(network<float>& model) const {
+    if (stream_mb >= 0)
+      for (auto* L : model.layers)
+        if (auto* S = L->as_sparse()) S->stream_bytes = stream_mb * 1024 * 1024;
   }
 };
 
@@ -172,6 +184,7 @@ void density_sweep(const common_options& c, size_type M, int epochs, const std::
   for (double density : densities) {
     const std::vector<double> layer_densities = er_densities(sizes, density);
     network<float> model(mlp_options(sizes, layer_densities, c));
+    c.apply(model);
     std::string ds;
     for (double d : layer_densities) ds += msg(d, " ").substr(0, 7) + " ";
     const double loss0 = evaluate(model, all).loss;
@@ -213,6 +226,7 @@ void scale_network(const common_options& c, const std::vector<index_t>& sizes, d
   const double rss_before = current_rss();
   const auto build_start = std::chrono::steady_clock::now();
   network<float> model(o);
+  c.apply(model);
   const double build_s = seconds_since(build_start);
   const double rss_built = current_rss();
   const auto nnz = static_cast<double>(total_nnz(model));
@@ -290,6 +304,7 @@ void width_sweep(const common_options& c, const std::vector<double>& widths, siz
       continue;
     }
     network<float> model(mlp_options(sizes, densities, c));
+    c.apply(model);
     for (std::size_t l = 0; l < 4; ++l)
       if (model.layers[l]->nnz() != want[l])
         std::printf("# note: layer %zu holds %ld weights, not %ld\n", l, long(model.layers[l]->nnz()),
@@ -319,6 +334,7 @@ void throughput_sweep(const common_options& c, const std::vector<double>& widths
     const auto H = static_cast<index_t>(w);
     const std::vector<index_t> sizes{784, H, H, H, 10};
     network<float> model(mlp_options(sizes, epsilon_densities(sizes, epsilon), c));
+    c.apply(model);
     const batch_times t = time_batches(model, data, c.warmup, batches);
     const double nnz = static_cast<double>(total_nnz(model)), s = t.median();
     const double gflops = 6.0 * nnz * 100 / s / 1e9;
@@ -347,7 +363,9 @@ const char* const usage =
     "    bench_mlp --throughput-sweep 20000,200000 [--epsilon 10] [--batches 5]\n"
     "\n"
     "Common options: [--threads 1] [--backend mkl|native] [--operands float32|bfloat16] [--fuse on|off]\n"
-    "(off: the activations run as modules of their own, network_options::fuse_epilogues). --scale,\n"
+    "(off: the activations run as modules of their own, network_options::fuse_epilogues) [--stream-mb M]\n"
+    "(output matrices of M MB and more are written with non-temporal stores; sparse_linear::stream_bytes,\n"
+    "16 by default). --scale,\n"
     "--width-sweep and --throughput-sweep may be combined (run in that order); with any of them the density\n"
     "sweep is skipped.\n";
 
@@ -388,6 +406,12 @@ int main(int argc, char** argv) {
       const int k = choice(opt, value, "on", "off");
       if (k < 0) return 2;
       c.fuse = k == 0;
+    } else if (!std::strcmp(opt, "--stream-mb")) {
+      c.stream_mb = std::atof(value);
+      if (!(c.stream_mb >= 0)) {
+        std::fprintf(stderr, "--stream-mb must be a number >= 0, not %s\n", value);
+        return 2;
+      }
     } else if (!std::strcmp(opt, "--densities"))
       densities = parse_list(value);
     else if (!std::strcmp(opt, "--sizes") || !std::strcmp(opt, "--scale")) {

@@ -1,9 +1,11 @@
 // The one-pass input and weight gradient (spmm_sddmm_native) against the two kernels it replaces
 // (spmm_native over Wᵀ, then sddmm_each), bit for bit; and the property that lets it match them:
 // each weight's gradient from the SDDMM does not depend on where its entry falls in its row;
-// and whole networks trained with the one pass and with the two, bit for bit.
+// the products' streamed output rows against their stored ones; and whole networks trained with
+// the one pass and with the two, with streamed rows and without, bit for bit.
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "check.h"
@@ -69,6 +71,33 @@ void one_pass_equals_two(index_t K, index_t D, size_type nnz, size_type N, int t
   CHECK(dw1 == dw2);
   for (std::size_t k = 0; k < w.size(); ++k) CHECK(calls[k] == 1 && w1[k] == w[k] - T(0.25) * dw2[k]);
   for (int e : epilogues) CHECK(e == 1);
+
+  // streamed rows of DX (what the epilogue leaves in the thread's row), over garbage: both kernels
+  const auto garbage = [&]() {
+    matrix<T> M(static_cast<size_type>(D), N);
+    M.fill(std::numeric_limits<T>::quiet_NaN());
+    return M;
+  };
+  matrix<T> DX3 = garbage(), DX4 = garbage();
+  std::vector<T> dw3(w.size());
+  spmm_sddmm_native(
+      pt, w.data(), perm.data(), DZ, X, DX3.ptr(), [&](index_t j, T* row) { twice(j, row, N); },
+      [&](index_t k, T v) { dw3[static_cast<std::size_t>(k)] = v; }, static_cast<const T*>(nullptr), true);
+  spmm_native(
+      pt, w.data(), DZ.ptr(), N, T(0), DX4.ptr(), static_cast<const T*>(nullptr), perm.data(), 0,
+      [&](index_t j, T* row) { twice(j, row, N); }, true);
+  CHECK(std::memcmp(DX3.ptr(), DX2.ptr(), sizeof(T) * DX2.size()) == 0);
+  CHECK(std::memcmp(DX4.ptr(), DX2.ptr(), sizeof(T) * DX2.size()) == 0);
+  CHECK(dw3 == dw2);
+  // and a forward product with a bias streamed into a Z that held garbage
+  std::vector<T> bias(static_cast<std::size_t>(K));
+  for (auto& v : bias) v = static_cast<T>(g.uniform());
+  matrix<T> Z1(static_cast<size_type>(K), N), Z2(static_cast<size_type>(K), N);
+  Z2.fill(std::numeric_limits<T>::quiet_NaN());
+  spmm_native(p, w.data(), X.ptr(), N, T(0), Z1.ptr(), bias.data());
+  spmm_native(p, w.data(), X.ptr(), N, T(0), Z2.ptr(), bias.data(), static_cast<const index_t*>(nullptr), 0,
+              detail::no_epilogue{}, true);
+  CHECK(std::memcmp(Z1.ptr(), Z2.ptr(), sizeof(T) * Z1.size()) == 0);
 }
 
 }  // namespace
@@ -88,6 +117,27 @@ TEST(one_pass_gradients_equal_the_product_and_the_sddmm) {
   one_pass_equals_two<float>(12000, 300, 20000, 100, 2, g);
   one_pass_equals_two<double>(6000, 300, 20000, 100, 1, g);
   set_num_threads(2);
+}
+
+TEST(streamed_bfloat16_rows_equal_stored_ones) {
+  // every length around whole groups of 8, NaN, infinities, signed zeros and ties; the padding
+  // is written as zeros over garbage
+  rng g(5);
+  for (size_type N = 0; N <= 41; ++N) {
+    std::vector<float> x(static_cast<std::size_t>(N));
+    for (auto& v : x) v = static_cast<float>(g.uniform() - 0.5) * 1e3f;
+    const float special[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                             -0.0f, 1.00390625f, -1.01171875f};
+    for (std::size_t k = 0; k < x.size() && k < 5; ++k) x[k * 3 % x.size()] = special[k];
+    const size_type ld = bf16_ld(N);
+    avector<std::uint16_t> stored(static_cast<std::size_t>(ld) + 8, 0xabcd), streamed = stored;
+    round_row_to_bf16(x.data(), stored.data(), N, ld);
+    round_row_to_bf16(x.data(), streamed.data(), N, ld, true);
+    detail::stream_fence();
+    CHECK(stored == streamed);
+    for (size_type k = N; k < ld; ++k) CHECK(streamed[static_cast<std::size_t>(k)] == 0);
+    CHECK(streamed[static_cast<std::size_t>(ld)] == 0xabcd);  // nothing past the row
+  }
 }
 
 TEST(sddmm_gradient_does_not_depend_on_its_place_in_the_row) {
@@ -116,28 +166,43 @@ TEST(sddmm_gradient_does_not_depend_on_its_place_in_the_row) {
   }
 }
 
-TEST(networks_train_the_same_with_one_pass_or_two) {
+TEST(networks_train_the_same_with_one_pass_or_two_and_streamed_rows_or_not) {
   // sparse_linear::one_pass_bytes chooses the pass; every sparse layer here is small enough for
-  // one pass by default, and a limit of 0 makes them take two.
-  const auto check = [](auto zero, const optimizer_config& c, size_type batch, int threads) {
+  // one pass by default, and a limit of 0 makes them take two. stream_bytes = 0 streams every
+  // output row (Z, the activations, DX), which by default only matrices of 16 MB are.
+  const auto check = [](auto zero, const optimizer_config& c, size_type batch, int threads, bool bf16,
+                        activation_kind act) {
     using T = decltype(zero);
     set_num_threads(threads);
-    const network_options o = testing::standard_mlp({30, 50, 40, 20, 3}, {0.3, 0.2, 0.5, 1.0});
-    network<T> one(o), two(o);
+    network_options o = testing::standard_mlp({30, 50, 40, 20, 3}, {0.3, 0.2, 0.5, 1.0}, act);
+    if (bf16) o.operands = operand_dtype::bfloat16;
+    network<T> one(o), two(o), streamed(o), both(o);
     for (auto* L : two.layers)
       if (auto* S = L->as_sparse()) S->one_pass_bytes = 0;
+    for (auto* L : streamed.layers)
+      if (auto* S = L->as_sparse()) S->stream_bytes = 0;
+    for (auto* L : both.layers)
+      if (auto* S = L->as_sparse()) S->one_pass_bytes = S->stream_bytes = 0;
     const testing::labelled_data<T> data(3 * batch + 5, 30, 3, 4);
     for (std::uint64_t e = 0; e < 2; ++e) {
       const auto r1 = train_epoch(one, data.d, batch, c, 3, e, true);
-      const auto r2 = train_epoch(two, data.d, batch, c, 3, e, true);
-      CHECK(r1.loss == r2.loss);
+      for (network<T>* other : {&two, &streamed, &both})
+        CHECK(train_epoch(*other, data.d, batch, c, 3, e, true).loss == r1.loss);
     }
-    for (std::size_t l = 0; l < one.layers.size(); ++l) {
-      auto* A = one.layers[l];
-      auto* B = two.layers[l];
-      CHECK(std::memcmp(A->values(), B->values(), sizeof(T) * A->nnz()) == 0);
-      CHECK(A->b == B->b);
-    }
+    for (network<T>* other : {&two, &streamed, &both})
+      for (std::size_t l = 0; l < one.layers.size(); ++l) {
+        auto* A = one.layers[l];
+        auto* B = other->layers[l];
+        CHECK(std::memcmp(A->values(), B->values(), sizeof(T) * A->nnz()) == 0);
+        CHECK(A->b == B->b);
+      }
+    // and a prediction (no Z kept where the activation is fused)
+    matrix<T> X(30, data.d.M);  // feature-major
+    for (size_type i = 0; i < data.d.M; ++i)
+      for (size_type j = 0; j < 30; ++j) X(j, i) = data.X[static_cast<std::size_t>(i * 30 + j)];
+    const matrix<T>& p1 = one.forward(X);
+    const matrix<T>& p2 = streamed.forward(X);
+    CHECK(std::memcmp(p1.ptr(), p2.ptr(), sizeof(T) * p1.size()) == 0);
   };
   optimizer_config sgd, adam;
   sgd.lr = 0.05;
@@ -148,9 +213,17 @@ TEST(networks_train_the_same_with_one_pass_or_two) {
   for (int threads : {1, 2})
     for (size_type batch : {1, 16, 100, 130})
       for (const optimizer_config* c : {&sgd, &adam}) {
-        check(0.f, *c, batch, threads);
-        check(0.0, *c, batch, threads);
+        check(0.f, *c, batch, threads, false, activation_kind::relu);
+        check(0.0, *c, batch, threads, false, activation_kind::relu);
       }
+  // bfloat16 operands (two passes, the product gathering DZ's copy), and an activation whose
+  // forward keeps Z (tanh)
+  for (int threads : {1, 2})
+    for (size_type batch : {16, 130}) {
+      check(0.f, sgd, batch, threads, true, activation_kind::relu);
+      check(0.f, adam, batch, threads, false, activation_kind::tanh);
+      check(0.0, sgd, batch, threads, false, activation_kind::tanh);
+    }
   set_num_threads(2);
 }
 

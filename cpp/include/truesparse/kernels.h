@@ -95,10 +95,27 @@ inline __m128i to_bf16x8(__m256 v) {
 }  // namespace detail
 #endif
 
-// o (ld) := the row x (N) rounded to bfloat16, padded with zeros from N to ld.
-inline void round_row_to_bf16(const float* x, std::uint16_t* o, size_type N, size_type ld) {
+// o (ld) := the row x (N) rounded to bfloat16, padded with zeros from N to ld. With stream (o
+// 16-byte aligned and ld a multiple of 8, as a bf16_matrix's rows are), with non-temporal stores
+// of whole groups of 8 (kernels.h, "streamed output rows"): the same values.
+inline void round_row_to_bf16(const float* x, std::uint16_t* o, size_type N, size_type ld,
+                              bool stream = false) {
   size_type n = 0;
 #if defined(__AVX2__) && defined(__FMA__)
+  if (stream && (reinterpret_cast<std::uintptr_t>(o) & 15) == 0 && ld % 8 == 0) {
+    for (; n < ld; n += 8) {
+      __m256 v;
+      if (n + 8 <= N) {
+        v = _mm256_loadu_ps(x + n);
+      } else {  // the last group: the rest of x, then zeros
+        alignas(32) float rest[8] = {};
+        for (size_type k = n; k < N; ++k) rest[k - n] = x[k];
+        v = _mm256_load_ps(rest);
+      }
+      _mm_stream_si128(reinterpret_cast<__m128i*>(o + n), detail::to_bf16x8(v));
+    }
+    return;
+  }
   for (; n + 8 <= N; n += 8)
     _mm_storeu_si128(reinterpret_cast<__m128i*>(o + n), detail::to_bf16x8(_mm256_loadu_ps(x + n)));
 #endif
@@ -112,6 +129,48 @@ inline void round_to_bf16(const matrix<float>& X, bf16_matrix& out) {
 #pragma omp parallel for schedule(static) if (X.size() > parallel_threshold)
   for (size_type i = 0; i < X.rows; ++i) round_row_to_bf16(X.row(i), out.row(i), X.cols, out.ld);
 }
+
+// ---- streamed output rows ----------------------------------------------------------------------
+// An output matrix larger than the caches is written with non-temporal stores: each row is
+// completed (and its epilogue run) in a row of the computing thread's own, in L1, then copied
+// out by stream_row. A normal store first reads every cache line it writes ("read for
+// ownership"), so a written matrix costs twice its bytes of memory traffic; a streamed row costs
+// its bytes once. Only for matrices that would leave the caches before they are read: a
+// streamed row is read back from memory (docs/design.md, "kernels"). The same bits either way.
+namespace detail {
+// dst[0..n) := src[0..n) with non-temporal stores (dst needs no alignment).
+template <class T>
+inline void stream_row(T* dst, const T* src, size_type n) {
+  static_assert(sizeof(T) == 4 || sizeof(T) == 8, "float or double rows");
+#if defined(__AVX2__) && defined(__FMA__)
+  const auto scalar = [](T* d, const T* s) {
+    if constexpr (sizeof(T) == 4) {
+      int v;
+      std::memcpy(&v, s, 4);
+      _mm_stream_si32(reinterpret_cast<int*>(d), v);
+    } else {
+      long long v;
+      std::memcpy(&v, s, 8);
+      _mm_stream_si64(reinterpret_cast<long long*>(d), v);
+    }
+  };
+  size_type k = 0;
+  for (; k < n && (reinterpret_cast<std::uintptr_t>(dst + k) & 31) != 0; ++k) scalar(dst + k, src + k);
+  for (; k + 32 / sizeof(T) <= n; k += 32 / sizeof(T))
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(dst + k),
+                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + k)));
+  for (; k < n; ++k) scalar(dst + k, src + k);
+#else
+  std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(T));
+#endif
+}
+// Orders this thread's streamed rows before its later stores (the end of a parallel region).
+inline void stream_fence() {
+#if defined(__AVX2__) && defined(__FMA__)
+  _mm_sfence();
+#endif
+}
+}  // namespace detail
 
 namespace detail {
 
@@ -413,11 +472,13 @@ struct no_epilogue {
 // row is still in L1 (for N of one column tile; after all tiles otherwise): the network fuses
 // the activation and its derivative there (network.h, "fused epilogues"). With C null (and beta
 // 0) no C is kept: each row is computed into a row of the thread's own and handed to the
-// epilogue, which consumes it (the same bits as with a C).
+// epilogue, which consumes it (the same bits as with a C; the epilogue may stream rows out with
+// detail::stream_row). With stream_c (and beta 0) each row is computed into such a row too, and
+// what the epilogue leaves there is streamed out to C.
 template <class T, class TB, class Epilogue = detail::no_epilogue>
 void spmm_native(const csr_pattern& A, const T* values, const TB* B, size_type N, T beta, T* C,
                  const T* bias = nullptr, const index_t* perm = nullptr, size_type ldb = 0,
-                 const Epilogue& epilogue = Epilogue{}) {
+                 const Epilogue& epilogue = Epilogue{}, bool stream_c = false) {
   static_assert(std::is_same_v<TB, T> || (std::is_same_v<T, float> && std::is_same_v<TB, std::uint16_t>),
                 "B is T, or bfloat16 for a float product");
   if (A.rows == 0 || N == 0) return;
@@ -431,7 +492,7 @@ void spmm_native(const csr_pattern& A, const T* values, const TB* B, size_type N
       N, W, A.cols, ldb, sizeof(TB),
       [perm](int R, int tail) { return detail::row_tile<T, TB>(R, tail, perm != nullptr); });
   const auto tiles = static_cast<size_type>(tile_of.size());
-  TS_ASSERT(C != nullptr || beta == T(0));
+  TS_ASSERT((C != nullptr || beta == T(0)) && (!stream_c || beta == T(0)));
 #pragma omp parallel num_threads(nt)
   {
     index_t first, last;
@@ -440,12 +501,14 @@ void spmm_native(const csr_pattern& A, const T* values, const TB* B, size_type N
       u.fn(A.indices.data(), values, perm, A.indptr[i], A.indptr[i + 1], A.indptr[last], B + u.n0, ldb,
            u.tail, bias ? bias[i] : T(0), beta, c + u.n0, u.pf_bytes);
     };
-    if (C == nullptr) {  // row by row into the thread's own row, every tile of it
+    if (C == nullptr || stream_c) {  // row by row into the thread's own row, every tile of it
       avector<T> own(static_cast<std::size_t>(N));
       for (index_t i = first; i < last; ++i) {
         for (size_type t = 0; t < tiles; ++t) run(tile_of[t], i, own.data());
         epilogue(i, own.data());
+        if (C) detail::stream_row(C + static_cast<size_type>(i) * N, own.data(), N);
       }
+      detail::stream_fence();  // (also for an epilogue that streams rows of its own out)
     } else {
       for (size_type t = 0; t < tiles; ++t)
         for (index_t i = first; i < last; ++i) {
@@ -461,9 +524,10 @@ void spmm_native(const csr_pattern& A, const T* values, const TB* B, size_type N
   {
     index_t first, last;
     detail::row_range(A, omp_get_thread_num(), omp_get_num_threads(), first, last);
-    avector<T> own(C ? 0 : static_cast<std::size_t>(N));  // C null: the thread's own row
+    const bool in_own = C == nullptr || stream_c;
+    avector<T> own(in_own ? static_cast<std::size_t>(N) : 0);  // the thread's own row
     for (index_t i = first; i < last; ++i) {
-      T* c = C ? C + static_cast<size_type>(i) * N : own.data();
+      T* c = in_own ? own.data() : C + static_cast<size_type>(i) * N;
       const T b0 = bias ? bias[i] : T(0);
       if (beta == T(0))
         std::fill(c, c + N, b0);
@@ -476,7 +540,9 @@ void spmm_native(const csr_pattern& A, const T* values, const TB* B, size_type N
         for (size_type n = 0; n < N; ++n) c[n] += a * detail::widen(b[n]);
       }
       epilogue(i, c);
+      if (in_own && C) detail::stream_row(C + static_cast<size_type>(i) * N, c, N);
     }
+    if (in_own) detail::stream_fence();
   }
 #endif
 }
@@ -698,11 +764,12 @@ sddmm_tile_fn<T> sddmm_tile(int R, int tail) {
 // out(perm[k], g) runs after row j's product has read W[perm[k]], so it may update that weight
 // (the fused optimizer step); `touched` (may be null), an array aligned with W that out reads
 // and writes, is prefetched with W where the gathers are prefetched. Each row of DX and each
-// stored weight is computed by one thread, in a fixed order.
+// stored weight is computed by one thread, in a fixed order. With stream_dx each row of DX is
+// completed in a row of the thread's own and streamed out after the epilogue (as spmm_native).
 template <class T, class Epilogue, class Out>
 void spmm_sddmm_native(const csr_pattern& At, const T* values, const index_t* perm, const matrix<T>& DZ,
                        const matrix<T>& X, T* DX, const Epilogue& epilogue, const Out& out,
-                       const T* touched = nullptr) {
+                       const T* touched = nullptr, bool stream_dx = false) {
   const size_type N = X.cols;
   TS_ASSERT(DZ.cols == N && DZ.rows == static_cast<size_type>(At.cols) &&
             X.rows == static_cast<size_type>(At.rows));
@@ -725,9 +792,10 @@ void spmm_sddmm_native(const csr_pattern& At, const T* values, const index_t* pe
     for (index_t j = first; j < last; ++j) longest = std::max(longest, At.indptr[j + 1] - At.indptr[j]);
     // the dot products' chains of one row, padded to a group of 4 for hsum4
     avector<T> dots(static_cast<std::size_t>(longest + 4) * W);
+    avector<T> own(stream_dx ? static_cast<std::size_t>(N) : 0);
     for (index_t j = first; j < last; ++j) {
       const index_t kb = At.indptr[j], ke = At.indptr[j + 1];
-      T* c = DX + static_cast<size_type>(j) * N;
+      T* c = stream_dx ? own.data() : DX + static_cast<size_type>(j) * N;
       const T* x = X.row(static_cast<size_type>(j));
       for (size_type t = 0; t < tiles; ++t) {
         const tile& u = tile_of[t];
@@ -735,6 +803,7 @@ void spmm_sddmm_native(const csr_pattern& At, const T* values, const index_t* pe
              dots.data(), t == 0, u.pf_bytes, touched);
       }
       epilogue(j, c);
+      if (stream_dx) detail::stream_row(DX + static_cast<size_type>(j) * N, c, N);
       for (index_t k = kb; k < ke; k += 4) {  // then the weights, whose values the product has read
         const index_t n = std::min<index_t>(4, ke - k);
         const T* chain = dots.data() + static_cast<size_type>(k - kb) * W;
@@ -745,6 +814,7 @@ void spmm_sddmm_native(const csr_pattern& At, const T* values, const index_t* pe
         for (index_t q = 0; q < n; ++q) out(perm[k + q], g[q]);
       }
     }
+    detail::stream_fence();  // (also for an epilogue that streams rows out)
   }
 #else
   (void)touched;
@@ -752,8 +822,9 @@ void spmm_sddmm_native(const csr_pattern& At, const T* values, const index_t* pe
   {
     index_t first, last;
     detail::row_range(At, omp_get_thread_num(), omp_get_num_threads(), first, last);
+    avector<T> own(stream_dx ? static_cast<std::size_t>(N) : 0);
     for (index_t j = first; j < last; ++j) {
-      T* c = DX + static_cast<size_type>(j) * N;
+      T* c = stream_dx ? own.data() : DX + static_cast<size_type>(j) * N;
       const T* x = X.row(static_cast<size_type>(j));
       std::fill(c, c + N, T(0));
       for (index_t k = At.indptr[j]; k < At.indptr[j + 1]; ++k) {
@@ -763,6 +834,7 @@ void spmm_sddmm_native(const csr_pattern& At, const T* values, const index_t* pe
         for (size_type n = 0; n < N; ++n) c[n] += a * b[n];
       }
       epilogue(j, c);
+      if (stream_dx) detail::stream_row(DX + static_cast<size_type>(j) * N, c, N);
       for (index_t k = At.indptr[j]; k < At.indptr[j + 1]; ++k) {
         const T* dz = DZ.row(static_cast<size_type>(At.indices[k]));
         T s = 0;

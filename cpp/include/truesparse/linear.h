@@ -306,14 +306,16 @@ struct sparse_linear : linear_layer<T> {
   template <class Epilogue>
   void native_forward(const matrix<T>& X, T* Z, const Epilogue& epilogue) {
     const size_type N = X.cols;
+    const bool stream = Z != nullptr && streams(static_cast<double>(this->out * N) * sizeof(T));
     if (bf16()) {
       if constexpr (std::is_same_v<T, float>) {
         if (!take_rounded(xb_filled, xb_of, X, Xb)) round_to_bf16(X, Xb);
         xb_of = &X;  // the SDDMM of the backward that follows gathers the same copy
-        spmm_native(pattern, W.data(), Xb.ptr(), N, T(0), Z, this->b.data(), nullptr, Xb.ld, epilogue);
+        spmm_native(pattern, W.data(), Xb.ptr(), N, T(0), Z, this->b.data(), nullptr, Xb.ld, epilogue,
+                    stream);
       }
     } else {
-      spmm_native(pattern, W.data(), X.ptr(), N, T(0), Z, this->b.data(), nullptr, 0, epilogue);
+      spmm_native(pattern, W.data(), X.ptr(), N, T(0), Z, this->b.data(), nullptr, 0, epilogue, stream);
     }
   }
 
@@ -388,14 +390,16 @@ struct sparse_linear : linear_layer<T> {
         if constexpr (std::is_same_v<T, float>) {
           if (!take_rounded(dzb_filled, dzb_of, DZ, DZb)) round_to_bf16(DZ, DZb);
           spmm_native(pattern_t, W.data(), DZb.ptr(), N, T(0), DX->ptr(), none, perm.data(), DZb.ld,
-                      dx_epilogue);
+                      dx_epilogue, streams(*DX));
         }
       } else if (one_pass_gradients()) {  // with the weight gradients, in the order of Wᵀ
         return take_weight_gradients([&](const auto& out, const T* touched) {
-          spmm_sddmm_native(pattern_t, W.data(), perm.data(), DZ, X, DX->ptr(), dx_epilogue, out, touched);
+          spmm_sddmm_native(pattern_t, W.data(), perm.data(), DZ, X, DX->ptr(), dx_epilogue, out, touched,
+                            streams(*DX));
         });
       } else {
-        spmm_native(pattern_t, W.data(), DZ.ptr(), N, T(0), DX->ptr(), none, perm.data(), 0, dx_epilogue);
+        spmm_native(pattern_t, W.data(), DZ.ptr(), N, T(0), DX->ptr(), none, perm.data(), 0, dx_epilogue,
+                    streams(*DX));
       }
     }
     take_weight_gradients([&](const auto& out, const T*) { weight_gradients(DZ, X, out); });
@@ -408,6 +412,16 @@ struct sparse_linear : linear_layer<T> {
   // Both ways give the same bits (test_kernels sets the limit to compare them).
   double one_pass_bytes = 4.0 * 1024 * 1024;
   bool one_pass_gradients() const { return static_cast<double>(nnz()) * sizeof(T) <= one_pass_bytes; }
+
+  // Whether the native products stream the rows of an output matrix M (Z, or DX) to memory with
+  // non-temporal stores (spmm_native's stream_c): where M takes at least stream_bytes, more than
+  // the caches keep until the next layer reads it; the network streams the activations it
+  // computes from such a layer's Z the same way. Same bits either way (test_kernels).
+  // So are the bfloat16 copies of this layer's operands that the epilogues fill.
+  double stream_bytes = 16.0 * 1024 * 1024;
+  bool streams(double bytes) const { return bytes >= stream_bytes; }
+  bool streams(const matrix<T>& M) const { return streams(static_cast<double>(M.size()) * sizeof(T)); }
+  bool streams(const bf16_matrix& M) const { return streams(static_cast<double>(M.rows * M.ld) * 2.0); }
 
   // The weight gradients of one backward: pass(out, touched) calls out(k, g_k) once for every
   // stored weight k (touched: an array aligned with W that out updates, or null). They step W

@@ -250,18 +250,25 @@ class network {
         const size_type N = in->cols;
         A.resize(S->out, N);
         // and the bfloat16 copy of A that a sparse layer m+2 gathers, from the row in L1
-        bf16_matrix* Ab = m + 2 < modules.size() && is_sparse_module(m + 2)
-                              ? modules[m + 2]->as_linear()->as_sparse()->input_copy(A)
-                              : nullptr;
+        sparse_linear<T>* next = m + 2 < modules.size() && is_sparse_module(m + 2)
+                                     ? modules[m + 2]->as_linear()->as_sparse()
+                                     : nullptr;
+        bf16_matrix* Ab = next ? next->input_copy(A) : nullptr;
+        const bool stream_ab = Ab && next->streams(*Ab);
         // Z = Y[m] itself only when a backward reads it; its signs when the fused one does
         const bool keep_z = train ? !drops_preactivation(m) : predict_keeps_output(m);
         bit_matrix* signs = train && keeps_signs(m) ? &Zsigns[m] : nullptr;
         if (signs) signs->resize(S->out, N);
-        const auto epilogue = [&act, &A, Ab, N, signs](index_t i, const T* z) {
-          prefetch_row(A, i + epilogue_ahead, true);
+        // without a Z, z is the product's own row: A's row is computed there and, where A
+        // outgrows the caches, streamed out (kernels.h, "streamed output rows")
+        const bool stream = !keep_z && S->streams(A);
+        const auto epilogue = [&act, &A, Ab, stream_ab, N, signs, stream](index_t i, T* z) {
           if (signs) activation::positive_bits(z, signs->row(static_cast<size_type>(i)), N);
-          act.forward_range(z, A.row(i), N);
-          round_row_into(Ab, i, A.row(i), N);
+          T* a = stream ? z : A.row(i);
+          if (!stream) prefetch_row(A, i + epilogue_ahead, true);
+          act.forward_range(z, a, N);
+          round_row_into(Ab, i, a, N, stream_ab);
+          if (stream) detail::stream_row(A.row(i), a, N);
         };
         if (keep_z)
           S->forward_with(*in, Y[m], epilogue);
@@ -345,8 +352,9 @@ class network {
         DZ.resize(Yin.rows, N);  // (as backward_with does) the copy takes its shape
         bf16_matrix* DZb =
             m - 2 > 0 && is_sparse_module(m - 2) ? before->as_sparse()->gradient_copy(DZ) : nullptr;
+        const bool stream_dzb = DZb && before->as_sparse()->streams(*DZb);
         modules[m]->as_linear()->as_sparse()->backward_with(
-            Yin, D[m], &DZ, [&act, Zin, &Yin, signs, db, DZb, N](index_t i, T* dx) {
+            Yin, D[m], &DZ, [&act, Zin, &Yin, signs, db, DZb, stream_dzb, N](index_t i, T* dx) {
               if (signs)
                 act.backward_bits_range(signs->row(static_cast<size_type>(i)), dx, dx, N);
               else {
@@ -355,7 +363,7 @@ class network {
                 act.backward_range(Zin ? Zin->row(i) : nullptr, Yin.row(i), dx, dx, N);
               }
               if (db) db[i] = row_sum(dx, N);
-              round_row_into(DZb, i, dx, N);
+              round_row_into(DZb, i, dx, N, stream_dzb);
             });
         if (before) before->db_ready = true;
         --m;  // the activation's backward is done
@@ -405,10 +413,10 @@ class network {
     }
   }
 
-  // copy row i := row (N) rounded to bfloat16, when there is a copy to fill.
-  static void round_row_into(bf16_matrix* copy, index_t i, const T* row, size_type N) {
+  // copy row i := row (N) rounded to bfloat16, when there is a copy to fill (streamed: kernels.h).
+  static void round_row_into(bf16_matrix* copy, index_t i, const T* row, size_type N, bool stream) {
     if constexpr (std::is_same_v<T, float>)
-      if (copy) round_row_to_bf16(row, copy->row(static_cast<size_type>(i)), N, copy->ld);
+      if (copy) round_row_to_bf16(row, copy->row(static_cast<size_type>(i)), N, copy->ld, stream);
   }
   void drop_filled_copies() {
     for (auto* L : layers)
