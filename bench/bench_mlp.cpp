@@ -363,7 +363,7 @@ const char* const usage =
     "    bench_mlp --throughput-sweep 20000,200000 [--epsilon 10] [--batches 5]\n"
     "\n"
     "Common options: [--threads 1] [--backend mkl|native] [--operands float32|bfloat16] [--fuse on|off]\n"
-    "(off: the activations run as modules of their own, network_options::fuse_epilogues) [--stream-mb M]\n"
+    "(off: the activations run as modules of their own, network_options::fuse_epilogues) [--stream-outputs-mb M]\n"
     "(output matrices of M MB and more are written with non-temporal stores; sparse_linear::stream_bytes,\n"
     "16 by default). --scale,\n"
     "--width-sweep and --throughput-sweep may be combined (run in that order); with any of them the density\n"
@@ -406,10 +406,11 @@ int main(int argc, char** argv) {
       const int k = choice(opt, value, "on", "off");
       if (k < 0) return 2;
       c.fuse = k == 0;
-    } else if (!std::strcmp(opt, "--stream-mb")) {
-      c.stream_mb = std::atof(value);
-      if (!(c.stream_mb >= 0)) {
-        std::fprintf(stderr, "--stream-mb must be a number >= 0, not %s\n", value);
+    } else if (!std::strcmp(opt, "--stream-outputs-mb")) {
+      char* end = nullptr;
+      c.stream_mb = std::strtod(value, &end);
+      if (end == value || *end != '\0' || !(c.stream_mb >= 0)) {
+        std::fprintf(stderr, "--stream-outputs-mb must be a number >= 0, not %s\n", value);
         return 2;
       }
     } else if (!std::strcmp(opt, "--densities"))
