@@ -363,9 +363,9 @@ const char* const usage =
     "    bench_mlp --throughput-sweep 20000,200000 [--epsilon 10] [--batches 5]\n"
     "\n"
     "Common options: [--threads 1] [--backend mkl|native] [--operands float32|bfloat16] [--fuse on|off]\n"
-    "(off: the activations run as modules of their own, network_options::fuse_epilogues) [--stream-outputs-mb M]\n"
-    "(output matrices of M MB and more are written with non-temporal stores; sparse_linear::stream_bytes,\n"
-    "16 by default). --scale,\n"
+    "(off: the activations run as modules of their own, network_options::fuse_epilogues)\n"
+    "[--stream-outputs-mb M] (output matrices of M MB and more are written with non-temporal stores;\n"
+    "sparse_linear::stream_bytes, 16 by default). --scale,\n"
     "--width-sweep and --throughput-sweep may be combined (run in that order); with any of them the density\n"
     "sweep is skipped.\n";
 
