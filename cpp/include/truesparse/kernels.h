@@ -542,7 +542,6 @@ void spmm_native(const csr_pattern& A, const T* values, const TB* B, size_type N
       epilogue(i, c);
       if (in_own && C) detail::stream_row(C + static_cast<size_type>(i) * N, c, N);
     }
-    if (in_own) detail::stream_fence();
   }
 #endif
 }

@@ -415,9 +415,9 @@ struct sparse_linear : linear_layer<T> {
 
   // Whether the native products stream the rows of an output matrix M (Z, or DX) to memory with
   // non-temporal stores (spmm_native's stream_c): where M takes at least stream_bytes, more than
-  // the caches keep until the next layer reads it; the network streams the activations it
-  // computes from such a layer's Z the same way. Same bits either way (test_kernels).
-  // So are the bfloat16 copies of this layer's operands that the epilogues fill.
+  // the caches keep until the next layer reads it. The network streams the same way the
+  // activations it computes from such a layer's Z and the bfloat16 copies of this layer's
+  // operands that its epilogues fill. Same bits either way (test_kernels).
   double stream_bytes = 16.0 * 1024 * 1024;
   bool streams(double bytes) const { return bytes >= stream_bytes; }
   bool streams(const matrix<T>& M) const { return streams(static_cast<double>(M.size()) * sizeof(T)); }
