@@ -152,8 +152,9 @@ struct activation {
   void forward(const matrix<T>& Z, matrix<T>& Y) const {
     Y.resize(Z.rows, Z.cols);
     const size_type N = Z.cols;
-#pragma omp parallel for schedule(static) if (Z.size() > parallel_threshold)
-    for (size_type i = 0; i < Z.rows; ++i) forward_range(Z.row(i), Y.row(i), N);
+    parallel_for(Z.rows, Z.size() > parallel_threshold, [&](size_type i_begin, size_type i_end) {
+      for (size_type i = i_begin; i < i_end; ++i) forward_range(Z.row(i), Y.row(i), N);
+    });
   }
 
   // DX (K,N) = DY ⊙ act'(Z), row by row; DX may be DY itself.
@@ -161,8 +162,9 @@ struct activation {
   void backward(const matrix<T>& Z, const matrix<T>& Y, const matrix<T>& DY, matrix<T>& DX) const {
     DX.resize(DY.rows, DY.cols);
     const size_type N = DY.cols;
-#pragma omp parallel for schedule(static) if (DY.size() > parallel_threshold)
-    for (size_type i = 0; i < DY.rows; ++i) backward_range(Z.row(i), Y.row(i), DY.row(i), DX.row(i), N);
+    parallel_for(DY.rows, DY.size() > parallel_threshold, [&](size_type i_begin, size_type i_end) {
+      for (size_type i = i_begin; i < i_end; ++i) backward_range(Z.row(i), Y.row(i), DY.row(i), DX.row(i), N);
+    });
   }
 };
 

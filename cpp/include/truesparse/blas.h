@@ -5,16 +5,16 @@
 // results then differ in the last bits between 1 and 2 threads (strict CNR mode does not fix
 // that on non-Intel CPUs). gemm() therefore splits C into blocks of rows whose size does not
 // depend on the thread count and runs one sequential MKL gemm per block, the blocks spread
-// over our OpenMP threads: every element of C is computed by the same call, in the same
-// order, whatever the number of threads.
+// over the threads of parallel.h: every element of C is computed by the same call, in the
+// same order, whatever the number of threads.
 #pragma once
 
 #include <mkl.h>
-#include <omp.h>
 
 #include <algorithm>
 
 #include "truesparse/common.h"
+#include "truesparse/parallel.h"
 
 namespace truesparse {
 
@@ -41,18 +41,19 @@ void gemm(trans ta, trans tb, size_type M, size_type Nc, size_type Kc, T alpha, 
   constexpr size_type rows = 64;  // block of C's rows: fixed, so results are thread-independent
   const size_type blocks = (M + rows - 1) / rows;
   const bool parallel = blocks > 1 && M * Nc * Kc > parallel_threshold * 8;
-#pragma omp parallel if (parallel)
-  {
+  const int threads = parallel ? pool_threads() : 1;
+  // a block per chunk, up to 1,024 chunks (blocks are few and the last is short)
+  const int chunks = threads > 1 ? static_cast<int>(std::min<size_type>(blocks, 1024)) : 1;
+  parallel_chunks(chunks, threads, [&](int chunk) {
     const int saved = mkl_set_num_threads_local(1);  // each block is one sequential call
-#pragma omp for schedule(dynamic)
-    for (size_type blk = 0; blk < blocks; ++blk) {
+    for (size_type blk = blocks * chunk / chunks; blk < blocks * (chunk + 1) / chunks; ++blk) {
       const size_type i0 = blk * rows, m = std::min(rows, M - i0);
       // Rows i0.. of op(A): rows of A when not transposed, columns of A when transposed.
       const T* Ablk = ta == trans::N ? A + i0 * lda : A + i0;
       detail::gemm_call(ta, tb, m, Nc, Kc, alpha, Ablk, lda, B, ldb, beta, C + i0 * ldc, ldc);
     }
     mkl_set_num_threads_local(saved);
-  }
+  });
 }
 
 }  // namespace truesparse

@@ -1,7 +1,8 @@
 // Flushing denormal floats to zero while training. Late in training, softmax gradients of
 // confident examples underflow into the denormal range, where every multiply is ~100x slower
-// on x86; deep-learning frameworks flush them (FTZ/DAZ), and so do we, on every thread of the
-// OpenMP pool for the duration of a scope, restoring the previous mode afterwards.
+// on x86; deep-learning frameworks flush them (FTZ/DAZ), and so do we, for the duration of a
+// scope, restoring the previous mode afterwards: on the calling thread (the helpers of
+// parallel.h take its mode with each job) and on every thread of the OpenMP pool (MKL's).
 #pragma once
 
 #if defined(__x86_64__) || defined(_M_X64)

@@ -18,8 +18,6 @@
 // contiguous ranges of equal work (nnz + rows), so every thread gets a static share without a scheduler.
 #pragma once
 
-#include <omp.h>
-
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -30,6 +28,7 @@
 
 #include "truesparse/csr.h"
 #include "truesparse/matrix.h"
+#include "truesparse/parallel.h"
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -126,8 +125,9 @@ inline void round_row_to_bf16(const float* x, std::uint16_t* o, size_type N, siz
 // out := X rounded to bfloat16, rows padded with zeros (one streaming pass).
 inline void round_to_bf16(const matrix<float>& X, bf16_matrix& out) {
   out.shape(X.rows, X.cols);
-#pragma omp parallel for schedule(static) if (X.size() > parallel_threshold)
-  for (size_type i = 0; i < X.rows; ++i) round_row_to_bf16(X.row(i), out.row(i), X.cols, out.ld);
+  parallel_for(X.rows, X.size() > parallel_threshold, [&](size_type b, size_type e) {
+    for (size_type i = b; i < e; ++i) round_row_to_bf16(X.row(i), out.row(i), X.cols, out.ld);
+  });
 }
 
 // ---- streamed output rows ----------------------------------------------------------------------
@@ -203,7 +203,7 @@ inline void row_range(const csr_pattern& A, int t, int nt, index_t& first, index
 
 // Threads for a kernel of `work` multiply-adds: one below the parallel threshold.
 inline int kernel_threads(double work) {
-  return work > static_cast<double>(parallel_threshold) * 8 ? omp_get_max_threads() : 1;
+  return work > static_cast<double>(parallel_threshold) * 8 ? pool_threads() : 1;
 }
 
 }  // namespace detail
@@ -493,10 +493,10 @@ void spmm_native(const csr_pattern& A, const T* values, const TB* B, size_type N
       [perm](int R, int tail) { return detail::row_tile<T, TB>(R, tail, perm != nullptr); });
   const auto tiles = static_cast<size_type>(tile_of.size());
   TS_ASSERT((C != nullptr || beta == T(0)) && (!stream_c || beta == T(0)));
-#pragma omp parallel num_threads(nt)
-  {
+  const int chunks = chunk_count(A.rows, nt);
+  parallel_chunks(chunks, nt, [&](int chunk) {
     index_t first, last;
-    detail::row_range(A, omp_get_thread_num(), omp_get_num_threads(), first, last);
+    detail::row_range(A, chunk, chunks, first, last);
     const auto run = [&](const tile& u, index_t i, T* c) {
       u.fn(A.indices.data(), values, perm, A.indptr[i], A.indptr[i + 1], A.indptr[last], B + u.n0, ldb,
            u.tail, bias ? bias[i] : T(0), beta, c + u.n0, u.pf_bytes);
@@ -518,12 +518,12 @@ void spmm_native(const csr_pattern& A, const T* values, const TB* B, size_type N
       if (tiles > 1)
         for (index_t i = first; i < last; ++i) epilogue(i, C + static_cast<size_type>(i) * N);
     }
-  }
+  });
 #else
-#pragma omp parallel num_threads(nt)
-  {
+  const int chunks = chunk_count(A.rows, nt);
+  parallel_chunks(chunks, nt, [&](int chunk) {
     index_t first, last;
-    detail::row_range(A, omp_get_thread_num(), omp_get_num_threads(), first, last);
+    detail::row_range(A, chunk, chunks, first, last);
     const bool in_own = C == nullptr || stream_c;
     avector<T> own(in_own ? static_cast<std::size_t>(N) : 0);  // the thread's own row
     for (index_t i = first; i < last; ++i) {
@@ -542,7 +542,7 @@ void spmm_native(const csr_pattern& A, const T* values, const TB* B, size_type N
       epilogue(i, c);
       if (in_own && C) detail::stream_row(C + static_cast<size_type>(i) * N, c, N);
     }
-  }
+  });
 #endif
 }
 
@@ -630,10 +630,10 @@ void sddmm_rows(const csr_pattern& A, const matrix<T>& DZ, const TX* X, size_typ
   const size_type N = DZ.cols;
   if (A.rows == 0) return;
   const int nt = kernel_threads(static_cast<double>(A.nnz()) * static_cast<double>(N));
-#pragma omp parallel num_threads(nt)
-  {
+  const int chunks = chunk_count(A.rows, nt);
+  parallel_chunks(chunks, nt, [&](int chunk) {
     index_t first, last;
-    row_range(A, omp_get_thread_num(), omp_get_num_threads(), first, last);
+    row_range(A, chunk, chunks, first, last);
 #if defined(__AVX2__) && defined(__FMA__)
     constexpr size_type W = avx<T>::width;
     const size_type full = N / W * W;
@@ -663,7 +663,7 @@ void sddmm_rows(const csr_pattern& A, const matrix<T>& DZ, const TX* X, size_typ
       }
     }
 #endif
-  }
+  });
 }
 
 }  // namespace detail
@@ -782,10 +782,10 @@ void spmm_sddmm_native(const csr_pattern& At, const T* values, const index_t* pe
   const std::vector<tile> tile_of = detail::kernel_tiles<tile>(
       N, W, At.cols, N, sizeof(T), [](int R, int tail) { return detail::sddmm_tile<T>(R, tail); });
   const auto tiles = static_cast<size_type>(tile_of.size());
-#pragma omp parallel num_threads(nt)
-  {
+  const int chunks = chunk_count(At.rows, nt);
+  parallel_chunks(chunks, nt, [&](int chunk) {
     index_t first, last;
-    detail::row_range(At, omp_get_thread_num(), omp_get_num_threads(), first, last);
+    detail::row_range(At, chunk, chunks, first, last);
     const index_t kend = At.indptr[last];
     index_t longest = 0;  // of this thread's rows
     for (index_t j = first; j < last; ++j) longest = std::max(longest, At.indptr[j + 1] - At.indptr[j]);
@@ -814,13 +814,13 @@ void spmm_sddmm_native(const csr_pattern& At, const T* values, const index_t* pe
       }
     }
     detail::stream_fence();  // (also for an epilogue that streams rows out)
-  }
+  });
 #else
   (void)touched;
-#pragma omp parallel num_threads(nt)
-  {
+  const int chunks = chunk_count(At.rows, nt);
+  parallel_chunks(chunks, nt, [&](int chunk) {
     index_t first, last;
-    detail::row_range(At, omp_get_thread_num(), omp_get_num_threads(), first, last);
+    detail::row_range(At, chunk, chunks, first, last);
     avector<T> own(stream_dx ? static_cast<std::size_t>(N) : 0);
     for (index_t j = first; j < last; ++j) {
       T* c = stream_dx ? own.data() : DX + static_cast<size_type>(j) * N;
@@ -842,15 +842,16 @@ void spmm_sddmm_native(const csr_pattern& At, const T* values, const index_t* pe
         out(perm[k], s);
       }
     }
-  }
+  });
 #endif
 }
 
 template <class T>
 void gather(const std::vector<index_t>& perm, const T* in, T* out) {
   const size_type n = static_cast<size_type>(perm.size());
-#pragma omp parallel for schedule(static) if (n > parallel_threshold)
-  for (size_type k = 0; k < n; ++k) out[k] = in[perm[k]];
+  parallel_for(n, n > parallel_threshold, [&](size_type b, size_type e) {
+    for (size_type k = b; k < e; ++k) out[k] = in[perm[k]];
+  });
 }
 
 }  // namespace truesparse

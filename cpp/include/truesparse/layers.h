@@ -45,21 +45,23 @@ struct softmax_layer : layer<T> {
   const char* kind() const override { return "softmax"; }
   void forward(const matrix<T>& X, matrix<T>& Y, bool) override {
     Y.resize(X.rows, X.cols);
-#pragma omp parallel for schedule(static) if (X.size() > parallel_threshold)
-    for (size_type n = 0; n < X.cols; ++n) {
-      const T lse = column_log_sum_exp(X, n);
-      for (size_type k = 0; k < X.rows; ++k) Y(k, n) = std::exp(X(k, n) - lse);
-    }
+    parallel_for(X.cols, X.size() > parallel_threshold, [&](size_type n_begin, size_type n_end) {
+      for (size_type n = n_begin; n < n_end; ++n) {
+        const T lse = column_log_sum_exp(X, n);
+        for (size_type k = 0; k < X.rows; ++k) Y(k, n) = std::exp(X(k, n) - lse);
+      }
+    });
   }
   void backward(const matrix<T>&, const matrix<T>& Y, const matrix<T>& DY, matrix<T>* DX) override {
     if (!DX) return;
     DX->resize(Y.rows, Y.cols);
-#pragma omp parallel for schedule(static) if (Y.size() > parallel_threshold)
-    for (size_type n = 0; n < Y.cols; ++n) {
-      T dot = 0;  // columns_sum(Y ⊙ DY)
-      for (size_type k = 0; k < Y.rows; ++k) dot += Y(k, n) * DY(k, n);
-      for (size_type k = 0; k < Y.rows; ++k) (*DX)(k, n) = Y(k, n) * (DY(k, n) - dot);
-    }
+    parallel_for(Y.cols, Y.size() > parallel_threshold, [&](size_type n_begin, size_type n_end) {
+      for (size_type n = n_begin; n < n_end; ++n) {
+        T dot = 0;  // columns_sum(Y ⊙ DY)
+        for (size_type k = 0; k < Y.rows; ++k) dot += Y(k, n) * DY(k, n);
+        for (size_type k = 0; k < Y.rows; ++k) (*DX)(k, n) = Y(k, n) * (DY(k, n) - dot);
+      }
+    });
   }
 };
 
@@ -68,21 +70,23 @@ struct log_softmax_layer : layer<T> {
   const char* kind() const override { return "log_softmax"; }
   void forward(const matrix<T>& X, matrix<T>& Y, bool) override {
     Y.resize(X.rows, X.cols);
-#pragma omp parallel for schedule(static) if (X.size() > parallel_threshold)
-    for (size_type n = 0; n < X.cols; ++n) {
-      const T lse = column_log_sum_exp(X, n);
-      for (size_type k = 0; k < X.rows; ++k) Y(k, n) = X(k, n) - lse;
-    }
+    parallel_for(X.cols, X.size() > parallel_threshold, [&](size_type n_begin, size_type n_end) {
+      for (size_type n = n_begin; n < n_end; ++n) {
+        const T lse = column_log_sum_exp(X, n);
+        for (size_type k = 0; k < X.rows; ++k) Y(k, n) = X(k, n) - lse;
+      }
+    });
   }
   void backward(const matrix<T>&, const matrix<T>& Y, const matrix<T>& DY, matrix<T>* DX) override {
     if (!DX) return;
     DX->resize(Y.rows, Y.cols);
-#pragma omp parallel for schedule(static) if (Y.size() > parallel_threshold)
-    for (size_type n = 0; n < Y.cols; ++n) {
-      T s = 0;  // columns_sum(DY)
-      for (size_type k = 0; k < Y.rows; ++k) s += DY(k, n);
-      for (size_type k = 0; k < Y.rows; ++k) (*DX)(k, n) = DY(k, n) - std::exp(Y(k, n)) * s;
-    }
+    parallel_for(Y.cols, Y.size() > parallel_threshold, [&](size_type n_begin, size_type n_end) {
+      for (size_type n = n_begin; n < n_end; ++n) {
+        T s = 0;  // columns_sum(DY)
+        for (size_type k = 0; k < Y.rows; ++k) s += DY(k, n);
+        for (size_type k = 0; k < Y.rows; ++k) (*DX)(k, n) = DY(k, n) - std::exp(Y(k, n)) * s;
+      }
+    });
   }
 };
 
@@ -154,51 +158,53 @@ struct batch_norm_layer : affine_layer<T> {
     last_train = train;
     Z.resize(D, N);
     Y.resize(D, N);
-#pragma omp parallel for schedule(static) if (X.size() > parallel_threshold)
-    for (size_type i = 0; i < D; ++i) {
-      T mu = running_mean[i];
-      if (train) {
-        double s = 0, ss = 0;
-        for (size_type n = 0; n < N; ++n) s += X(i, n);
-        mu = static_cast<T>(s / N);
-        for (size_type n = 0; n < N; ++n) ss += static_cast<double>(X(i, n) - mu) * (X(i, n) - mu);
-        const double var = ss / N;
-        inv_std[i] = static_cast<T>(1.0 / std::sqrt(var + eps));
-        running_mean[i] = static_cast<T>((1 - momentum) * running_mean[i] + momentum * mu);
-        running_var[i] = static_cast<T>((1 - momentum) * running_var[i] + momentum * var * N / (N - 1));
-      } else {
-        inv_std[i] = static_cast<T>(1.0 / std::sqrt(static_cast<double>(running_var[i]) + eps));
+    parallel_for(D, X.size() > parallel_threshold, [&](size_type i_begin, size_type i_end) {
+      for (size_type i = i_begin; i < i_end; ++i) {
+        T mu = running_mean[i];
+        if (train) {
+          double s = 0, ss = 0;
+          for (size_type n = 0; n < N; ++n) s += X(i, n);
+          mu = static_cast<T>(s / N);
+          for (size_type n = 0; n < N; ++n) ss += static_cast<double>(X(i, n) - mu) * (X(i, n) - mu);
+          const double var = ss / N;
+          inv_std[i] = static_cast<T>(1.0 / std::sqrt(var + eps));
+          running_mean[i] = static_cast<T>((1 - momentum) * running_mean[i] + momentum * mu);
+          running_var[i] = static_cast<T>((1 - momentum) * running_var[i] + momentum * var * N / (N - 1));
+        } else {
+          inv_std[i] = static_cast<T>(1.0 / std::sqrt(static_cast<double>(running_var[i]) + eps));
+        }
+        for (size_type n = 0; n < N; ++n) {
+          Z(i, n) = (X(i, n) - mu) * inv_std[i];
+          Y(i, n) = this->gamma[i] * Z(i, n) + this->beta[i];
+        }
       }
-      for (size_type n = 0; n < N; ++n) {
-        Z(i, n) = (X(i, n) - mu) * inv_std[i];
-        Y(i, n) = this->gamma[i] * Z(i, n) + this->beta[i];
-      }
-    }
+    });
   }
 
   void backward(const matrix<T>&, const matrix<T>&, const matrix<T>& DY, matrix<T>* DX) override {
     const size_type D = Z.rows, N = Z.cols;
     if (DX) DX->resize(D, N);
-#pragma omp parallel for schedule(static) if (Z.size() > parallel_threshold)
-    for (size_type i = 0; i < D; ++i) {
-      T db = 0, dg = 0;
-      for (size_type n = 0; n < N; ++n) {
-        db += DY(i, n);
-        dg += DY(i, n) * Z(i, n);
+    parallel_for(D, Z.size() > parallel_threshold, [&](size_type i_begin, size_type i_end) {
+      for (size_type i = i_begin; i < i_end; ++i) {
+        T db = 0, dg = 0;
+        for (size_type n = 0; n < N; ++n) {
+          db += DY(i, n);
+          dg += DY(i, n) * Z(i, n);
+        }
+        this->Dbeta[i] = db;
+        this->Dgamma[i] = dg;
+        if (!DX) continue;
+        const T g = this->gamma[i];
+        if (!last_train) {
+          for (size_type n = 0; n < N; ++n) (*DX)(i, n) = g * inv_std[i] * DY(i, n);
+          continue;
+        }
+        // rows_sum(DZ) = γ db and rows_sum(DZ ⊙ Z) = γ dg with DZ = γ DY
+        const T c = inv_std[i] / static_cast<T>(N);
+        for (size_type n = 0; n < N; ++n)
+          (*DX)(i, n) = c * (static_cast<T>(N) * g * DY(i, n) - g * db - Z(i, n) * g * dg);
       }
-      this->Dbeta[i] = db;
-      this->Dgamma[i] = dg;
-      if (!DX) continue;
-      const T g = this->gamma[i];
-      if (!last_train) {
-        for (size_type n = 0; n < N; ++n) (*DX)(i, n) = g * inv_std[i] * DY(i, n);
-        continue;
-      }
-      // rows_sum(DZ) = γ db and rows_sum(DZ ⊙ Z) = γ dg with DZ = γ DY
-      const T c = inv_std[i] / static_cast<T>(N);
-      for (size_type n = 0; n < N; ++n)
-        (*DX)(i, n) = c * (static_cast<T>(N) * g * DY(i, n) - g * db - Z(i, n) * g * dg);
-    }
+    });
   }
 };
 
@@ -230,15 +236,16 @@ struct dropout_layer : layer<T> {
     Y.resize(X.rows, X.cols);
     const T scale = static_cast<T>(1.0 / (1.0 - p));
     const std::uint64_t call = calls++;
-#pragma omp parallel for schedule(static) if (X.size() > parallel_threshold)
-    for (size_type i = 0; i < X.rows; ++i) {
-      rng g(derive_seed(seed, 4, (index << 32) + static_cast<std::uint64_t>(i), call));
-      for (std::uint64_t n = 0; n < column_offset; ++n) g.uniform();  // the columns before the batch
-      for (size_type n = 0; n < X.cols; ++n) {
-        M(i, n) = g.uniform() < 1.0 - p ? scale : T(0);
-        Y(i, n) = X(i, n) * M(i, n);
+    parallel_for(X.rows, X.size() > parallel_threshold, [&](size_type i_begin, size_type i_end) {
+      for (size_type i = i_begin; i < i_end; ++i) {
+        rng g(derive_seed(seed, 4, (index << 32) + static_cast<std::uint64_t>(i), call));
+        for (std::uint64_t n = 0; n < column_offset; ++n) g.uniform();  // the columns before the batch
+        for (size_type n = 0; n < X.cols; ++n) {
+          M(i, n) = g.uniform() < 1.0 - p ? scale : T(0);
+          Y(i, n) = X(i, n) * M(i, n);
+        }
       }
-    }
+    });
   }
   void backward(const matrix<T>&, const matrix<T>&, const matrix<T>& DY, matrix<T>* DX) override {
     if (!DX) return;
@@ -268,9 +275,11 @@ struct srelu_layer : layer<T> {
     const T* x = X.ptr();
     T* y = Y.ptr();
     const size_type n = X.size();
-#pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
-    for (size_type k = 0; k < n; ++k)
-      y[k] = x[k] >= tr ? tr + ar * (x[k] - tr) : (x[k] <= tl ? tl + al * (x[k] - tl) : x[k]);
+    parallel_for(n, n > parallel_threshold, [&](size_type k_begin, size_type k_end) {
+#pragma omp simd
+      for (size_type k = k_begin; k < k_end; ++k)
+        y[k] = x[k] >= tr ? tr + ar * (x[k] - tr) : (x[k] <= tl ? tl + al * (x[k] - tl) : x[k]);
+    });
   }
   void backward(const matrix<T>& X, const matrix<T>&, const matrix<T>& DY, matrix<T>* DX) override {
     const T tl = t[0], al = t[1], tr = t[2], ar = t[3];

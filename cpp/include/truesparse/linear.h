@@ -272,8 +272,9 @@ struct sparse_linear : linear_layer<T> {
   template <class Epilogue>
   static void each_row(matrix<T>& M, const Epilogue& epilogue) {
     if constexpr (!std::is_same_v<Epilogue, detail::no_epilogue>) {
-#pragma omp parallel for schedule(static) if (M.size() > parallel_threshold)
-      for (size_type i = 0; i < M.rows; ++i) epilogue(static_cast<index_t>(i), M.row(i));
+      parallel_for(M.rows, M.size() > parallel_threshold, [&](size_type i_begin, size_type i_end) {
+        for (size_type i = i_begin; i < i_end; ++i) epilogue(static_cast<index_t>(i), M.row(i));
+      });
     }
   }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -15,6 +16,7 @@
 #endif
 
 #include "truesparse/common.h"
+#include "truesparse/parallel.h"
 
 namespace truesparse {
 
@@ -72,15 +74,17 @@ inline T row_sum(const T* a, size_type n) {
 // v (K) = rows_sum(A (K,N)): the sum of each row. Sequential per row: deterministic.
 template <class T>
 void rows_sum(const matrix<T>& A, T* v) {
-#pragma omp parallel for schedule(static) if (A.size() > parallel_threshold)
-  for (size_type i = 0; i < A.rows; ++i) v[i] = row_sum(A.row(i), A.cols);
+  parallel_for(A.rows, A.size() > parallel_threshold, [&](size_type b, size_type e) {
+    for (size_type i = b; i < e; ++i) v[i] = row_sum(A.row(i), A.cols);
+  });
 }
 
 // A (K,N) = column_repeat(b (K), N): every column equals b.
 template <class T>
 void column_repeat(const T* b, matrix<T>& A) {
-#pragma omp parallel for schedule(static) if (A.size() > parallel_threshold)
-  for (size_type i = 0; i < A.rows; ++i) std::fill(A.row(i), A.row(i) + A.cols, b[i]);
+  parallel_for(A.rows, A.size() > parallel_threshold, [&](size_type r0, size_type r1) {
+    for (size_type i = r0; i < r1; ++i) std::fill(A.row(i), A.row(i) + A.cols, b[i]);
+  });
 }
 
 // A := hadamard(A, B), elementwise product in place.
@@ -90,8 +94,10 @@ void hadamard_inplace(matrix<T>& A, const matrix<T>& B) {
   T* a = A.ptr();
   const T* b = B.ptr();
   const size_type n = A.size();
-#pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
-  for (size_type k = 0; k < n; ++k) a[k] *= b[k];
+  parallel_for(n, n > parallel_threshold, [a, b](size_type k0, size_type k1) {
+#pragma omp simd
+    for (size_type k = k0; k < k1; ++k) a[k] *= b[k];
+  });
 }
 
 #if defined(__AVX__)
@@ -133,20 +139,21 @@ void gather_feature_major(const S* X, size_type D, const std::int64_t* idx, size
 #if defined(__AVX__)
   if constexpr (std::is_same_v<T, float> && std::is_same_v<S, float>) {
     const size_type groups = B / 8;
-#pragma omp parallel for schedule(static) if (D * B > parallel_threshold)
-    for (size_type g = 0; g < groups; ++g) {
-      const float* src[8];
-      for (int n = 0; n < 8; ++n) src[n] = X + idx[8 * g + n] * D;
-      size_type d = 0;
-      for (; d + 8 <= D; d += 8) {
-        if (d % 16 == 0)
-          for (int n = 0; n < 8; ++n)
-            _mm_prefetch(reinterpret_cast<const char*>(src[n] + d + 256), _MM_HINT_T0);
-        detail::transpose8x8(src, static_cast<std::size_t>(d), Xb.row(d) + 8 * g, B);
+    parallel_for(groups, D * B > parallel_threshold, [&](size_type g0, size_type g1) {
+      for (size_type g = g0; g < g1; ++g) {
+        const float* src[8];
+        for (int n = 0; n < 8; ++n) src[n] = X + idx[8 * g + n] * D;
+        size_type d = 0;
+        for (; d + 8 <= D; d += 8) {
+          if (d % 16 == 0)
+            for (int n = 0; n < 8; ++n)
+              _mm_prefetch(reinterpret_cast<const char*>(src[n] + d + 256), _MM_HINT_T0);
+          detail::transpose8x8(src, static_cast<std::size_t>(d), Xb.row(d) + 8 * g, B);
+        }
+        for (; d < D; ++d)
+          for (int n = 0; n < 8; ++n) Xb.row(d)[8 * g + n] = src[n][d];
       }
-      for (; d < D; ++d)
-        for (int n = 0; n < 8; ++n) Xb.row(d)[8 * g + n] = src[n][d];
-    }
+    });
     for (size_type n = groups * 8; n < B; ++n) {  // the last B mod 8 examples
       const float* src = X + idx[n] * D;
       for (size_type d = 0; d < D; ++d) Xb.row(d)[n] = src[d];
@@ -155,47 +162,48 @@ void gather_feature_major(const S* X, size_type D, const std::int64_t* idx, size
   }
 #endif
   constexpr size_type dblock = 64, nblock = 16;
-#pragma omp parallel for schedule(static) if (D * B > parallel_threshold)
-  for (size_type d0 = 0; d0 < D; d0 += dblock) {
-    const size_type d1 = std::min(D, d0 + dblock);
-    for (size_type n0 = 0; n0 < B; n0 += nblock) {
-      const size_type n1 = std::min(B, n0 + nblock);
-      const S* src[nblock];
-      for (size_type n = n0; n < n1; ++n) src[n - n0] = X + idx[n] * D;
-      for (size_type d = d0; d < d1; ++d) {
-        T* dst = Xb.row(d) + n0;
-        for (size_type n = 0; n < n1 - n0; ++n) dst[n] = static_cast<T>(src[n][d]);
+  parallel_for((D + dblock - 1) / dblock, D * B > parallel_threshold, [&](size_type t0, size_type t1) {
+    for (size_type t = t0; t < t1; ++t) {
+      const size_type d0 = t * dblock, d1 = std::min(D, d0 + dblock);
+      for (size_type n0 = 0; n0 < B; n0 += nblock) {
+        const size_type n1 = std::min(B, n0 + nblock);
+        const S* src[nblock];
+        for (size_type n = n0; n < n1; ++n) src[n - n0] = X + idx[n] * D;
+        for (size_type d = d0; d < d1; ++d) {
+          T* dst = Xb.row(d) + n0;
+          for (size_type n = 0; n < n1 - n0; ++n) dst[n] = static_cast<T>(src[n][d]);
+        }
       }
     }
-  }
+  });
 }
 
 // The first (row, column) of a row-major (M, D) array holding NaN or ±inf, or (-1, -1): the
 // check of a data set before training, parallel over blocks of rows (it reads the whole set,
-// so it runs at memory bandwidth; every thread stops at the first block after a find).
+// so it runs at memory bandwidth; every range of blocks stops at the first block after a find).
 template <class T>
 std::pair<size_type, size_type> first_nonfinite(const T* X, size_type M, size_type D) {
   constexpr size_type rows_per_block = 64;
   const size_type blocks = (M + rows_per_block - 1) / rows_per_block;
-  size_type found = blocks;  // the first block holding a non-finite value
-#pragma omp parallel for schedule(dynamic, 16) if (M * D > parallel_threshold)
-  for (size_type b = 0; b < blocks; ++b) {
-    size_type seen;
-#pragma omp atomic read
-    seen = found;
-    if (b > seen) continue;
-    const T* p = X + b * rows_per_block * D;
-    const size_type n = (std::min(M, (b + 1) * rows_per_block) - b * rows_per_block) * D;
-    int bad = 0;
+  std::atomic<size_type> found{blocks};  // the first block holding a non-finite value
+  parallel_for(blocks, M * D > parallel_threshold, [&](size_type b0, size_type b1) {
+    for (size_type b = b0; b < b1 && b < found.load(std::memory_order_relaxed); ++b) {
+      const T* p = X + b * rows_per_block * D;
+      const size_type n = (std::min(M, (b + 1) * rows_per_block) - b * rows_per_block) * D;
+      int bad = 0;
 #pragma omp simd reduction(| : bad)
-    for (size_type k = 0; k < n; ++k) bad |= (p[k] - p[k] != T(0));  // NaN - NaN, inf - inf: NaN
-    if (bad) {
-#pragma omp critical(truesparse_first_nonfinite)
-      if (b < found) found = b;
+      for (size_type k = 0; k < n; ++k) bad |= (p[k] - p[k] != T(0));  // NaN - NaN, inf - inf: NaN
+      if (bad) {
+        size_type f = found.load();
+        while (b < f && !found.compare_exchange_weak(f, b)) {
+        }
+        return;
+      }
     }
-  }
-  if (found == blocks) return {-1, -1};
-  const size_type start = found * rows_per_block * D, end = std::min(M * D, start + rows_per_block * D);
+  });
+  const size_type first = found.load();
+  if (first == blocks) return {-1, -1};
+  const size_type start = first * rows_per_block * D, end = std::min(M * D, start + rows_per_block * D);
   for (size_type k = start; k < end; ++k)
     if (!(X[k] - X[k] == T(0))) return {k / D, k % D};
   return {-1, -1};
@@ -205,12 +213,13 @@ std::pair<size_type, size_type> first_nonfinite(const T* X, size_type M, size_ty
 template <class T>
 void transpose_to(const matrix<T>& A, T* Y) {
   constexpr size_type block = 64;
-#pragma omp parallel for schedule(static) if (A.size() > parallel_threshold)
-  for (size_type n0 = 0; n0 < A.cols; n0 += block) {
-    const size_type n1 = std::min(A.cols, n0 + block);
-    for (size_type k = 0; k < A.rows; ++k)
-      for (size_type n = n0; n < n1; ++n) Y[n * A.rows + k] = A(k, n);
-  }
+  parallel_for((A.cols + block - 1) / block, A.size() > parallel_threshold, [&](size_type t0, size_type t1) {
+    for (size_type t = t0; t < t1; ++t) {
+      const size_type n0 = t * block, n1 = std::min(A.cols, n0 + block);
+      for (size_type k = 0; k < A.rows; ++k)
+        for (size_type n = n0; n < n1; ++n) Y[n * A.rows + k] = A(k, n);
+    }
+  });
 }
 
 }  // namespace truesparse

@@ -211,13 +211,16 @@ void optimizer_step(const optimizer_config& c, optimizer_state<T>& s, T* w, cons
     const T mu = static_cast<T>(c.momentum);
     sgd_step(c, s, n, [&](auto variant, T* v) {
       constexpr sgd_variant V = decltype(variant)::value;
-      // const locals: OpenMP passes them by value, so the loop vectorizes (closure members
-      // would be read through a pointer that the stores to w might alias)
-      T* const pw = w;
-      const T* const pg = g;
-      const T rate = lr, decay = wd, momentum = mu;
-#pragma omp parallel for simd schedule(static) if (n > parallel_threshold)
-      for (size_type k = 0; k < n; ++k) sgd_update<V>(pw, v, k, pg[k], rate, decay, momentum);
+      parallel_for(n, n > parallel_threshold, [&](size_type k_begin, size_type k_end) {
+        // const locals, so the loop vectorizes (closure members would be read through a
+        // pointer that the stores to w might alias)
+        T* const pw = w;
+        T* const pv = v;
+        const T* const pg = g;
+        const T rate = lr, decay = wd, momentum = mu;
+#pragma omp simd
+        for (size_type k = k_begin; k < k_end; ++k) sgd_update<V>(pw, pv, k, pg[k], rate, decay, momentum);
+      });
     });
     return;
   }
@@ -234,19 +237,20 @@ void optimizer_step(const optimizer_config& c, optimizer_state<T>& s, T* w, cons
   T* m = s.m.data();
   T* v = s.v.data();
   std::uint16_t* age = warmup > 0 ? s.age.data() : nullptr;
-#pragma omp parallel for schedule(static) if (n > parallel_threshold)
-  for (size_type k = 0; k < n; ++k) {
-    T rate = lr;
-    if (age && age[k] < warmup) {
-      rate = lr * static_cast<T>(age[k] + 1) / static_cast<T>(warmup + 1);
-      ++age[k];
+  parallel_for(n, n > parallel_threshold, [&](size_type k_begin, size_type k_end) {
+    for (size_type k = k_begin; k < k_end; ++k) {
+      T rate = lr;
+      if (age && age[k] < warmup) {
+        rate = lr * static_cast<T>(age[k] + 1) / static_cast<T>(warmup + 1);
+        ++age[k];
+      }
+      if (decoupled) w[k] -= rate * wd * w[k];
+      const T gk = decoupled ? g[k] : g[k] + wd * w[k];
+      m[k] = b1 * m[k] + (T(1) - b1) * gk;
+      v[k] = b2 * v[k] + (T(1) - b2) * gk * gk;
+      w[k] -= rate * (m[k] * c1) / (std::sqrt(v[k] * c2) + eps);
     }
-    if (decoupled) w[k] -= rate * wd * w[k];
-    const T gk = decoupled ? g[k] : g[k] + wd * w[k];
-    m[k] = b1 * m[k] + (T(1) - b1) * gk;
-    v[k] = b2 * v[k] + (T(1) - b2) * gk * gk;
-    w[k] -= rate * (m[k] * c1) / (std::sqrt(v[k] * c2) + eps);
-  }
+  });
 }
 
 }  // namespace truesparse

@@ -317,13 +317,14 @@ std::vector<topology_record> rigl_update_on_batch(network<T>& m, const dataset<T
 template <class T>
 void add_input_noise(matrix<T>& X, double sigma, std::uint64_t seed, std::uint64_t epoch, std::uint64_t batch,
                      std::uint64_t column_offset = 0) {
-#pragma omp parallel for schedule(static) if (X.size() > parallel_threshold)
-  for (size_type i = 0; i < X.rows; ++i) {
-    rng g(derive_seed(seed, 5, (epoch << 32) + batch, static_cast<std::uint64_t>(i)));
-    for (std::uint64_t n = 0; n < column_offset; ++n) g.normal();  // the columns before X
-    T* row = X.row(i);
-    for (size_type n = 0; n < X.cols; ++n) row[n] += static_cast<T>(sigma * g.normal());
-  }
+  parallel_for(X.rows, X.size() > parallel_threshold, [&](size_type i_begin, size_type i_end) {
+    for (size_type i = i_begin; i < i_end; ++i) {
+      rng g(derive_seed(seed, 5, (epoch << 32) + batch, static_cast<std::uint64_t>(i)));
+      for (std::uint64_t n = 0; n < column_offset; ++n) g.normal();  // the columns before X
+      T* row = X.row(i);
+      for (size_type n = 0; n < X.cols; ++n) row[n] += static_cast<T>(sigma * g.normal());
+    }
+  });
 }
 
 // The checks of train_epoch's arguments, before its first step.
