@@ -25,7 +25,6 @@
 #include <chrono>
 #include <cstdint>
 #include <thread>
-#include <vector>
 
 namespace truesparse::detail {
 
