@@ -288,10 +288,12 @@ constexpr int max_tile_vectors = 13;  // accumulators of one output row tile (16
 // about half the time; into L1 at the same distance gained only 10 % (too few L1 miss buffers
 // for the 7 lines of a row). It pays for the products once the gathered operand is larger than
 // a few MB (at D = 20,000, 8 MB: 0.6–0.8× the time without; at D = 3,072, 1.2 MB, it costs
-// 30 %), and for the SDDMM, whose 8 independent dot products keep more loads in flight already,
-// only once the operand leaves the 32 MB L3.
+// 30 %). For the SDDMM, whose 8 independent dot products keep more loads in flight already, it
+// cost 5–10 % up to 12 MB of float rows and paid from 20 MB on (0.66–0.8× at 20 MB, 0.52–0.58×
+// at 32 MB; bfloat16 rows 0.6× at 16 MB, 0.4× at 24 MB): hence its 16 MB (one thread, scratch
+// kernel benchmark, bench/results/sddmm_prefetch.txt).
 constexpr index_t spmm_ahead = 64, sddmm_ahead = 64;
-constexpr double spmm_prefetch_bytes = 4.0 * 1024 * 1024, sddmm_prefetch_bytes = 32.0 * 1024 * 1024;
+constexpr double spmm_prefetch_bytes = 4.0 * 1024 * 1024, sddmm_prefetch_bytes = 16.0 * 1024 * 1024;
 
 // The bytes to prefetch of each gathered row piece (`piece_bytes`, those the kernel reads) when
 // the gathered operand (rows of `row_bytes`) is larger than `threshold` bytes, or 0 for none.
@@ -304,7 +306,11 @@ inline int prefetch_bytes(size_type rows, size_type row_bytes, size_type piece_b
 // not starting on a line boundary spans one more line. Prefetching exactly the lines a piece
 // spans was measured slower for bfloat16 rows (D = 200,000: forward 0.6–0.9× as fast), for
 // reasons not understood; one or two lines more were not slower for float rows.
-inline void prefetch(const void* p, int bytes) {
+// Forced inline, as prefetch_rows: GCC finds a function whose only effect is prefetching "const"
+// and drops a call to it that it did not inline first. At -O3 it inlined these, but at -O2 the
+// SDDMM lost every prefetch so (seen in a scratch build); cpp/tests/check_prefetch.sh checks
+// that every gathering kernel of the test binaries keeps its prefetch instructions.
+[[gnu::always_inline]] inline void prefetch(const void* p, int bytes) {
   const int lines = (bytes + 63) / 64 + 1;
   for (int l = 0; l < lines; ++l) _mm_prefetch(static_cast<const char*>(p) + 64 * l, _MM_HINT_T1);
 }
@@ -312,8 +318,8 @@ inline void prefetch(const void* p, int bytes) {
 // Prefetches the gathered rows of the stored entries k0 .. k0 + count (those before kend, the
 // end of this thread's entries: the stream runs on across rows).
 template <class TX>
-inline void prefetch_rows(const index_t* idx, index_t k0, int count, index_t kend, const TX* X, size_type ldx,
-                          int pf_bytes) {
+[[gnu::always_inline]] inline void prefetch_rows(const index_t* idx, index_t k0, int count, index_t kend,
+                                                 const TX* X, size_type ldx, int pf_bytes) {
   for (index_t k = k0; k < std::min<index_t>(k0 + count, kend); ++k)
     prefetch(X + static_cast<size_type>(idx[k]) * ldx, pf_bytes);
 }
