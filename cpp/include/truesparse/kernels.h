@@ -179,6 +179,25 @@ inline float widen(float x) { return x; }
 inline double widen(double x) { return x; }
 inline float widen(std::uint16_t b) { return from_bf16(b); }
 
+// The dot product of a (float or double) and b (the same, or bfloat16 widened) over n, for the
+// builds without AVX2: 8 chains over the elements n ≡ l (mod 8), summed in order. The order is
+// written out so that it does not depend on how the compiler vectorises each instantiation: the
+// SDDMM over a bfloat16 copy must equal the SDDMM over the float rounding of it, and the one pass
+// the two passes, bit for bit (an `omp simd` reduction left the order to the compiler, and the
+// bfloat16 instance summed in another order than the float one).
+template <class T, class TB>
+inline T dot_fixed(const T* a, const TB* b, size_type n) {
+  constexpr int L = 8;
+  T acc[L] = {};
+  size_type k = 0;
+  for (; k + L <= n; k += L)
+    for (int l = 0; l < L; ++l) acc[l] += a[k + l] * widen(b[k + l]);
+  for (int l = 0; k < n; ++k, ++l) acc[l] += a[k] * widen(b[k]);
+  T s = 0;
+  for (int l = 0; l < L; ++l) s += acc[l];
+  return s;
+}
+
 // The rows [first, last) of A given to thread t of nt: contiguous ranges of about equal cost
 // nnz + 2 rows (a row costs its initialisation and store).
 inline void row_range(const csr_pattern& A, int t, int nt, index_t& first, index_t& last) {
@@ -660,13 +679,8 @@ void sddmm_rows(const csr_pattern& A, const matrix<T>& DZ, const TX* X, size_typ
     (void)xrows;
     for (index_t i = first; i < last; ++i) {
       const T* dz = DZ.row(i);
-      for (index_t k = A.indptr[i]; k < A.indptr[i + 1]; ++k) {
-        const TX* x = X + static_cast<size_type>(A.indices[k]) * ldx;
-        T s = 0;
-#pragma omp simd reduction(+ : s)
-        for (size_type n = 0; n < N; ++n) s += dz[n] * widen(x[n]);
-        out(k, s);
-      }
+      for (index_t k = A.indptr[i]; k < A.indptr[i + 1]; ++k)
+        out(k, dot_fixed(dz, X + static_cast<size_type>(A.indices[k]) * ldx, N));
     }
 #endif
   });
@@ -841,11 +855,7 @@ void spmm_sddmm_native(const csr_pattern& At, const T* values, const index_t* pe
       epilogue(j, c);
       if (stream_dx) detail::stream_row(DX + static_cast<size_type>(j) * N, c, N);
       for (index_t k = At.indptr[j]; k < At.indptr[j + 1]; ++k) {
-        const T* dz = DZ.row(static_cast<size_type>(At.indices[k]));
-        T s = 0;
-#pragma omp simd reduction(+ : s)
-        for (size_type n = 0; n < N; ++n) s += dz[n] * x[n];
-        out(perm[k], s);
+        out(perm[k], detail::dot_fixed(DZ.row(static_cast<size_type>(At.indices[k])), x, N));
       }
     }
   });
