@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks that every gathering kernel compiled into a binary kept its software prefetch
 # (kernels.h, "prefetch"): GCC drops a call to a function whose only effect is prefetching unless
-# it was inlined first, which silently cost the SDDMM its prefetch once. Reads the disassembly of
+# it inlined it first (an -O2 build lost every prefetch of the SDDMM so). Reads the disassembly of
 # every instance of detail::sddmm_row, detail::spmm_row_tile and detail::spmm_sddmm_tile and
 # fails if one holds no prefetch instruction, or if none is found.
 # Usage: check_prefetch.sh OBJDUMP BINARY
