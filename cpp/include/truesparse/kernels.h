@@ -179,6 +179,18 @@ inline float widen(float x) { return x; }
 inline double widen(double x) { return x; }
 inline float widen(std::uint16_t b) { return from_bf16(b); }
 
+// n elements of the calling thread's own, kept from one job to the next (a kernel's own output
+// row, the one pass's dot-product chains): allocated once per thread and grown as needed, where a
+// buffer per chunk would cost an allocation 16 times per kernel call. Slot tells apart the
+// buffers one kernel holds at once. The contents are whatever this thread left there last (every
+// kernel writes a buffer before it reads it); no kernel runs another kernel while it holds one.
+template <class T, int Slot>
+T* thread_scratch(size_type n) {
+  thread_local avector<T> buffer;
+  if (buffer.size() < static_cast<std::size_t>(n)) buffer.resize(static_cast<std::size_t>(n));
+  return buffer.data();
+}
+
 // The dot product of a (float or double) and b (the same, or bfloat16 widened) over n, for the
 // builds without AVX2: 8 chains over the elements n ≡ l (mod 8), summed in order. The order is
 // written out so that it does not depend on how the compiler vectorises each instantiation: the
@@ -527,11 +539,11 @@ void spmm_native(const csr_pattern& A, const T* values, const TB* B, size_type N
            u.tail, bias ? bias[i] : T(0), beta, c + u.n0, u.pf_bytes);
     };
     if (C == nullptr || stream_c) {  // row by row into the thread's own row, every tile of it
-      avector<T> own(static_cast<std::size_t>(N));
+      T* own = detail::thread_scratch<T, 0>(N);
       for (index_t i = first; i < last; ++i) {
-        for (size_type t = 0; t < tiles; ++t) run(tile_of[t], i, own.data());
-        epilogue(i, own.data());
-        if (C) detail::stream_row(C + static_cast<size_type>(i) * N, own.data(), N);
+        for (size_type t = 0; t < tiles; ++t) run(tile_of[t], i, own);
+        epilogue(i, own);
+        if (C) detail::stream_row(C + static_cast<size_type>(i) * N, own, N);
       }
       detail::stream_fence();  // (also for an epilogue that streams rows of its own out)
     } else {
@@ -550,9 +562,9 @@ void spmm_native(const csr_pattern& A, const T* values, const TB* B, size_type N
     index_t first, last;
     detail::row_range(A, chunk, chunks, first, last);
     const bool in_own = C == nullptr || stream_c;
-    avector<T> own(in_own ? static_cast<std::size_t>(N) : 0);  // the thread's own row
+    T* own = in_own ? detail::thread_scratch<T, 0>(N) : nullptr;  // the thread's own row
     for (index_t i = first; i < last; ++i) {
-      T* c = in_own ? own.data() : C + static_cast<size_type>(i) * N;
+      T* c = in_own ? own : C + static_cast<size_type>(i) * N;
       const T b0 = bias ? bias[i] : T(0);
       if (beta == T(0))
         std::fill(c, c + N, b0);
@@ -810,22 +822,22 @@ void spmm_sddmm_native(const csr_pattern& At, const T* values, const index_t* pe
     index_t longest = 0;  // of this thread's rows
     for (index_t j = first; j < last; ++j) longest = std::max(longest, At.indptr[j + 1] - At.indptr[j]);
     // the dot products' chains of one row, padded to a group of 4 for hsum4
-    avector<T> dots(static_cast<std::size_t>(longest + 4) * W);
-    avector<T> own(stream_dx ? static_cast<std::size_t>(N) : 0);
+    T* dots = detail::thread_scratch<T, 1>(static_cast<size_type>(longest + 4) * W);
+    T* own = stream_dx ? detail::thread_scratch<T, 0>(N) : nullptr;
     for (index_t j = first; j < last; ++j) {
       const index_t kb = At.indptr[j], ke = At.indptr[j + 1];
-      T* c = stream_dx ? own.data() : DX + static_cast<size_type>(j) * N;
+      T* c = stream_dx ? own : DX + static_cast<size_type>(j) * N;
       const T* x = X.row(static_cast<size_type>(j));
       for (size_type t = 0; t < tiles; ++t) {
         const tile& u = tile_of[t];
         u.fn(At.indices.data(), values, perm, kb, ke, kend, DZ.ptr() + u.n0, N, x + u.n0, u.tail, c + u.n0,
-             dots.data(), t == 0, u.pf_bytes, touched);
+             dots, t == 0, u.pf_bytes, touched);
       }
       epilogue(j, c);
       if (stream_dx) detail::stream_row(DX + static_cast<size_type>(j) * N, c, N);
       for (index_t k = kb; k < ke; k += 4) {  // then the weights, whose values the product has read
         const index_t n = std::min<index_t>(4, ke - k);
-        const T* chain = dots.data() + static_cast<size_type>(k - kb) * W;
+        const T* chain = dots + static_cast<size_type>(k - kb) * W;
         V d[4];
         for (index_t q = 0; q < 4; ++q) d[q] = q < n ? S::load(chain + q * W) : S::zero();
         alignas(32) T g[4];
@@ -841,9 +853,9 @@ void spmm_sddmm_native(const csr_pattern& At, const T* values, const index_t* pe
   parallel_chunks(chunks, nt, [&](int chunk) {
     index_t first, last;
     detail::row_range(At, chunk, chunks, first, last);
-    avector<T> own(stream_dx ? static_cast<std::size_t>(N) : 0);
+    T* own = stream_dx ? detail::thread_scratch<T, 0>(N) : nullptr;
     for (index_t j = first; j < last; ++j) {
-      T* c = stream_dx ? own.data() : DX + static_cast<size_type>(j) * N;
+      T* c = stream_dx ? own : DX + static_cast<size_type>(j) * N;
       const T* x = X.row(static_cast<size_type>(j));
       std::fill(c, c + N, T(0));
       for (index_t k = At.indptr[j]; k < At.indptr[j + 1]; ++k) {
