@@ -8,6 +8,7 @@
 // on 1 and 2 threads; and the activations' gradient buffers are never allocated, nor the outputs
 // of sparse layers whose activation is fused on both sides (their signs instead). With bfloat16
 // operands, the epilogues also fill the layers' bfloat16 copies of their gathered operands.
+#include <algorithm>
 #include <cstring>
 
 #include "check.h"
@@ -58,6 +59,21 @@ void check_fused_equals_unfused(network_options o, const optimizer_config& c, si
     CHECK(rf.loss == rp.loss);
     CHECK(same_parameters(fused, plain));
   }
+  // with bfloat16 operands, a float activation that only its bfloat16 copy is read from is
+  // never allocated (float_activation_unused), except while RigL reads it (layer_input)
+  int float_unused = 0;
+  for (std::size_t m = 0; m + 1 < fused.modules.size(); ++m) {
+    CHECK(!plain.float_activation_unused(m, true) && !plain.float_activation_unused(m, false));
+    if (!fused.float_activation_unused(m, true)) continue;
+    ++float_unused;
+    CHECK((fused.output_buffers()[m + 1].data.capacity() > 0) == rigl);
+    CHECK(plain.output_buffers()[m + 1].data.capacity() > 0);
+    const std::size_t l = static_cast<std::size_t>(
+        std::find(fused.module_of.begin(), fused.module_of.end(), m + 2) - fused.module_of.begin());
+    const matrix<T> none;  // (layer_input reads X only for the first layer)
+    if (!rigl) CHECK_THROWS(fused.layer_input(l, none));
+  }
+  CHECK(float_unused == 0 || o.operands == operand_dtype::bfloat16);
   std::vector<T> out_f(static_cast<std::size_t>(data.d.M * fused.outputs())), out_p(out_f.size());
   predict_logits(fused, data.X.data(), data.d.M, data.d.D, out_f.data());
   predict_logits(plain, data.X.data(), data.d.M, data.d.D, out_p.data());
@@ -145,7 +161,14 @@ TEST(backends_operands_optimizers_and_batches) {
   }
   network_options o = testing::standard_mlp({30, 50, 40, 4}, {0.3, 0.25, 0.5});
   o.operands = operand_dtype::bfloat16;
+  const network<float> probe(o);  // ReLU: only the bfloat16 copies of both activations are read
+  CHECK(probe.float_activation_unused(0, true) && probe.float_activation_unused(2, true));
+  CHECK(probe.float_activation_unused(0, false) && !probe.float_activation_unused(4, false));
   check_fused_equals_unfused<float>(o, sgd_momentum(), 16, 2);
+  optimizer_config adam;
+  adam.kind = optimizer_kind::adam;
+  adam.lr = 1e-3;
+  check_fused_equals_unfused<float>(o, adam, 24, 2, true);  // RigL keeps and reads them
   check_fused_equals_unfused<float>(o, sgd_momentum(), 1, 1);  // a batch of one
   o = testing::standard_mlp({30, 50, 40, 36, 4}, {0.3, 0.25, 0.3, 0.5});
   o.operands = operand_dtype::bfloat16;

@@ -310,7 +310,7 @@ struct sparse_linear : linear_layer<T> {
     const bool stream = Z != nullptr && streams(static_cast<double>(this->out * N) * sizeof(T));
     if (bf16()) {
       if constexpr (std::is_same_v<T, float>) {
-        if (!take_rounded(xb_filled, xb_of, X, Xb)) round_to_bf16(X, Xb);
+        if (!take_rounded(xb_filled, xb_of, X, Xb)) round_to_bf16(holding_values(X, "forward"), Xb);
         xb_of = &X;  // the SDDMM of the backward that follows gathers the same copy
         spmm_native(pattern, W.data(), Xb.ptr(), N, T(0), Z, this->b.data(), nullptr, Xb.ld, epilogue,
                     stream);
@@ -322,6 +322,13 @@ struct sparse_linear : linear_layer<T> {
 
   const matrix<T>* dzb_of = nullptr;
   bool xb_filled = false, dzb_filled = false;
+  // X, refused when it holds no values: a network's float activation that only its bfloat16
+  // copy was kept of (network::float_activation_unused), which this layer was not given.
+  static const matrix<T>& holding_values(const matrix<T>& X, const char* op) {
+    TS_REQUIRE(static_cast<size_type>(X.data.size()) == X.size(), "[sparse_linear.", op,
+               "] X holds no values: the network kept only its bfloat16 copy (keep_float_activations)");
+    return X;
+  }
   bf16_matrix* prepare_copy(bf16_matrix& copy, const matrix<T>*& of, bool& filled, const matrix<T>& M) {
     if (!std::is_same_v<T, float> || !bf16() || backend != sparse_backend::native) return nullptr;
     copy.shape(M.rows, M.cols);
@@ -346,7 +353,7 @@ struct sparse_linear : linear_layer<T> {
     if constexpr (std::is_same_v<T, float>) {
       if (bf16()) {
         if (xb_of != &X || Xb.rows != X.rows || Xb.cols != X.cols) {
-          round_to_bf16(X, Xb);
+          round_to_bf16(holding_values(X, "backward"), Xb);
           ++copies_rounded;
         }
         xb_of = nullptr;

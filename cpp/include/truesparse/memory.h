@@ -601,10 +601,13 @@ memory_terms training_memory(const network<T>& net, const training_plan& p) {
       if (auto* Dr = dynamic_cast<dropout_layer<T>*>(module); Dr && Dr->p > 0)
         m.activations += detail::matrix_extra(Dr->M, width, B);
     }
+    // a float activation of which only the bfloat16 copy is kept (counted with layer i + 1)
+    const bool only_bf16_copy = i >= 1 && !p.evolution && net.float_activation_unused(i - 1, true) &&
+                                net.float_activation_unused(i - 1, false);
     if (net.keeps_signs(i))  // (a training forward of a fused sparse layer keeps no Y[i])
       m.activations += std::max(0.0, 8.0 * static_cast<double>(out * ((B + 63) / 64)) -
                                          detail::capacity_bytes(net.sign_buffers()[i].data));
-    else if (!net.drops_preactivation(i))
+    else if (!net.drops_preactivation(i) && !only_bf16_copy)
       m.activations += detail::matrix_extra(Y[i], out, net.predict_keeps_output(i) ? N : B);
     if (!net.gradient_unused(i)) m.activations += detail::matrix_extra(Dm[i], out, B);
     width = out;

@@ -105,6 +105,9 @@ class network {
   std::int64_t steps = 0;              // optimizer steps (batches) trained so far
   std::uint64_t topology_updates = 0;  // SET/RigL updates applied so far (seeds their streams)
   thread_governor governor;            // the thread count of each training step (runtime.h)
+  // With bfloat16 operands, keep the float activations that only their bfloat16 copies are
+  // read from (float_activation_unused): set while RigL's grow step reads layer_input.
+  bool keep_float_activations = false;
 
   explicit network(const network_options& o)
       : loss(o.loss),
@@ -255,20 +258,29 @@ class network {
                                      : nullptr;
         bf16_matrix* Ab = next ? next->input_copy(A) : nullptr;
         const bool stream_ab = Ab && next->streams(*Ab);
+        // A itself only where something reads it: a float32 (K,N) matrix that would be written
+        // and never read is not even allocated (it keeps its shape, for the checks of layer m+2)
+        const bool store_a = !float_activation_unused(m, train);
+        if (!store_a) {
+          avector<T>().swap(A.data);
+          A.rows = S->out;
+          A.cols = N;
+        }
         // Z = Y[m] itself only when a backward reads it; its signs when the fused one does
         const bool keep_z = train ? !drops_preactivation(m) : predict_keeps_output(m);
+        TS_ASSERT(store_a || !keep_z);  // an unused A is computed in the product's own row
         bit_matrix* signs = train && keeps_signs(m) ? &Zsigns[m] : nullptr;
         if (signs) signs->resize(S->out, N);
         // without a Z, z is the product's own row: A's row is computed there and, where A
         // outgrows the caches, streamed out (kernels.h, "streamed output rows")
         const bool stream = !keep_z && S->streams(A);
-        const auto epilogue = [&act, &A, Ab, stream_ab, N, signs, stream](index_t i, T* z) {
+        const auto epilogue = [&act, &A, Ab, stream_ab, N, signs, stream, store_a](index_t i, T* z) {
           if (signs) activation::positive_bits(z, signs->row(static_cast<size_type>(i)), N);
-          T* a = stream ? z : A.row(i);
-          if (!stream) prefetch_row(A, i + epilogue_ahead, true);
+          T* a = stream || !store_a ? z : A.row(i);
+          if (!stream && store_a) prefetch_row(A, i + epilogue_ahead, true);
           act.forward_range(z, a, N);
           round_row_into(Ab, i, a, N, stream_ab);
-          if (stream) detail::stream_row(A.row(i), a, N);
+          if (stream && store_a) detail::stream_row(A.row(i), a, N);
         };
         if (keep_z)
           S->forward_with(*in, Y[m], epilogue);
@@ -316,6 +328,20 @@ class network {
   // Whether a forward that does not train keeps Z = Y[m] (not where the activation is fused).
   bool predict_keeps_output(std::size_t m) const {
     return !(fuses_forward(m) && modules[m]->as_linear()->as_sparse()->forwards_by_row());
+  }
+  // Whether the float activation A = Y[m+1] that the sparse layer m computes in its forward
+  // (fused) is read by nothing, so that the forward neither writes nor allocates it (A keeps
+  // its shape): with bfloat16 operands the sparse layer m+2 gathers A's bfloat16 copy, which
+  // the epilogue fills, in its forward and in its SDDMM; a training forward's backward then
+  // reads the signs of Z for the activation's derivative (the ReLU family: keeps_signs), never
+  // A. A float32 activation of D rows costs 4·D·N bytes written per batch and as many held
+  // (docs/design.md, "bfloat16 operands"); keep_float_activations keeps it (for layer_input).
+  bool float_activation_unused(std::size_t m, bool train) const {
+    if (keep_float_activations || !fuses_forward(m) || !(train ? keeps_signs(m) : !predict_keeps_output(m)))
+      return false;
+    if (!(m + 2 < modules.size() && is_sparse_module(m + 2))) return false;
+    const sparse_linear<T>* next = modules[m + 2]->as_linear()->as_sparse();
+    return std::is_same_v<T, float> && next->bf16() && next->backend == sparse_backend::native;
   }
 
   // Forward (training mode), loss and backward of one batch: every layer's gradients are those
@@ -383,8 +409,14 @@ class network {
 
   // After forward_backward(X, ...): the input (D_l,N) and the output gradient DZ (K_l,N) of
   // linear layer l in that batch (RigL's grow step uses them).
+  // A float activation that only its bfloat16 copy was kept of (float_activation_unused) is
+  // refused: train with keep_float_activations set to read it.
   const matrix<T>& layer_input(std::size_t l, const matrix<T>& X) const {
-    return module_of[l] == 0 ? X : Y[module_of[l] - 1];
+    if (module_of[l] == 0) return X;
+    const matrix<T>& in = Y[module_of[l] - 1];
+    TS_REQUIRE(static_cast<size_type>(in.data.size()) == in.size(), "[layer_input] the float input of layer ", l,
+               " was not kept (bfloat16 operands keep only its bfloat16 copy): set keep_float_activations");
+    return in;
   }
   const matrix<T>& layer_output_gradient(std::size_t l) const { return D[module_of[l]]; }
 

@@ -126,6 +126,20 @@ struct batch_buffers {
   }
 };
 
+// Keeps the float activations (network::keep_float_activations) while it lives, when `on`: for
+// the training passes whose RigL grow step reads them (layer_input).
+template <class T>
+struct float_activations_kept {
+  network<T>& m;
+  const bool before;
+  float_activations_kept(network<T>& net, bool on) : m(net), before(net.keep_float_activations) {
+    m.keep_float_activations = before || on;
+  }
+  ~float_activations_kept() { m.keep_float_activations = before; }
+  float_activations_kept(const float_activations_kept&) = delete;
+  float_activations_kept& operator=(const float_activations_kept&) = delete;
+};
+
 // Forward (training mode), loss and backward of the whole data set d as one batch, in its
 // order: every layer's gradients are those of the batch-mean loss afterwards. Returns that
 // loss; buf keeps the feature-major batch (buf.X) for RigL's growth step.
@@ -234,6 +248,7 @@ topology_record remove_inputs_model(network<T>& m, std::vector<index_t> cols, co
 template <class T>
 std::vector<topology_record> rigl_update_on_batch(network<T>& m, const dataset<T>& d, double f) {
   TS_REQUIRE(f >= 0 && f <= 1, "[RigL] drop fraction must be in [0, 1], got ", f);
+  const float_activations_kept<T> keep(m, true);
   batch_buffers<T> buf;
   batch_gradients(m, d, buf, "RigL");
   return rigl_update_model(m, buf.X, f);
@@ -268,6 +283,7 @@ template <class T>
 std::vector<topology_record> rigl_update_on_batch(network<T>& m, const dataset<T>& d, double f,
                                                   const data_parallel<T>& dp) {
   validate(dp, "RigL");
+  const float_activations_kept<T> keep(m, true);
   gradient_buffer<T> gb;
   batch_buffers<T> buf;
   forward_side_effects<T> side_effects;
@@ -409,6 +425,7 @@ epoch_result train_epoch(network<T>& m, const dataset<T>& d, size_type batch_siz
   check_training(m, d, batch_size, c, evolution, check_every, input_noise);
   const std::vector<std::int64_t> order = epoch_order(d.M, shuffle, derive_seed(seed, 2, epoch));
   const flush_denormals ftz;
+  const float_activations_kept<T> keep(m, evolution && evolution->rigl);
   batch_buffers<T> buf;
   forward_side_effects<T> side_effects;
   thread_governor& threads = m.governor;
@@ -517,6 +534,7 @@ epoch_result train_epoch_data_parallel(network<T>& m, const dataset<T>& d, size_
     throw;
   }
   const flush_denormals ftz;
+  const float_activations_kept<T> keep(m, evolution && evolution->rigl);
   batch_buffers<T> buf;
   forward_side_effects<T> side_effects;
   epoch_result r;
