@@ -168,7 +168,7 @@ TEST(backends_operands_optimizers_and_batches) {
   optimizer_config adam;
   adam.kind = optimizer_kind::adam;
   adam.lr = 1e-3;
-  check_fused_equals_unfused<float>(o, adam, 24, 2, true);  // RigL keeps and reads them
+  check_fused_equals_unfused<float>(o, adam, 24, 2, true);     // RigL keeps and reads them
   check_fused_equals_unfused<float>(o, sgd_momentum(), 1, 1);  // a batch of one
   o = testing::standard_mlp({30, 50, 40, 36, 4}, {0.3, 0.25, 0.3, 0.5});
   o.operands = operand_dtype::bfloat16;

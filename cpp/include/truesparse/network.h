@@ -414,7 +414,8 @@ class network {
   const matrix<T>& layer_input(std::size_t l, const matrix<T>& X) const {
     if (module_of[l] == 0) return X;
     const matrix<T>& in = Y[module_of[l] - 1];
-    TS_REQUIRE(static_cast<size_type>(in.data.size()) == in.size(), "[layer_input] the float input of layer ", l,
+    TS_REQUIRE(static_cast<size_type>(in.data.size()) == in.size(), "[layer_input] the float input of layer ",
+               l,
                " was not kept (bfloat16 operands keep only its bfloat16 copy): set keep_float_activations");
     return in;
   }
