@@ -251,21 +251,22 @@ class network {
         sparse_linear<T>* S = modules[m]->as_linear()->as_sparse();
         matrix<T>& A = Y[m + 1];
         const size_type N = in->cols;
-        A.resize(S->out, N);
+        // A itself only where something reads it: a float32 (K,N) matrix that would be written
+        // and never read is not even allocated (it keeps its shape, for the checks of layer m+2)
+        const bool store_a = !float_activation_unused(m, train);
+        if (store_a) {
+          A.resize(S->out, N);
+        } else {
+          if (!A.data.empty()) avector<T>().swap(A.data);
+          A.rows = S->out;
+          A.cols = N;
+        }
         // and the bfloat16 copy of A that a sparse layer m+2 gathers, from the row in L1
         sparse_linear<T>* next = m + 2 < modules.size() && is_sparse_module(m + 2)
                                      ? modules[m + 2]->as_linear()->as_sparse()
                                      : nullptr;
         bf16_matrix* Ab = next ? next->input_copy(A) : nullptr;
         const bool stream_ab = Ab && next->streams(*Ab);
-        // A itself only where something reads it: a float32 (K,N) matrix that would be written
-        // and never read is not even allocated (it keeps its shape, for the checks of layer m+2)
-        const bool store_a = !float_activation_unused(m, train);
-        if (!store_a) {
-          avector<T>().swap(A.data);
-          A.rows = S->out;
-          A.cols = N;
-        }
         // Z = Y[m] itself only when a backward reads it; its signs when the fused one does
         const bool keep_z = train ? !drops_preactivation(m) : predict_keeps_output(m);
         TS_ASSERT(store_a || !keep_z);  // an unused A is computed in the product's own row
