@@ -7,7 +7,8 @@
 // activation, a dense layer before an activation, batches of one and several column tiles,
 // on 1 and 2 threads; and the activations' gradient buffers are never allocated, nor the outputs
 // of sparse layers whose activation is fused on both sides (their signs instead). With bfloat16
-// operands, the epilogues also fill the layers' bfloat16 copies of their gathered operands.
+// operands, the epilogues also fill the layers' bfloat16 copies of their gathered operands, and
+// a float activation that only its copy is read from is never allocated (RigL keeps it).
 #include <algorithm>
 #include <cstring>
 
