@@ -336,7 +336,7 @@ class network {
   // the epilogue fills, in its forward and in its SDDMM; a training forward's backward then
   // reads the signs of Z for the activation's derivative (the ReLU family: keeps_signs), never
   // A. A float32 activation of D rows costs 4·D·N bytes written per batch and as many held
-  // (docs/design.md, "bfloat16 operands"); keep_float_activations keeps it (for layer_input).
+  // (docs/design.md, "fused epilogues"); keep_float_activations keeps it (for layer_input).
   bool float_activation_unused(std::size_t m, bool train) const {
     if (keep_float_activations || !fuses_forward(m) || !(train ? keeps_signs(m) : !predict_keeps_output(m)))
       return false;
