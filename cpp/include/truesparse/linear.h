@@ -325,7 +325,7 @@ struct sparse_linear : linear_layer<T> {
   // X, refused when it holds no values: a network's float activation that only its bfloat16
   // copy was kept of (network::float_activation_unused), which this layer was not given.
   static const matrix<T>& holding_values(const matrix<T>& X, const char* op) {
-    TS_REQUIRE(static_cast<size_type>(X.data.size()) == X.size(), "[sparse_linear.", op,
+    TS_REQUIRE(X.holds_values(), "[sparse_linear.", op,
                "] X holds no values: the network kept only its bfloat16 copy (keep_float_activations)");
     return X;
   }

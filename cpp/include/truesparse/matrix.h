@@ -29,12 +29,21 @@ struct matrix {
   matrix() = default;
   matrix(size_type r, size_type c) { resize(r, c); }
 
-  // Resizes; contents are unspecified afterwards (capacity only ever grows).
+  // Resizes; contents are unspecified afterwards (capacity only ever grows, until shape_only).
   void resize(size_type r, size_type c) {
     rows = r;
     cols = c;
     data.resize(static_cast<std::size_t>(r * c));
   }
+  // Takes the shape (r, c) without its values, releasing the storage: a network's float
+  // activation of which only a bfloat16 copy is kept (network::float_activation_unused).
+  void shape_only(size_type r, size_type c) {
+    rows = r;
+    cols = c;
+    if (!data.empty()) avector<T>().swap(data);
+  }
+  // Whether the matrix holds its values (not after shape_only).
+  bool holds_values() const { return static_cast<size_type>(data.size()) == size(); }
   size_type size() const { return rows * cols; }
   T* ptr() { return data.data(); }
   const T* ptr() const { return data.data(); }

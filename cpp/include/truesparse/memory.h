@@ -601,7 +601,8 @@ memory_terms training_memory(const network<T>& net, const training_plan& p) {
       if (auto* Dr = dynamic_cast<dropout_layer<T>*>(module); Dr && Dr->p > 0)
         m.activations += detail::matrix_extra(Dr->M, width, B);
     }
-    // a float activation of which only the bfloat16 copy is kept (counted with layer i + 1)
+    // a float activation of which only the bfloat16 copy is kept (counted with layer i + 1); with
+    // evolution counted, to be safe (RigL keeps it: network::keep_float_activations)
     const bool only_bf16_copy = i >= 1 && !p.evolution && net.float_activation_unused(i - 1, true) &&
                                 net.float_activation_unused(i - 1, false);
     if (net.keeps_signs(i))  // (a training forward of a fused sparse layer keeps no Y[i])

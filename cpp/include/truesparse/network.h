@@ -254,13 +254,10 @@ class network {
         // A itself only where something reads it: a float32 (K,N) matrix that would be written
         // and never read is not even allocated (it keeps its shape, for the checks of layer m+2)
         const bool store_a = !float_activation_unused(m, train);
-        if (store_a) {
+        if (store_a)
           A.resize(S->out, N);
-        } else {
-          if (!A.data.empty()) avector<T>().swap(A.data);
-          A.rows = S->out;
-          A.cols = N;
-        }
+        else
+          A.shape_only(S->out, N);
         // and the bfloat16 copy of A that a sparse layer m+2 gathers, from the row in L1
         sparse_linear<T>* next = m + 2 < modules.size() && is_sparse_module(m + 2)
                                      ? modules[m + 2]->as_linear()->as_sparse()
@@ -415,8 +412,7 @@ class network {
   const matrix<T>& layer_input(std::size_t l, const matrix<T>& X) const {
     if (module_of[l] == 0) return X;
     const matrix<T>& in = Y[module_of[l] - 1];
-    TS_REQUIRE(static_cast<size_type>(in.data.size()) == in.size(), "[layer_input] the float input of layer ",
-               l,
+    TS_REQUIRE(in.holds_values(), "[layer_input] the float input of layer ", l,
                " was not kept (bfloat16 operands keep only its bfloat16 copy): set keep_float_activations");
     return in;
   }
