@@ -1,6 +1,6 @@
-// Tests of the bfloat16 operands (kernels.h: to_bf16, round_to_bf16, the products and the
-// SDDMM over a bfloat16 copy; linear.h: operand_dtype) and of the prefetching paths that only
-// large operands take.
+// Tests of the bfloat16 operands (kernels.h: to_bf16, round_to_bf16, the products, the SDDMM
+// and the one-pass backward over bfloat16 copies; linear.h: operand_dtype) and of the
+// prefetching paths that only large operands take.
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -129,17 +129,31 @@ TEST(bf16_kernels_equal_float_kernels_on_rounded_operands) {
                     perm.data());
         CHECK(DX.data == DXr.data);
         std::vector<float> dw(w.size()), dwr(w.size());
-        sddmm_each(p, DZ, Xb, [&](index_t k, float v) { dw[k] = v; });
-        sddmm(p, DZ, Xr, dwr.data());
+        sddmm_each(p, DZb, Xb, [&](index_t k, float v) { dw[k] = v; });
+        sddmm(p, DZr, Xr, dwr.data());
         CHECK(dw == dwr);
+        // the one pass over bfloat16 copies: the two passes' bits, into DX or (DX null) only
+        // into its epilogue
+        matrix<float> DX1(260, N), DXe(260, N);
+        std::vector<float> dw1(w.size()), dwe(w.size());
+        const auto none = detail::no_epilogue{};
+        spmm_sddmm_native(pt, w.data(), perm.data(), DZb, Xb, DX1.ptr(), none,
+                          [&](index_t k, float v) { dw1[k] = v; });
+        spmm_sddmm_native(
+            pt, w.data(), perm.data(), DZb, Xb, nullptr,
+            [&](index_t j, float* row) { std::copy(row, row + N, DXe.row(j)); },
+            [&](index_t k, float v) { dwe[k] = v; });
+        CHECK(DX1.data == DXr.data && DXe.data == DXr.data);
+        CHECK(dw1 == dwr && dwe == dwr);
       }
     }
   }
   set_num_threads(2);
 }
 
-// A layer with operand_dtype bfloat16 = a float layer fed the rounded operands; dense X and DZ
-// are not changed; the first backward after a forward reuses its copy of X, any other rounds X.
+// A layer with operand_dtype bfloat16 = a float layer fed the rounded operands (the bias
+// gradient excepted: it sums the float DZ), in one pass or two; dense X and DZ are not
+// changed; the first backward after a forward reuses its copy of X, any other rounds X.
 TEST(bf16_layer_equals_float_layer_on_rounded_operands) {
   rng g(17);
   const csr_pattern p = random_pattern(50, 90, 900, g);
@@ -152,18 +166,27 @@ TEST(bf16_layer_equals_float_layer_on_rounded_operands) {
   half.forward(X, Z);
   full.forward(rounded(X), Zr);
   CHECK(Z.data == Zr.data);
-  half.backward(X, DZ, &DX);  // DW from round(X) and DZ, DX from round(DZ)
-  const matrix<float> Xr = rounded(X);
-  matrix<float> DZr = rounded(DZ);
+  CHECK(half.one_pass_gradients());
+  half.backward(X, DZ, &DX);  // DW from round(X) and round(DZ), DX from round(DZ), Db from DZ
+  const matrix<float> Xr = rounded(X), DZr = rounded(DZ);
   full.backward(Xr, DZ, nullptr);
-  CHECK(half.DW == full.DW);
   CHECK(half.Db == full.Db);
   full.backward(Xr, DZr, &DXr);
+  CHECK(half.DW == full.DW);
   CHECK(DX.data == DXr.data);
-  // a backward with another X than the forward's rounds that X
+  CHECK(half.Db != full.Db);  // (the rounding of DZ is real)
+  // the same in two passes (as a layer whose weights outgrow one_pass_bytes)
+  half.one_pass_bytes = 0;
+  std::fill(half.DW.begin(), half.DW.end(), 0.f);
+  matrix<float> DX2;
+  half.forward(X, Z);
+  half.backward(X, DZ, &DX2);
+  CHECK(half.DW == full.DW);
+  CHECK(DX2.data == DXr.data);
+  // a backward with another X than the forward's rounds that X; the first layer's (no DX) too
   const matrix<float> X2 = random_matrix(90, 33, g);
   half.backward(X2, DZ, nullptr);
-  full.backward(rounded(X2), DZ, nullptr);
+  full.backward(rounded(X2), DZr, nullptr);
   CHECK(half.DW == full.DW);
   // and the rounding is real: the float layer on the unrounded X differs
   matrix<float> Zf;
@@ -192,9 +215,10 @@ TEST(large_operands_take_the_prefetching_paths) {
   std::vector<float> w(static_cast<std::size_t>(p.nnz()));
   for (auto& v : w) v = static_cast<float>(g.normal());
   const matrix<float> X = random_matrix(D, N, g), DZ = random_matrix(K, N, g);
-  bf16_matrix Xb;
+  bf16_matrix Xb, DZb;
   round_to_bf16(X, Xb);
-  const matrix<float> Xr = rounded(X);
+  round_to_bf16(DZ, DZb);
+  const matrix<float> Xr = rounded(X), DZr = rounded(DZ);
   matrix<float> Z[2], Zb[2], DX[2];
   std::vector<float> DW[2], DWb[2];
   for (int t = 0; t < 2; ++t) {
@@ -209,7 +233,7 @@ TEST(large_operands_take_the_prefetching_paths) {
                 Xb.ld);
     spmm_native(pt, w.data(), DZ.ptr(), N, 0.f, DX[t].ptr(), static_cast<const float*>(nullptr), perm.data());
     sddmm(p, DZ, X, DW[t].data());
-    sddmm_each(p, DZ, Xb, [&](index_t k, float v) { DWb[t][k] = v; });
+    sddmm_each(p, DZb, Xb, [&](index_t k, float v) { DWb[t][k] = v; });
   }
   CHECK(Z[0].data == Z[1].data && Zb[0].data == Zb[1].data && DX[0].data == DX[1].data);
   CHECK(DW[0] == DW[1] && DWb[0] == DWb[1]);
@@ -235,7 +259,7 @@ TEST(large_operands_take_the_prefetching_paths) {
       double s = 0, sb = 0;
       for (size_type n = 0; n < N; ++n) {
         s += double(DZ(i, n)) * X(p.indices[k], n);
-        sb += double(DZ(i, n)) * Xr(p.indices[k], n);
+        sb += double(DZr(i, n)) * Xr(p.indices[k], n);
       }
       CHECK(std::fabs(DW[0][k] - s) <= 1e-4 * (1 + std::fabs(s)));
       CHECK(std::fabs(DWb[0][k] - sb) <= 1e-4 * (1 + std::fabs(sb)));

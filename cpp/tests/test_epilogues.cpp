@@ -7,8 +7,9 @@
 // activation, a dense layer before an activation, batches of one and several column tiles,
 // on 1 and 2 threads; and the activations' gradient buffers are never allocated, nor the outputs
 // of sparse layers whose activation is fused on both sides (their signs instead). With bfloat16
-// operands, the epilogues also fill the layers' bfloat16 copies of their gathered operands, and
-// a float activation that only its copy is read from is never allocated (RigL keeps it).
+// operands, the epilogues also fill the layers' bfloat16 copies of their operands, and a float
+// activation or output gradient that only its copy is read from is never allocated (RigL keeps
+// them).
 #include <algorithm>
 #include <cstring>
 
@@ -91,6 +92,20 @@ void check_fused_equals_unfused(network_options o, const optimizer_config& c, si
     CHECK(Dp[m].data.capacity() > 0);
   }
   CHECK(unused > 0 || o.layers.size() < 4);
+  // with bfloat16 operands, nor the output gradients of sparse layers that only their bfloat16
+  // copies are read from (float_gradient_unused), except while RigL reads them
+  int gradient_copy_only = 0;
+  for (std::size_t m = 0; m < fused.modules.size(); ++m) {
+    CHECK(!plain.float_gradient_unused(m));
+    if (!fused.float_gradient_unused(m)) continue;
+    ++gradient_copy_only;
+    CHECK((Df[m].data.capacity() > 0) == rigl);
+    CHECK(Dp[m].data.capacity() > 0);
+    const std::size_t l = static_cast<std::size_t>(
+        std::find(fused.module_of.begin(), fused.module_of.end(), m) - fused.module_of.begin());
+    if (!rigl) CHECK_THROWS(fused.layer_output_gradient(l));
+  }
+  CHECK((gradient_copy_only > 0) == (float_unused > 0));
   // nor the outputs Z of native sparse layers whose activation is fused into both their forward
   // and the next sparse layer's backward: that backward reads the signs of Z (ReLU family), or
   // the activation's output; and a forward that does not train (predict_logits, with more
@@ -165,6 +180,7 @@ TEST(backends_operands_optimizers_and_batches) {
   const network<float> probe(o);  // ReLU: only the bfloat16 copies of both activations are read
   CHECK(probe.float_activation_unused(0, true) && probe.float_activation_unused(2, true));
   CHECK(probe.float_activation_unused(0, false) && !probe.float_activation_unused(4, false));
+  CHECK(probe.float_gradient_unused(0) && probe.float_gradient_unused(2) && !probe.float_gradient_unused(4));
   check_fused_equals_unfused<float>(o, sgd_momentum(), 16, 2);
   optimizer_config adam;
   adam.kind = optimizer_kind::adam;
@@ -176,9 +192,9 @@ TEST(backends_operands_optimizers_and_batches) {
   check_fused_equals_unfused<float>(o, sgd_momentum(), 130, 2);  // copies filled over two column tiles
 }
 
-// With bfloat16 operands, the fused epilogues fill the bfloat16 copies a sparse layer gathers
-// (its input after an activation, its output gradient before one) from the rows in L1: the
-// layers round only the network's input and the loss gradient themselves.
+// With bfloat16 operands, the fused epilogues fill the bfloat16 copies of a sparse layer's
+// operands (its input after an activation, its output gradient before one) from the rows in L1:
+// the layers round only the network's input and the loss gradient themselves.
 TEST(bfloat16_copies_are_filled_by_the_epilogues) {
   network_options o = testing::standard_mlp({30, 50, 40, 36, 4}, {0.3, 0.25, 0.3, 0.5});
   o.operands = operand_dtype::bfloat16;
@@ -189,7 +205,7 @@ TEST(bfloat16_copies_are_filled_by_the_epilogues) {
     network<float> net(o);
     train_epoch(net, data.d, 16, sgd_momentum(), 7, 0, true);
     const std::uint64_t rounded[2][4] = {{steps, 0, 0, steps},  // fused: X of layer 0, DZ of layer 3
-                                         {steps, 2 * steps, 2 * steps, 2 * steps}};
+                                         {2 * steps, 2 * steps, 2 * steps, 2 * steps}};
     for (std::size_t l = 0; l < 4; ++l)
       CHECK(net.sparse_layer(l)->copies_rounded == rounded[fuse ? 0 : 1][l]);
   }

@@ -269,6 +269,12 @@ TEST(the_training_estimate_is_what_an_epoch_allocates) {
   adam.kind = optimizer_kind::adam;
   adam.lr = 1e-3;
   check_training_estimate<double>(o, adam, 8);
+  // bfloat16 operands: the copies counted, the float activations and output gradients that
+  // only the copies are read from not (network::float_activation_unused, float_gradient_unused)
+  network_options ob = testing::standard_mlp({30, 40, 20, 16, 5}, {0.3, 0.2, 0.4, 1.0});
+  ob.operands = operand_dtype::bfloat16;
+  check_training_estimate<float>(ob, sgd(0.01, 0.9), 16);
+  check_training_estimate<float>(ob, adam, 12);
   adam.new_weight_warmup = 5;
   layer_spec bn, drop;
   bn.kind = layer_kind::batch_norm;

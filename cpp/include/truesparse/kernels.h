@@ -191,20 +191,21 @@ T* thread_scratch(size_type n) {
   return buffer.data();
 }
 
-// The dot product of a (float or double) and b (the same, or bfloat16 widened) over n, for the
-// builds without AVX2: 8 chains over the elements n ≡ l (mod 8), summed in order. The order is
-// written out so that it does not depend on how the compiler vectorises each instantiation: the
-// SDDMM over a bfloat16 copy must equal the SDDMM over the float rounding of it, and the one pass
-// the two passes, bit for bit (an `omp simd` reduction left the order to the compiler, and the
-// bfloat16 instance summed in another order than the float one).
-template <class T, class TB>
-inline T dot_fixed(const T* a, const TB* b, size_type n) {
+// The dot product of a and b (float or double, or bfloat16 widened: a float sum) over n, for
+// the builds without AVX2: 8 chains over the elements n ≡ l (mod 8), summed in order. The order
+// is written out so that it does not depend on how the compiler vectorises each instantiation:
+// the SDDMM over bfloat16 copies must equal the SDDMM over the float roundings of them, and the
+// one pass the two passes, bit for bit (an `omp simd` reduction left the order to the compiler,
+// and the bfloat16 instance summed in another order than the float one).
+template <class TA, class TB>
+inline auto dot_fixed(const TA* a, const TB* b, size_type n) {
+  using T = decltype(widen(*a) * widen(*b));
   constexpr int L = 8;
   T acc[L] = {};
   size_type k = 0;
   for (; k + L <= n; k += L)
-    for (int l = 0; l < L; ++l) acc[l] += a[k + l] * widen(b[k + l]);
-  for (int l = 0; k < n; ++k, ++l) acc[l] += a[k] * widen(b[k]);
+    for (int l = 0; l < L; ++l) acc[l] += widen(a[k + l]) * widen(b[k + l]);
+  for (int l = 0; k < n; ++k, ++l) acc[l] += widen(a[k]) * widen(b[k]);
   T s = 0;
   for (int l = 0; l < L; ++l) s += acc[l];
   return s;
@@ -587,12 +588,12 @@ void spmm_native(const csr_pattern& A, const T* values, const TB* B, size_type N
 namespace detail {
 
 // out(k, dot(dz, X[j_k, :])) for k in kb..ke, over N columns (`full` of them in whole vectors,
-// the rest as Tail says); X's rows are ldx apart (float, or bfloat16 zero-padded). Groups of 8
-// and 4 stored entries share each load of dz. Every dot product is one chain of multiply-adds
-// over the vectors in order, its lanes summed in a fixed order (hsum4): its value does not
-// depend on the group it falls in, so spmm_sddmm_native computes the same one.
+// the rest as Tail says); dz and X's rows (ldx apart) are both float, or both bfloat16
+// zero-padded. Groups of 8 and 4 stored entries share each load of dz. Every dot product is one
+// chain of multiply-adds over the vectors in order, its lanes summed in a fixed order (hsum4):
+// its value does not depend on the group it falls in, so spmm_sddmm_native computes the same one.
 template <class T, class TX, int Tail, class Out>
-void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const TX* X, size_type ldx,
+void sddmm_row(const index_t* idx, index_t kb, index_t ke, const TX* dz, const TX* X, size_type ldx,
                size_type N, size_type full, const Out& out, index_t kend, int pf_bytes) {
   using S = avx<T>;
   using V = typename S::V;
@@ -609,12 +610,12 @@ void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const TX
     for (int q = 0; q < 8; ++q) a[q] = S::zero();
     size_type n = 0;
     for (; n < full; n += W) {
-      const V d = S::load(dz + n);
+      const V d = load_piece<T, Tail>(dz + n, m, false);
 #pragma GCC unroll 8
       for (int q = 0; q < 8; ++q) a[q] = S::fma(d, load_piece<T, Tail>(x[q] + n, m, false), a[q]);
     }
     if constexpr (Tail != whole) {
-      const V d = load_last<T, Tail>(dz + n, m);
+      const V d = load_piece<T, Tail>(dz + n, m, true);
 #pragma GCC unroll 8
       for (int q = 0; q < 8; ++q) a[q] = S::fma(d, load_piece<T, Tail>(x[q] + n, m, true), a[q]);
     }
@@ -630,12 +631,12 @@ void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const TX
     V a[4] = {S::zero(), S::zero(), S::zero(), S::zero()};
     size_type n = 0;
     for (; n < full; n += W) {
-      const V d = S::load(dz + n);
+      const V d = load_piece<T, Tail>(dz + n, m, false);
 #pragma GCC unroll 4
       for (int q = 0; q < 4; ++q) a[q] = S::fma(d, load_piece<T, Tail>(x[q] + n, m, false), a[q]);
     }
     if constexpr (Tail != whole) {
-      const V d = load_last<T, Tail>(dz + n, m);
+      const V d = load_piece<T, Tail>(dz + n, m, true);
 #pragma GCC unroll 4
       for (int q = 0; q < 4; ++q) a[q] = S::fma(d, load_piece<T, Tail>(x[q] + n, m, true), a[q]);
     }
@@ -648,9 +649,10 @@ void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const TX
     const TX* x = X + static_cast<size_type>(idx[k]) * ldx;
     V a = S::zero();
     size_type n = 0;
-    for (; n < full; n += W) a = S::fma(S::load(dz + n), load_piece<T, Tail>(x + n, m, false), a);
+    for (; n < full; n += W)
+      a = S::fma(load_piece<T, Tail>(dz + n, m, false), load_piece<T, Tail>(x + n, m, false), a);
     if constexpr (Tail != whole)
-      a = S::fma(load_last<T, Tail>(dz + n, m), load_piece<T, Tail>(x + n, m, true), a);
+      a = S::fma(load_piece<T, Tail>(dz + n, m, true), load_piece<T, Tail>(x + n, m, true), a);
     out(k, S::hsum(a));
   }
 }
@@ -660,11 +662,11 @@ void sddmm_row(const index_t* idx, index_t kb, index_t ke, const T* dz, const TX
 
 namespace detail {
 
-// sddmm_each over X's rows ldx apart (float, or a bfloat16 copy).
+// sddmm_each over the rows of DZ (ldz apart) and of X (xrows rows, ldx apart), both float or
+// both bfloat16 copies, N columns.
 template <class T, class TX, class Out>
-void sddmm_rows(const csr_pattern& A, const matrix<T>& DZ, const TX* X, size_type xrows, size_type ldx,
-                const Out& out) {
-  const size_type N = DZ.cols;
+void sddmm_rows(const csr_pattern& A, const TX* DZ, size_type ldz, const TX* X, size_type xrows,
+                size_type ldx, size_type N, const Out& out) {
   if (A.rows == 0) return;
   const int nt = kernel_threads(static_cast<double>(A.nnz()) * static_cast<double>(N));
   const int chunks = chunk_count(A.rows, nt);
@@ -680,17 +682,18 @@ void sddmm_rows(const csr_pattern& A, const matrix<T>& DZ, const TX* X, size_typ
     const index_t kend = A.indptr[last];
     for (index_t i = first; i < last; ++i) {
       const index_t kb = A.indptr[i], ke = A.indptr[i + 1];
+      const TX* dz = DZ + static_cast<size_type>(i) * ldz;
       if (tail == 0)
-        sddmm_row<T, TX, whole>(idx, kb, ke, DZ.row(i), X, ldx, N, full, out, kend, pf_bytes);
+        sddmm_row<T, TX, whole>(idx, kb, ke, dz, X, ldx, N, full, out, kend, pf_bytes);
       else if (2 * tail == W)
-        sddmm_row<T, TX, half>(idx, kb, ke, DZ.row(i), X, ldx, N, full, out, kend, pf_bytes);
+        sddmm_row<T, TX, half>(idx, kb, ke, dz, X, ldx, N, full, out, kend, pf_bytes);
       else
-        sddmm_row<T, TX, masked>(idx, kb, ke, DZ.row(i), X, ldx, N, full, out, kend, pf_bytes);
+        sddmm_row<T, TX, masked>(idx, kb, ke, dz, X, ldx, N, full, out, kend, pf_bytes);
     }
 #else
     (void)xrows;
     for (index_t i = first; i < last; ++i) {
-      const T* dz = DZ.row(i);
+      const TX* dz = DZ + static_cast<size_type>(i) * ldz;
       for (index_t k = A.indptr[i]; k < A.indptr[i + 1]; ++k)
         out(k, dot_fixed(dz, X + static_cast<size_type>(A.indices[k]) * ldx, N));
     }
@@ -704,13 +707,15 @@ void sddmm_rows(const csr_pattern& A, const matrix<T>& DZ, const TX* X, size_typ
 // one dot product of N per stored weight, each by one thread, in a fixed order.
 template <class T, class Out>
 void sddmm_each(const csr_pattern& A, const matrix<T>& DZ, const matrix<T>& X, const Out& out) {
-  detail::sddmm_rows(A, DZ, X.ptr(), X.rows, X.cols, out);
+  TS_ASSERT(DZ.cols == X.cols);
+  detail::sddmm_rows<T>(A, DZ.ptr(), DZ.cols, X.ptr(), X.rows, X.cols, X.cols, out);
 }
 
-// The same with X a bfloat16 copy (DZ, the sums and g_k stay float).
+// The same over bfloat16 copies of DZ and X (bfloat16 operands): the sums and g_k are float.
 template <class Out>
-void sddmm_each(const csr_pattern& A, const matrix<float>& DZ, const bf16_matrix& X, const Out& out) {
-  detail::sddmm_rows(A, DZ, X.ptr(), X.rows, X.ld, out);
+void sddmm_each(const csr_pattern& A, const bf16_matrix& DZ, const bf16_matrix& X, const Out& out) {
+  TS_ASSERT(DZ.cols == X.cols);
+  detail::sddmm_rows<float>(A, DZ.ptr(), DZ.ld, X.ptr(), X.rows, X.ld, X.cols, out);
 }
 
 // DW values (nnz) = (DZ (K,N) X(D,N)ᵀ) ⊙ pattern.
@@ -725,10 +730,11 @@ namespace detail {
 // One column tile (n0 .. n0 + R·W, the last vector cut to `tail` lanes as Tail says) of row j of
 // spmm_sddmm_native: c := Σ_k W[perm[k]] DZ[i_k, tile] over the entries kb..ke, in registers,
 // and dots[(k - kb)·W ..] := the chain of dot(DZ[i_k, ·], X[j, ·]) carried on through this tile
-// (from zero in the first). dz and x point at the tile's first column.
-template <class T, int R, int Tail>
+// (from zero in the first). dz and x point at the tile's first column; TB is T, or bfloat16 for
+// copies (zero-padded rows) of both.
+template <class T, class TB, int R, int Tail>
 inline void spmm_sddmm_tile(const index_t* idx, const T* val, const index_t* perm, index_t kb, index_t ke,
-                            index_t kend, const T* dz, size_type ldz, const T* x, int tail, T* c, T* dots,
+                            index_t kend, const TB* dz, size_type ldz, const TB* x, int tail, T* c, T* dots,
                             bool first, int pf_bytes, const T* touched) {
   using S = avx<T>;
   using V = typename S::V;
@@ -744,7 +750,7 @@ inline void spmm_sddmm_tile(const index_t* idx, const T* val, const index_t* per
       __builtin_prefetch(val + perm[ahead], 1, 2);
       if (touched) __builtin_prefetch(touched + perm[ahead], 1, 2);
     }
-    const T* b = dz + static_cast<size_type>(idx[k]) * ldz;
+    const TB* b = dz + static_cast<size_type>(idx[k]) * ldz;
     const V a = S::set1(val[perm[k]]);
     T* chain = dots + static_cast<size_type>(k - kb) * W;
     V dot = first ? S::zero() : S::load(chain);
@@ -762,79 +768,69 @@ inline void spmm_sddmm_tile(const index_t* idx, const T* val, const index_t* per
   store_tile<T, R, Tail>(c, acc, m);
 }
 
-template <class T>
-using sddmm_tile_fn = void (*)(const index_t*, const T*, const index_t*, index_t, index_t, index_t, const T*,
-                               size_type, const T*, int, T*, T*, bool, int, const T*);
+template <class T, class TB>
+using sddmm_tile_fn = void (*)(const index_t*, const T*, const index_t*, index_t, index_t, index_t, const TB*,
+                               size_type, const TB*, int, T*, T*, bool, int, const T*);
 
-template <class T, int Tail, int... R>
-constexpr std::array<sddmm_tile_fn<T>, sizeof...(R)> make_sddmm_tiles(std::integer_sequence<int, R...>) {
-  return {&spmm_sddmm_tile<T, R + 1, Tail>...};
+template <class T, class TB, int Tail, int... R>
+constexpr std::array<sddmm_tile_fn<T, TB>, sizeof...(R)> make_sddmm_tiles(std::integer_sequence<int, R...>) {
+  return {&spmm_sddmm_tile<T, TB, R + 1, Tail>...};
 }
 
 // The tile kernel for R vectors (1..max_tile_vectors) whose last one has `tail` lanes.
-template <class T>
-sddmm_tile_fn<T> sddmm_tile(int R, int tail) {
+template <class T, class TB>
+sddmm_tile_fn<T, TB> sddmm_tile(int R, int tail) {
   using seq = std::make_integer_sequence<int, max_tile_vectors>;
-  static constexpr std::array<std::array<sddmm_tile_fn<T>, max_tile_vectors>, 3> table{
-      make_sddmm_tiles<T, whole>(seq{}), make_sddmm_tiles<T, half>(seq{}),
-      make_sddmm_tiles<T, masked>(seq{})};
+  static constexpr std::array<std::array<sddmm_tile_fn<T, TB>, max_tile_vectors>, 3> table{
+      make_sddmm_tiles<T, TB, whole>(seq{}), make_sddmm_tiles<T, TB, half>(seq{}),
+      make_sddmm_tiles<T, TB, masked>(seq{})};
   return table[static_cast<std::size_t>(tail_kind_of<T>(tail))][static_cast<std::size_t>(R - 1)];
 }
 
 }  // namespace detail
 #endif
 
-// The input gradient and the weight gradient of a sparse layer in one pass over its stored
-// weights in the order of Wᵀ: At is the transpose of W's pattern and perm its permutation
-// (entry k of At, at (j, i), is W's stored entry perm[k]). For every row j of At
-//   DX[j, ·] = Σ_k W[perm[k]] DZ[i_k, ·]             as spmm_native(At, W, DZ, N, 0, DX, 0, perm)
-//   out(perm[k], dot(DZ[i_k, ·], X[j, ·]))           as sddmm_each(W's pattern, DZ, X, out)
-// bit for bit: each gathered row of DZ serves the product and the dot product, and row j of X
-// is read once, from L1 (the two passes gather a row of DZ and one of X for every weight, and
-// stream DZ once more). epilogue(j, DX row j) runs once row j is complete, as in spmm_native.
-// out(perm[k], g) runs after row j's product has read W[perm[k]], so it may update that weight
-// (the fused optimizer step); `touched` (may be null), an array aligned with W that out reads
-// and writes, is prefetched with W where the gathers are prefetched. Each row of DX and each
-// stored weight is computed by one thread, in a fixed order. With stream_dx each row of DX is
-// completed in a row of the thread's own and streamed out after the epilogue (as spmm_native).
-template <class T, class Epilogue, class Out>
-void spmm_sddmm_native(const csr_pattern& At, const T* values, const index_t* perm, const matrix<T>& DZ,
-                       const matrix<T>& X, T* DX, const Epilogue& epilogue, const Out& out,
-                       const T* touched = nullptr, bool stream_dx = false) {
-  const size_type N = X.cols;
-  TS_ASSERT(DZ.cols == N && DZ.rows == static_cast<size_type>(At.cols) &&
-            X.rows == static_cast<size_type>(At.rows));
+namespace detail {
+// spmm_sddmm_native over the rows of DZ (dz_rows, ldz apart) and of X (x_rows, ldx apart), both
+// of type TB, N columns.
+template <class T, class TB, class Epilogue, class Out>
+void spmm_sddmm_rows(const csr_pattern& At, const T* values, const index_t* perm, const TB* DZ,
+                     size_type dz_rows, size_type ldz, const TB* X, size_type x_rows, size_type ldx,
+                     size_type N, T* DX, const Epilogue& epilogue, const Out& out, const T* touched,
+                     bool stream_dx) {
+  TS_ASSERT(dz_rows == static_cast<size_type>(At.cols) && x_rows == static_cast<size_type>(At.rows));
   if (At.rows == 0) return;
-  const int nt = detail::kernel_threads(static_cast<double>(At.nnz() + At.rows) * static_cast<double>(N));
+  const int nt = kernel_threads(static_cast<double>(At.nnz() + At.rows) * static_cast<double>(N));
 #if defined(__AVX2__) && defined(__FMA__)
-  using S = detail::avx<T>;
+  using S = avx<T>;
   using V = typename S::V;
   constexpr int W = S::width;
-  using tile = detail::kernel_tile<detail::sddmm_tile_fn<T>>;  // as spmm_native's tiles
-  const std::vector<tile> tile_of = detail::kernel_tiles<tile>(
-      N, W, At.cols, N, sizeof(T), [](int R, int tail) { return detail::sddmm_tile<T>(R, tail); });
+  using tile = kernel_tile<sddmm_tile_fn<T, TB>>;  // as spmm_native's tiles
+  const std::vector<tile> tile_of = kernel_tiles<tile>(
+      N, W, At.cols, ldz, sizeof(TB), [](int R, int tail) { return sddmm_tile<T, TB>(R, tail); });
   const auto tiles = static_cast<size_type>(tile_of.size());
   const int chunks = chunk_count(At.rows, nt);
   parallel_chunks(chunks, nt, [&](int chunk) {
     index_t first, last;
-    detail::row_range(At, chunk, chunks, first, last);
+    row_range(At, chunk, chunks, first, last);
     const index_t kend = At.indptr[last];
     index_t longest = 0;  // of this thread's rows
     for (index_t j = first; j < last; ++j) longest = std::max(longest, At.indptr[j + 1] - At.indptr[j]);
     // the dot products' chains of one row, padded to a group of 4 for hsum4
-    T* dots = detail::thread_scratch<T, 1>(static_cast<size_type>(longest + 4) * W);
-    T* own = stream_dx ? detail::thread_scratch<T, 0>(N) : nullptr;
+    T* dots = thread_scratch<T, 1>(static_cast<size_type>(longest + 4) * W);
+    const bool in_own = DX == nullptr || stream_dx;
+    T* own = in_own ? thread_scratch<T, 0>(N) : nullptr;
     for (index_t j = first; j < last; ++j) {
       const index_t kb = At.indptr[j], ke = At.indptr[j + 1];
-      T* c = stream_dx ? own : DX + static_cast<size_type>(j) * N;
-      const T* x = X.row(static_cast<size_type>(j));
+      T* c = in_own ? own : DX + static_cast<size_type>(j) * N;
+      const TB* x = X + static_cast<size_type>(j) * ldx;
       for (size_type t = 0; t < tiles; ++t) {
         const tile& u = tile_of[t];
-        u.fn(At.indices.data(), values, perm, kb, ke, kend, DZ.ptr() + u.n0, N, x + u.n0, u.tail, c + u.n0,
-             dots, t == 0, u.pf_bytes, touched);
+        u.fn(At.indices.data(), values, perm, kb, ke, kend, DZ + u.n0, ldz, x + u.n0, u.tail, c + u.n0, dots,
+             t == 0, u.pf_bytes, touched);
       }
       epilogue(j, c);
-      if (stream_dx) detail::stream_row(DX + static_cast<size_type>(j) * N, c, N);
+      if (in_own && DX) stream_row(DX + static_cast<size_type>(j) * N, c, N);
       for (index_t k = kb; k < ke; k += 4) {  // then the weights, whose values the product has read
         const index_t n = std::min<index_t>(4, ke - k);
         const T* chain = dots + static_cast<size_type>(k - kb) * W;
@@ -845,33 +841,68 @@ void spmm_sddmm_native(const csr_pattern& At, const T* values, const index_t* pe
         for (index_t q = 0; q < n; ++q) out(perm[k + q], g[q]);
       }
     }
-    detail::stream_fence();  // (also for an epilogue that streams rows out)
+    stream_fence();  // (also for an epilogue that streams rows out)
   });
 #else
   (void)touched;
   const int chunks = chunk_count(At.rows, nt);
   parallel_chunks(chunks, nt, [&](int chunk) {
     index_t first, last;
-    detail::row_range(At, chunk, chunks, first, last);
-    T* own = stream_dx ? detail::thread_scratch<T, 0>(N) : nullptr;
+    row_range(At, chunk, chunks, first, last);
+    const bool in_own = DX == nullptr || stream_dx;
+    T* own = in_own ? thread_scratch<T, 0>(N) : nullptr;
     for (index_t j = first; j < last; ++j) {
-      T* c = stream_dx ? own : DX + static_cast<size_type>(j) * N;
-      const T* x = X.row(static_cast<size_type>(j));
+      T* c = in_own ? own : DX + static_cast<size_type>(j) * N;
+      const TB* x = X + static_cast<size_type>(j) * ldx;
       std::fill(c, c + N, T(0));
       for (index_t k = At.indptr[j]; k < At.indptr[j + 1]; ++k) {
         const T a = values[perm[k]];
-        const T* b = DZ.row(static_cast<size_type>(At.indices[k]));
+        const TB* b = DZ + static_cast<size_type>(At.indices[k]) * ldz;
 #pragma omp simd
-        for (size_type n = 0; n < N; ++n) c[n] += a * b[n];
+        for (size_type n = 0; n < N; ++n) c[n] += a * widen(b[n]);
       }
       epilogue(j, c);
-      if (stream_dx) detail::stream_row(DX + static_cast<size_type>(j) * N, c, N);
+      if (in_own && DX) stream_row(DX + static_cast<size_type>(j) * N, c, N);
       for (index_t k = At.indptr[j]; k < At.indptr[j + 1]; ++k) {
-        out(perm[k], detail::dot_fixed(DZ.row(static_cast<size_type>(At.indices[k])), x, N));
+        out(perm[k], dot_fixed(DZ + static_cast<size_type>(At.indices[k]) * ldz, x, N));
       }
     }
   });
 #endif
+}
+}  // namespace detail
+
+// The input gradient and the weight gradient of a sparse layer in one pass over its stored
+// weights in the order of Wᵀ: At is the transpose of W's pattern and perm its permutation
+// (entry k of At, at (j, i), is W's stored entry perm[k]). For every row j of At
+//   DX[j, ·] = Σ_k W[perm[k]] DZ[i_k, ·]             as spmm_native(At, W, DZ, N, 0, DX, 0, perm)
+//   out(perm[k], dot(DZ[i_k, ·], X[j, ·]))           as sddmm_each(W's pattern, DZ, X, out)
+// bit for bit: each gathered row of DZ serves the product and the dot product, and row j of X
+// is read once, from L1 (the two passes gather a row of DZ and one of X for every weight, and
+// stream DZ once more). DZ and X are both float, or both bfloat16 copies (bfloat16 operands:
+// the sums, DX and the gradients stay float). epilogue(j, DX row j) runs once row j is complete,
+// as in spmm_native. out(perm[k], g) runs after row j's product has read W[perm[k]], so it may
+// update that weight (the fused optimizer step); `touched` (may be null), an array aligned with
+// W that out reads and writes, is prefetched with W where the gathers are prefetched. Each row of
+// DX and each stored weight is computed by one thread, in a fixed order. With stream_dx each row
+// of DX is completed in a row of the thread's own and streamed out after the epilogue (as
+// spmm_native); with DX null no DX is kept: each row is computed into that row of the thread's
+// own and handed to the epilogue, which consumes it.
+template <class T, class Epilogue, class Out>
+void spmm_sddmm_native(const csr_pattern& At, const T* values, const index_t* perm, const matrix<T>& DZ,
+                       const matrix<T>& X, T* DX, const Epilogue& epilogue, const Out& out,
+                       const T* touched = nullptr, bool stream_dx = false) {
+  TS_ASSERT(DZ.cols == X.cols);
+  detail::spmm_sddmm_rows(At, values, perm, DZ.ptr(), DZ.rows, DZ.cols, X.ptr(), X.rows, X.cols, X.cols, DX,
+                          epilogue, out, touched, stream_dx);
+}
+template <class Epilogue, class Out>
+void spmm_sddmm_native(const csr_pattern& At, const float* values, const index_t* perm, const bf16_matrix& DZ,
+                       const bf16_matrix& X, float* DX, const Epilogue& epilogue, const Out& out,
+                       const float* touched = nullptr, bool stream_dx = false) {
+  TS_ASSERT(DZ.cols == X.cols);
+  detail::spmm_sddmm_rows(At, values, perm, DZ.ptr(), DZ.rows, DZ.ld, X.ptr(), X.rows, X.ld, X.cols, DX,
+                          epilogue, out, touched, stream_dx);
 }
 
 template <class T>

@@ -27,8 +27,8 @@ namespace truesparse {
 
 enum class sparse_backend { mkl, native };
 
-// The dense operands that the sparse products gather (X in the forward and the SDDMM, DZ in
-// the input gradient): as they are, or rounded to bfloat16 copies (float models with the
+// The dense operands of the sparse products (X in the forward and the SDDMM, DZ in the input
+// gradient and the SDDMM): as they are, or rounded to bfloat16 copies (float models with the
 // native backend; weights, sums and outputs stay float: docs/design.md, "bfloat16 operands").
 enum class operand_dtype { float32, bfloat16 };
 
@@ -346,23 +346,6 @@ struct sparse_linear : linear_layer<T> {
   }
 
  public:
-  // out(k, g_k) for the gradient g_k of every stored weight (the SDDMM on the pattern), from
-  // the operands this layer computes with.
-  template <class Out>
-  void weight_gradients(const matrix<T>& DZ, const matrix<T>& X, const Out& out) {
-    if constexpr (std::is_same_v<T, float>) {
-      if (bf16()) {
-        if (xb_of != &X || Xb.rows != X.rows || Xb.cols != X.cols) {
-          round_to_bf16(holding_values(X, "backward"), Xb);
-          ++copies_rounded;
-        }
-        xb_of = nullptr;
-        return sddmm_each(pattern, DZ, Xb, out);
-      }
-    }
-    sddmm_each(pattern, DZ, X, out);
-  }
-
   // Set by network::forward_backward for a step whose plain-SGD weight update is fused into the
   // SDDMM: backward then updates W and its momentum in place, and keeps no DW array (4 bytes per
   // stored weight less; docs/design.md, "memory").
@@ -377,14 +360,28 @@ struct sparse_linear : linear_layer<T> {
   }
 
   // backward, with dx_epilogue(j, DX row j) for every row of DX as the input gradient's
-  // product completes it (as forward_with).
+  // product completes it (as forward_with). With store_dx false (native backend) DX only takes
+  // its shape: each row is computed into a row of the thread's own and handed to the epilogue,
+  // which consumes it (the network's fused epilogues, where only the bfloat16 copy of that
+  // gradient is read: network::float_gradient_unused).
   template <class Epilogue>
-  void backward_with(const matrix<T>& X, const matrix<T>& DZ, matrix<T>* DX, const Epilogue& dx_epilogue) {
+  void backward_with(const matrix<T>& X, const matrix<T>& DZ, matrix<T>* DX, const Epilogue& dx_epilogue,
+                     bool store_dx = true) {
     const size_type N = X.cols;
-    this->bias_gradient(DZ);
-    if (DX) {  // first: a fused step below changes W
+    TS_ASSERT(store_dx || (DX && backend == sparse_backend::native));
+    if (DX) {
       TS_ASSERT(keep_transpose && "DX requested from a layer built without Wᵀ");
-      DX->resize(this->in, N);
+      if (store_dx)
+        DX->resize(this->in, N);
+      else
+        DX->shape_only(this->in, N);
+    }
+    T* dx = DX && store_dx ? DX->ptr() : nullptr;
+    if constexpr (std::is_same_v<T, float>) {
+      if (bf16()) return bf16_backward(X, DZ, DX, dx, dx_epilogue);
+    }
+    this->bias_gradient(DZ);
+    if (DX) {                   // first: a fused step below changes W
       const T* none = nullptr;  // no bias
       // (D,N) = (D,K) (K,N)
       if (backend == sparse_backend::mkl) {
@@ -392,28 +389,53 @@ struct sparse_linear : linear_layer<T> {
           gather(perm, W.data(), Wt.data());
           wt_stale = false;
         }
-        handle_t.mm(T(1), DZ.ptr(), N, T(0), DX->ptr());
+        handle_t.mm(T(1), DZ.ptr(), N, T(0), dx);
         each_row(*DX, dx_epilogue);
-      } else if (bf16()) {
-        if constexpr (std::is_same_v<T, float>) {
-          if (!take_rounded(dzb_filled, dzb_of, DZ, DZb)) round_to_bf16(DZ, DZb);
-          spmm_native(pattern_t, W.data(), DZb.ptr(), N, T(0), DX->ptr(), none, perm.data(), DZb.ld,
-                      dx_epilogue, streams(*DX));
-        }
       } else if (one_pass_gradients()) {  // with the weight gradients, in the order of Wᵀ
         return take_weight_gradients([&](const auto& out, const T* touched) {
-          spmm_sddmm_native(pattern_t, W.data(), perm.data(), DZ, X, DX->ptr(), dx_epilogue, out, touched,
-                            streams(*DX));
+          spmm_sddmm_native(pattern_t, W.data(), perm.data(), DZ, X, dx, dx_epilogue, out, touched,
+                            dx && streams(*DX));
         });
       } else {
-        spmm_native(pattern_t, W.data(), DZ.ptr(), N, T(0), DX->ptr(), none, perm.data(), 0, dx_epilogue,
-                    streams(*DX));
+        spmm_native(pattern_t, W.data(), DZ.ptr(), N, T(0), dx, none, perm.data(), 0, dx_epilogue,
+                    dx && streams(*DX));
       }
     }
-    take_weight_gradients([&](const auto& out, const T*) { weight_gradients(DZ, X, out); });
+    take_weight_gradients([&](const auto& out, const T*) { sddmm_each(pattern, DZ, X, out); });
   }
 
-  // Whether the native float backward computes DX and the weight gradients in one pass
+ private:
+  // backward with bfloat16 operands (native, float): the products gather and stream bfloat16
+  // copies, DX = Wᵀ round(DZ) and DW = (round(DZ) round(X)ᵀ) ⊙ P, so the float DZ is read only
+  // for the bias gradient (and not at all where a fused epilogue summed it: db_ready) and the
+  // float X not at all where the forward's copy of it is kept. One pass over Wᵀ where float
+  // operands take one (one_pass_gradients).
+  template <class Epilogue>
+  void bf16_backward(const matrix<T>& X, const matrix<T>& DZ, matrix<T>* DX, T* dx,
+                     const Epilogue& dx_epilogue) {
+    const size_type N = X.cols;
+    if (!this->db_ready) holding_values(DZ, "backward");
+    this->bias_gradient(DZ);
+    if (!take_rounded(dzb_filled, dzb_of, DZ, DZb)) round_to_bf16(holding_values(DZ, "backward"), DZb);
+    if (xb_of != &X || Xb.rows != X.rows || Xb.cols != X.cols) {  // not the forward's copy
+      round_to_bf16(holding_values(X, "backward"), Xb);
+      ++copies_rounded;
+    }
+    xb_of = nullptr;
+    if (DX) {                    // first: a fused step below changes W
+      if (one_pass_gradients())  // with the weight gradients, in the order of Wᵀ
+        return take_weight_gradients([&](const auto& out, const T* touched) {
+          spmm_sddmm_native(pattern_t, W.data(), perm.data(), DZb, Xb, dx, dx_epilogue, out, touched,
+                            dx && streams(*DX));
+        });
+      spmm_native(pattern_t, W.data(), DZb.ptr(), N, T(0), dx, static_cast<const T*>(nullptr), perm.data(),
+                  DZb.ld, dx_epilogue, dx && streams(*DX));
+    }
+    take_weight_gradients([&](const auto& out, const T*) { sddmm_each(pattern, DZb, Xb, out); });
+  }
+
+ public:
+  // Whether the native backward computes DX and the weight gradients in one pass
   // (spmm_sddmm_native): where the values of W take at most one_pass_bytes. That pass reaches W,
   // and the velocity or DW its gradients update, in the order of Wᵀ, at random; once they leave
   // the caches those misses cost more than the gathers the pass saves (docs/design.md, "kernels").

@@ -50,8 +50,9 @@
 //                normalised input (D × N T) and dropout's mask (D × B T), where
 //                N = max(B, the largest forward-only batch: validation, predict, 1000 at most);
 //                these buffers keep their largest size; with operand_dtype bfloat16, every
-//                sparse layer's bfloat16 copy of its input (D × bf16_ld(N) × 2) and, where it
-//                computes DX, of its output gradient (K × bf16_ld(B) × 2)
+//                sparse layer's bfloat16 copies of its input (D × bf16_ld(N) × 2) and of its
+//                output gradient (K × bf16_ld(B) × 2), and no float ones that only these copies
+//                are read from (network::float_activation_unused, float_gradient_unused)
 //   batch        the gathered batch (inputs × N T), its labels (4 B) or dense targets
 //                (outputs × N T), the loss's per-example scratch (9 N), the shuffled order of
 //                the training examples (8 each)
@@ -579,9 +580,8 @@ memory_terms training_memory(const network<T>& net, const training_plan& p) {
       if (auto* S = L->as_sparse(); S && S->bf16()) {  // its bfloat16 operand copies
         m.activations +=
             std::max(0.0, 2.0 * static_cast<double>(width * bf16_ld(N)) - detail::capacity_bytes(S->Xb.data));
-        if (S->keep_transpose)
-          m.activations += std::max(
-              0.0, 2.0 * static_cast<double>(out * bf16_ld(B)) - detail::capacity_bytes(S->DZb.data));
+        m.activations +=
+            std::max(0.0, 2.0 * static_cast<double>(out * bf16_ld(B)) - detail::capacity_bytes(S->DZb.data));
       }
       if (auto* S = L->as_sparse(); S && p.evolution) {
         const double nnz = static_cast<double>(S->nnz());
@@ -610,7 +610,9 @@ memory_terms training_memory(const network<T>& net, const training_plan& p) {
                                          detail::capacity_bytes(net.sign_buffers()[i].data));
     else if (!net.drops_preactivation(i) && !only_bf16_copy)
       m.activations += detail::matrix_extra(Y[i], out, net.predict_keeps_output(i) ? N : B);
-    if (!net.gradient_unused(i)) m.activations += detail::matrix_extra(Dm[i], out, B);
+    // an output gradient of which only the bfloat16 copy is kept (with evolution counted, as above)
+    if (!net.gradient_unused(i) && (p.evolution || !net.float_gradient_unused(i)))
+      m.activations += detail::matrix_extra(Dm[i], out, B);
     width = out;
   }
   const bool dense_targets = net.loss == loss_kind::squared_error;

@@ -105,8 +105,9 @@ class network {
   std::int64_t steps = 0;              // optimizer steps (batches) trained so far
   std::uint64_t topology_updates = 0;  // SET/RigL updates applied so far (seeds their streams)
   thread_governor governor;            // the thread count of each training step (runtime.h)
-  // With bfloat16 operands, keep the float activations that only their bfloat16 copies are
-  // read from (float_activation_unused): set while RigL's grow step reads layer_input.
+  // With bfloat16 operands, keep the float activations and output gradients that only their
+  // bfloat16 copies are read from (float_activation_unused, float_gradient_unused): set while
+  // RigL's grow step reads layer_input and layer_output_gradient.
   bool keep_float_activations = false;
 
   explicit network(const network_options& o)
@@ -341,6 +342,20 @@ class network {
     const sparse_linear<T>* next = modules[m + 2]->as_linear()->as_sparse();
     return std::is_same_v<T, float> && next->bf16() && next->backend == sparse_backend::native;
   }
+  // Whether the float output gradient DZ = D[m] of the sparse layer m, which the sparse layer
+  // m+2 computes in its fused backward, is read by nothing, so that the backward neither writes
+  // nor allocates it (DZ keeps its shape): with bfloat16 operands layer m's backward gathers and
+  // streams only DZ's bfloat16 copy, which the epilogue fills, and takes its bias gradient from
+  // the epilogue's sums (db_ready). Another 4·K·N bytes written and read per batch
+  // (docs/design.md, "fused epilogues"); keep_float_activations keeps it (layer_output_gradient).
+  bool float_gradient_unused(std::size_t m) const {
+    if (keep_float_activations || !(m + 2 < modules.size() && fuses_backward(m + 2)) || !is_sparse_module(m))
+      return false;
+    const sparse_linear<T>* S = modules[m]->as_linear()->as_sparse();
+    const sparse_linear<T>* after = modules[m + 2]->as_linear()->as_sparse();
+    return std::is_same_v<T, float> && S->bf16() && S->backend == sparse_backend::native &&
+           after->backend == sparse_backend::native;
+  }
 
   // Forward (training mode), loss and backward of one batch: every layer's gradients are those
   // of the batch-mean loss afterwards. Returns the loss summed over the batch and the hit count.
@@ -371,14 +386,19 @@ class network {
         const bit_matrix* signs = keeps_signs(m - 2) ? &Zsigns[m - 2] : nullptr;
         linear_layer<T>* before = modules[m - 2]->as_linear();
         T* db = before ? before->Db.data() : nullptr;
-        // and the bfloat16 copy of D[m-2] that a sparse m-2 gathers for its input gradient
+        // and the bfloat16 copy of D[m-2] that a sparse m-2 gathers and streams in its backward;
+        // D[m-2] itself only where something reads it
         matrix<T>& DZ = D[m - 2];
-        DZ.resize(Yin.rows, N);  // (as backward_with does) the copy takes its shape
-        bf16_matrix* DZb =
-            m - 2 > 0 && is_sparse_module(m - 2) ? before->as_sparse()->gradient_copy(DZ) : nullptr;
+        const bool store_dz = !float_gradient_unused(m - 2);
+        if (store_dz)  // (as backward_with does) the copy takes its shape
+          DZ.resize(Yin.rows, N);
+        else
+          DZ.shape_only(Yin.rows, N);
+        bf16_matrix* DZb = is_sparse_module(m - 2) ? before->as_sparse()->gradient_copy(DZ) : nullptr;
         const bool stream_dzb = DZb && before->as_sparse()->streams(*DZb);
         modules[m]->as_linear()->as_sparse()->backward_with(
-            Yin, D[m], &DZ, [&act, Zin, &Yin, signs, db, DZb, stream_dzb, N](index_t i, T* dx) {
+            Yin, D[m], &DZ,
+            [&act, Zin, &Yin, signs, db, DZb, stream_dzb, N](index_t i, T* dx) {
               if (signs)
                 act.backward_bits_range(signs->row(static_cast<size_type>(i)), dx, dx, N);
               else {
@@ -388,7 +408,8 @@ class network {
               }
               if (db) db[i] = row_sum(dx, N);
               round_row_into(DZb, i, dx, N, stream_dzb);
-            });
+            },
+            store_dz);
         if (before) before->db_ready = true;
         --m;  // the activation's backward is done
         continue;
@@ -407,8 +428,9 @@ class network {
 
   // After forward_backward(X, ...): the input (D_l,N) and the output gradient DZ (K_l,N) of
   // linear layer l in that batch (RigL's grow step uses them).
-  // A float activation that only its bfloat16 copy was kept of (float_activation_unused) is
-  // refused: train with keep_float_activations set to read it.
+  // A float activation or output gradient that only its bfloat16 copy was kept of
+  // (float_activation_unused, float_gradient_unused) is refused: train with
+  // keep_float_activations set to read it.
   const matrix<T>& layer_input(std::size_t l, const matrix<T>& X) const {
     if (module_of[l] == 0) return X;
     const matrix<T>& in = Y[module_of[l] - 1];
@@ -416,7 +438,12 @@ class network {
                " was not kept (bfloat16 operands keep only its bfloat16 copy): set keep_float_activations");
     return in;
   }
-  const matrix<T>& layer_output_gradient(std::size_t l) const { return D[module_of[l]]; }
+  const matrix<T>& layer_output_gradient(std::size_t l) const {
+    const matrix<T>& dz = D[module_of[l]];
+    TS_REQUIRE(dz.holds_values(), "[layer_output_gradient] the float output gradient of layer ", l,
+               " was not kept (bfloat16 operands keep only its bfloat16 copy): set keep_float_activations");
+    return dz;
+  }
 
   // The sparse layer l, or null for a dense one.
   sparse_linear<T>* sparse_layer(std::size_t l) { return layers.at(l)->as_sparse(); }

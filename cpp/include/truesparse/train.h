@@ -126,8 +126,9 @@ struct batch_buffers {
   }
 };
 
-// Keeps the float activations (network::keep_float_activations) while it lives, when `on`: for
-// the training passes whose RigL grow step reads them (layer_input).
+// Keeps the float activations and output gradients (network::keep_float_activations) while it
+// lives, when `on`: for the training passes whose RigL grow step, or remove_inputs, reads them
+// (layer_input, layer_output_gradient).
 template <class T>
 struct float_activations_kept {
   network<T>& m;
@@ -226,6 +227,7 @@ topology_record remove_inputs_model(network<T>& m, std::vector<index_t> cols, co
     // norm's statistics and dropout's counters included.
     forward_side_effects<T> side_effects;
     side_effects.save(m);
+    const float_activations_kept<T> keep(m, true);  // the float output gradient of layer 0
     batch_buffers<T> buf;
     try {
       batch_gradients(m, *d, buf, "remove_inputs");

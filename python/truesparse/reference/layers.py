@@ -78,15 +78,16 @@ class Linear(Layer):
         DX = (W ⊙ P)ᵀ DY                         # (D,N) = (D,K) (K,N)
 
     ``operand_dtype="bfloat16"`` is the engine's option of that name for its sparse layers:
-    the dense operands that the sparse products gather, X in the forward and in DW, DY in DX,
+    the dense operands of the sparse products, X in the forward and in DW, DY in DX and in DW,
     are rounded to bfloat16 (``round_to_bfloat16``, round to nearest even); the weights, the
-    sums, DY in DW and Db are not::
+    sums and Db are not::
 
         Xr = round_to_bfloat16(X)                # (D,N)
+        DYr = round_to_bfloat16(DY)              # (K,N)
         Y  = (W ⊙ P) Xr + column_repeat(b, N)    # (K,N) = (K,D) (D,N) + (K,N)
-        DW = (DY Xrᵀ) ⊙ P                        # (K,D) = (K,N) (N,D)
+        DW = (DYr Xrᵀ) ⊙ P                       # (K,D) = (K,N) (N,D)
         Db = rows_sum(DY)                        # (K,)
-        DX = (W ⊙ P)ᵀ round_to_bfloat16(DY)      # (D,N) = (D,K) (K,N)
+        DX = (W ⊙ P)ᵀ DYr                        # (D,N) = (D,K) (K,N)
     """
 
     OPERAND_DTYPES = ("float32", "bfloat16")
@@ -139,11 +140,12 @@ class Linear(Layer):
 
     def backward(self, DY) -> np.ndarray:
         DY = _matrix(DY, "DY", "Linear.backward")
-        DW = DY @ self.X.T  # (K,D) = (K,N) (N,D)
+        DYr = self.operand(DY)  # (K,N)
+        DW = DYr @ self.X.T  # (K,D) = (K,N) (N,D)
         self.DW = DW if self.pattern is None else hadamard(DW, self.pattern)
         self.Db = rows_sum(DY)  # (K,)
         W = self.effective_weights()  # (K,D)
-        return W.T @ self.operand(DY)  # (D,N) = (D,K) (K,N)
+        return W.T @ DYr  # (D,N) = (D,K) (K,N)
 
     def operand(self, A) -> np.ndarray:
         """A gathered operand as the products compute with it: A, or round_to_bfloat16(A)."""
