@@ -730,11 +730,11 @@ namespace detail {
 // One column tile (n0 .. n0 + R·W, the last vector cut to `tail` lanes as Tail says) of row j of
 // spmm_sddmm_native: c := Σ_k W[perm[k]] DZ[i_k, tile] over the entries kb..ke, in registers,
 // and dots[(k - kb)·W ..] := the chain of dot(DZ[i_k, ·], X[j, ·]) carried on through this tile
-// (from zero in the first). dz and x point at the tile's first column; TB is T, or bfloat16 for
-// copies (zero-padded rows) of both.
+// (from zero in the first). dz and x point at the tile's first column; DZ's rows are T, or a
+// bfloat16 copy (zero-padded rows: TB), x is T (a bfloat16 row of X is widened before, once).
 template <class T, class TB, int R, int Tail>
 inline void spmm_sddmm_tile(const index_t* idx, const T* val, const index_t* perm, index_t kb, index_t ke,
-                            index_t kend, const TB* dz, size_type ldz, const TB* x, int tail, T* c, T* dots,
+                            index_t kend, const TB* dz, size_type ldz, const T* x, int tail, T* c, T* dots,
                             bool first, int pf_bytes, const T* touched) {
   using S = avx<T>;
   using V = typename S::V;
@@ -770,7 +770,7 @@ inline void spmm_sddmm_tile(const index_t* idx, const T* val, const index_t* per
 
 template <class T, class TB>
 using sddmm_tile_fn = void (*)(const index_t*, const T*, const index_t*, index_t, index_t, index_t, const TB*,
-                               size_type, const TB*, int, T*, T*, bool, int, const T*);
+                               size_type, const T*, int, T*, T*, bool, int, const T*);
 
 template <class T, class TB, int Tail, int... R>
 constexpr std::array<sddmm_tile_fn<T, TB>, sizeof...(R)> make_sddmm_tiles(std::integer_sequence<int, R...>) {
@@ -820,10 +820,19 @@ void spmm_sddmm_rows(const csr_pattern& At, const T* values, const index_t* perm
     T* dots = thread_scratch<T, 1>(static_cast<size_type>(longest + 4) * W);
     const bool in_own = DX == nullptr || stream_dx;
     T* own = in_own ? thread_scratch<T, 0>(N) : nullptr;
+    // a bfloat16 row of X widened once (exact), rather than at each of the row's entries
+    T* widened = std::is_same_v<TB, T> ? nullptr : thread_scratch<T, 2>(ldx);
     for (index_t j = first; j < last; ++j) {
       const index_t kb = At.indptr[j], ke = At.indptr[j + 1];
       T* c = in_own ? own : DX + static_cast<size_type>(j) * N;
-      const TB* x = X + static_cast<size_type>(j) * ldx;
+      const T* x;
+      if constexpr (std::is_same_v<TB, T>) {
+        x = X + static_cast<size_type>(j) * ldx;
+      } else {
+        const TB* xb = X + static_cast<size_type>(j) * ldx;
+        for (size_type n = 0; n < ldx; n += W) S::store(widened + n, S::load(xb + n));
+        x = widened;
+      }
       for (size_type t = 0; t < tiles; ++t) {
         const tile& u = tile_of[t];
         u.fn(At.indices.data(), values, perm, kb, ke, kend, DZ + u.n0, ldz, x + u.n0, u.tail, c + u.n0, dots,
