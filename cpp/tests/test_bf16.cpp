@@ -192,6 +192,13 @@ TEST(bf16_layer_equals_float_layer_on_rounded_operands) {
   matrix<float> Zf;
   full.forward(X, Zf);
   CHECK(Zf.data != Z.data);
+  // a DZ that holds no values (a network's, of which only the copy was kept) is refused, and
+  // so is such an X that is not the one the forward kept the copy of
+  matrix<float> no_dz, no_x;
+  no_dz.shape_only(50, 33);
+  no_x.shape_only(90, 33);
+  CHECK_THROWS(half.backward(X, no_dz, nullptr));
+  CHECK_THROWS(half.backward(no_x, DZ, nullptr));
 }
 
 TEST(bf16_operands_are_refused_where_they_cannot_be_used) {

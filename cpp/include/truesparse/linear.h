@@ -322,12 +322,13 @@ struct sparse_linear : linear_layer<T> {
 
   const matrix<T>* dzb_of = nullptr;
   bool xb_filled = false, dzb_filled = false;
-  // X, refused when it holds no values: a network's float activation that only its bfloat16
-  // copy was kept of (network::float_activation_unused), which this layer was not given.
-  static const matrix<T>& holding_values(const matrix<T>& X, const char* op) {
-    TS_REQUIRE(X.holds_values(), "[sparse_linear.", op,
-               "] X holds no values: the network kept only its bfloat16 copy (keep_float_activations)");
-    return X;
+  // M (named `name`), refused when it holds no values: a network's float activation or output
+  // gradient that only its bfloat16 copy was kept of (network::float_activation_unused,
+  // float_gradient_unused), which this layer was not given.
+  static const matrix<T>& holding_values(const matrix<T>& M, const char* op, const char* name = "X") {
+    TS_REQUIRE(M.holds_values(), "[sparse_linear.", op, "] ", name,
+               " holds no values: the network kept only its bfloat16 copy (keep_float_activations)");
+    return M;
   }
   bf16_matrix* prepare_copy(bf16_matrix& copy, const matrix<T>*& of, bool& filled, const matrix<T>& M) {
     if (!std::is_same_v<T, float> || !bf16() || backend != sparse_backend::native) return nullptr;
@@ -414,9 +415,9 @@ struct sparse_linear : linear_layer<T> {
   void bf16_backward(const matrix<T>& X, const matrix<T>& DZ, matrix<T>* DX, T* dx,
                      const Epilogue& dx_epilogue) {
     const size_type N = X.cols;
-    if (!this->db_ready) holding_values(DZ, "backward");
+    if (!this->db_ready) holding_values(DZ, "backward", "DZ");  // for the bias gradient
     this->bias_gradient(DZ);
-    if (!take_rounded(dzb_filled, dzb_of, DZ, DZb)) round_to_bf16(holding_values(DZ, "backward"), DZb);
+    if (!take_rounded(dzb_filled, dzb_of, DZ, DZb)) round_to_bf16(holding_values(DZ, "backward", "DZ"), DZb);
     if (xb_of != &X || Xb.rows != X.rows || Xb.cols != X.cols) {  // not the forward's copy
       round_to_bf16(holding_values(X, "backward"), Xb);
       ++copies_rounded;
