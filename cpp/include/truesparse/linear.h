@@ -379,42 +379,50 @@ struct sparse_linear : linear_layer<T> {
     }
     T* dx = DX && store_dx ? DX->ptr() : nullptr;
     if constexpr (std::is_same_v<T, float>) {
-      if (bf16()) return bf16_backward(X, DZ, DX, dx, dx_epilogue);
+      if (bf16()) {
+        bf16_operands(X, DZ);
+        return native_gradients(DZb, Xb, DX, dx, dx_epilogue);
+      }
     }
     this->bias_gradient(DZ);
-    if (DX) {                   // first: a fused step below changes W
-      const T* none = nullptr;  // no bias
-      // (D,N) = (D,K) (K,N)
-      if (backend == sparse_backend::mkl) {
-        if (wt_stale) {
-          gather(perm, W.data(), Wt.data());
-          wt_stale = false;
-        }
-        handle_t.mm(T(1), DZ.ptr(), N, T(0), dx);
-        each_row(*DX, dx_epilogue);
-      } else if (one_pass_gradients()) {  // with the weight gradients, in the order of Wᵀ
-        return take_weight_gradients([&](const auto& out, const T* touched) {
-          spmm_sddmm_native(pattern_t, W.data(), perm.data(), DZ, X, dx, dx_epilogue, out, touched,
-                            dx && streams(*DX));
-        });
-      } else {
-        spmm_native(pattern_t, W.data(), DZ.ptr(), N, T(0), dx, none, perm.data(), 0, dx_epilogue,
-                    dx && streams(*DX));
+    if (backend == sparse_backend::native) return native_gradients(DZ, X, DX, dx, dx_epilogue);
+    if (DX) {  // first: a fused step below changes W
+      if (wt_stale) {
+        gather(perm, W.data(), Wt.data());
+        wt_stale = false;
       }
+      handle_t.mm(T(1), DZ.ptr(), N, T(0), dx);  // (D,N) = (D,K) (K,N)
+      each_row(*DX, dx_epilogue);
     }
     take_weight_gradients([&](const auto& out, const T*) { sddmm_each(pattern, DZ, X, out); });
   }
 
  private:
-  // backward with bfloat16 operands (native, float): the products gather and stream bfloat16
-  // copies, DX = Wᵀ round(DZ) and DW = (round(DZ) round(X)ᵀ) ⊙ P, so the float DZ is read only
-  // for the bias gradient (and not at all where a fused epilogue summed it: db_ready) and the
-  // float X not at all where the forward's copy of it is kept. One pass over Wᵀ where float
-  // operands take one (one_pass_gradients).
-  template <class Epilogue>
-  void bf16_backward(const matrix<T>& X, const matrix<T>& DZ, matrix<T>* DX, T* dx,
-                     const Epilogue& dx_epilogue) {
-    const size_type N = X.cols;
+  // The native backward over DZ and X, float matrices or (bfloat16 operands) their copies: DX
+  // first (a fused step below changes W), then the weight gradients; both in one pass over Wᵀ
+  // where one_pass_gradients.
+  template <class M, class Epilogue>
+  void native_gradients(const M& DZ, const M& X, matrix<T>* DX, T* dx, const Epilogue& dx_epilogue) {
+    if (DX) {
+      if (one_pass_gradients())  // with the weight gradients, in the order of Wᵀ
+        return take_weight_gradients([&](const auto& out, const T* touched) {
+          spmm_sddmm_native(pattern_t, W.data(), perm.data(), DZ, X, dx, dx_epilogue, out, touched,
+                            dx && streams(*DX));
+        });
+      // (D,N) = (D,K) (K,N)
+      spmm_native(pattern_t, W.data(), DZ.ptr(), X.cols, T(0), dx, static_cast<const T*>(nullptr),
+                  perm.data(), row_stride(DZ), dx_epilogue, dx && streams(*DX));
+    }
+    take_weight_gradients([&](const auto& out, const T*) { sddmm_each(pattern, DZ, X, out); });
+  }
+  static size_type row_stride(const matrix<T>& M) { return M.cols; }
+  static size_type row_stride(const bf16_matrix& M) { return M.ld; }
+
+  // With bfloat16 operands the backward computes DX = Wᵀ round(DZ) and DW = (round(DZ)
+  // round(X)ᵀ) ⊙ P from the copies DZb and Xb, so the float DZ is read only for the bias
+  // gradient (and not at all where a fused epilogue summed it: db_ready) and the float X not at
+  // all where the forward's copy of it is kept. Computes the bias gradient and those copies.
+  void bf16_operands(const matrix<T>& X, const matrix<T>& DZ) {
     if (!this->db_ready) holding_values(DZ, "backward", "DZ");  // for the bias gradient
     this->bias_gradient(DZ);
     if (!take_rounded(dzb_filled, dzb_of, DZ, DZb)) round_to_bf16(holding_values(DZ, "backward", "DZ"), DZb);
@@ -423,16 +431,6 @@ struct sparse_linear : linear_layer<T> {
       ++copies_rounded;
     }
     xb_of = nullptr;
-    if (DX) {                    // first: a fused step below changes W
-      if (one_pass_gradients())  // with the weight gradients, in the order of Wᵀ
-        return take_weight_gradients([&](const auto& out, const T* touched) {
-          spmm_sddmm_native(pattern_t, W.data(), perm.data(), DZb, Xb, dx, dx_epilogue, out, touched,
-                            dx && streams(*DX));
-        });
-      spmm_native(pattern_t, W.data(), DZb.ptr(), N, T(0), dx, static_cast<const T*>(nullptr), perm.data(),
-                  DZb.ld, dx_epilogue, dx && streams(*DX));
-    }
-    take_weight_gradients([&](const auto& out, const T*) { sddmm_each(pattern, DZb, Xb, out); });
   }
 
  public:

@@ -339,8 +339,8 @@ class network {
     if (keep_float_activations || !fuses_forward(m) || !(train ? keeps_signs(m) : !predict_keeps_output(m)))
       return false;
     if (!(m + 2 < modules.size() && is_sparse_module(m + 2))) return false;
-    const sparse_linear<T>* next = modules[m + 2]->as_linear()->as_sparse();
-    return std::is_same_v<T, float> && next->bf16() && next->backend == sparse_backend::native;
+    // (bfloat16 operands, for every layer, imply a float model and the native backend: check_operands)
+    return modules[m + 2]->as_linear()->as_sparse()->bf16();
   }
   // Whether the float output gradient DZ = D[m] of the sparse layer m, which the sparse layer
   // m+2 computes in its fused backward, is read by nothing, so that the backward neither writes
@@ -351,10 +351,8 @@ class network {
   bool float_gradient_unused(std::size_t m) const {
     if (keep_float_activations || !(m + 2 < modules.size() && fuses_backward(m + 2)) || !is_sparse_module(m))
       return false;
-    const sparse_linear<T>* S = modules[m]->as_linear()->as_sparse();
-    const sparse_linear<T>* after = modules[m + 2]->as_linear()->as_sparse();
-    return std::is_same_v<T, float> && S->bf16() && S->backend == sparse_backend::native &&
-           after->backend == sparse_backend::native;
+    // (bfloat16 operands, for every layer, imply a float model and the native backend: check_operands)
+    return modules[m]->as_linear()->as_sparse()->bf16();
   }
 
   // Forward (training mode), loss and backward of one batch: every layer's gradients are those
