@@ -197,6 +197,117 @@ TEST(activation_sign_bits_give_the_backward_of_z) {
     CHECK(!(activation{kind, 0.1, 1}.derivative_from_input()));
 }
 
+// Both values NaN, or the same bits.
+template <class T>
+static bool same_value(T a, T b) {
+  return (std::isnan(a) && std::isnan(b)) || std::memcmp(&a, &b, sizeof(T)) == 0;
+}
+
+// row_sum adds in one documented order whatever the build: 8 running sums (lane k % 8), then
+// ((0 + 4) + (2 + 6)) + ((1 + 5) + (3 + 7)). Spelled out here, and against a double sum.
+TEST(row_sum_adds_in_its_documented_order) {
+  rng g(5);
+  for (size_type n : {0, 1, 5, 8, 9, 16, 63, 100, 1000}) {
+    std::vector<float> a(static_cast<std::size_t>(n));
+    double exact = 0;
+    for (auto& v : a) exact += v = static_cast<float>(g.normal());
+    float l[8] = {};
+    for (size_type k = 0; k < n; ++k) l[k % 8] += a[k];
+    const float want = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+    const float got = row_sum(a.data(), n);
+    CHECK(same_value(got, want));
+    CHECK(std::abs(got - exact) <= 1e-5 * (1 + std::abs(exact)) * std::sqrt(static_cast<double>(n) + 1));
+    std::vector<double> d(a.begin(), a.end());
+    CHECK(std::abs(row_sum(d.data(), n) - exact) <=
+          1e-12 * (1 + std::abs(exact)) * (static_cast<double>(n) + 1));
+  }
+}
+
+// The fused epilogue's row functions (activation::forward_row and backward_bits_row, one pass
+// over a float row of the ReLU family) against the definitions written here: a = z > 0 ? z :
+// s z (as pos + s (z - pos), rounded once), bits z > 0, dx = dy (z > 0 ? 1 : s), the sum in
+// row_sum's order, the copies to_bf16 of each value padded with zeros; every combination of
+// outputs, streamed and not, tails of every length, several words of bits, and 0, -0, NaN,
+// infinities and subnormals. Double rows and the other activations take the separate
+// functions, which are checked the same way.
+template <class T>
+static void check_fused_rows(rng& g) {
+  const T specials[] = {T(0),
+                        -T(0),
+                        std::numeric_limits<T>::quiet_NaN(),
+                        std::numeric_limits<T>::infinity(),
+                        -std::numeric_limits<T>::infinity(),
+                        std::numeric_limits<T>::denorm_min(),
+                        -std::numeric_limits<T>::denorm_min()};
+  const auto bf16_of = [](T v) -> std::uint16_t {
+    if constexpr (std::is_same_v<T, float>) return to_bf16(v);
+    return 0;
+  };
+  for (size_type n : {1, 3, 7, 8, 9, 63, 64, 65, 100, 130})
+    for (auto kind : {activation_kind::relu, activation_kind::leaky_relu, activation_kind::all_relu,
+                      activation_kind::sigmoid})
+      for (int layer_number : {1, 2}) {
+        const activation act{kind, 0.3, layer_number};
+        const T s = static_cast<T>(act.negative_slope());
+        std::vector<T> z(static_cast<std::size_t>(n)), dy(z.size()), a_ref(z.size()), dx_ref(z.size());
+        for (size_type k = 0; k < n; ++k) {
+          z[k] = k % 5 == 4 ? specials[(k / 5) % 7] : static_cast<T>(g.normal());
+          dy[k] = k % 11 == 10 ? specials[(k / 11) % 7] : static_cast<T>(g.normal());
+        }
+        for (size_type k = 0; k < n; ++k) {
+          const T pos = z[k] > T(0) ? z[k] : T(0);
+          a_ref[k] = kind == activation_kind::sigmoid
+                         ? T(1) / (T(1) + std::exp(-z[k]))
+                         : static_cast<T>(static_cast<long double>(s) * (z[k] - pos) + pos);
+          dx_ref[k] = dy[k] * (z[k] > T(0) ? T(1) : s);
+        }
+        const size_type ld = (n + 7) / 8 * 8 + (n % 2 ? 8 : 0);  // sometimes padded past a whole group
+        for (int outputs = 0; outputs < 8; ++outputs)
+          for (bool stream : {false, true}) {
+            const bool want_bits = outputs & 4, want_y = outputs & 2,
+                       want_copy = (outputs & 1) && std::is_same_v<T, float>;
+            std::vector<std::uint64_t> bits(static_cast<std::size_t>((n + 63) / 64), ~std::uint64_t{0});
+            avector<std::uint16_t> copy(static_cast<std::size_t>(ld), 0xffff);
+            std::vector<T> zz = z, y(z.size(), T(7));
+            act.forward_row(zz.data(), want_y ? y.data() : nullptr, want_bits ? bits.data() : nullptr,
+                            want_copy ? copy.data() : nullptr, n, ld, stream);
+            for (size_type k = 0; k < n; ++k) {
+              if (want_y)
+                CHECK(same_value(y[k], a_ref[k]) ||
+                      (kind == activation_kind::sigmoid && std::abs(y[k] - a_ref[k]) <= 1e-6));
+              if (want_bits) CHECK(((bits[k / 64] >> (k % 64)) & 1u) == (z[k] > T(0) ? 1u : 0u));
+              if (want_copy && kind != activation_kind::sigmoid) CHECK(copy[k] == bf16_of(a_ref[k]));
+            }
+            if (want_bits && n % 64 != 0) CHECK((bits.back() >> (n % 64)) == 0);
+            if (want_copy)
+              for (size_type k = n; k < ld; ++k) CHECK(copy[k] == 0);
+            if (kind == activation_kind::sigmoid) continue;  // the backward from bits: the ReLU family
+            std::vector<std::uint64_t> zbits(bits.size());
+            activation::positive_bits(z.data(), zbits.data(), n);
+            const bool want_dx = outputs & 4, want_sum = outputs & 2;
+            std::vector<T> dd = dy, dx(z.size(), T(7));
+            T sum = T(7);
+            std::fill(copy.begin(), copy.end(), std::uint16_t{0xffff});
+            act.backward_bits_row(zbits.data(), dd.data(), want_dx ? dx.data() : nullptr,
+                                  want_sum ? &sum : nullptr, want_copy ? copy.data() : nullptr, n, ld,
+                                  stream);
+            for (size_type k = 0; k < n; ++k) {
+              if (want_dx) CHECK(same_value(dx[k], dx_ref[k]));
+              if (want_copy) CHECK(copy[k] == bf16_of(dx_ref[k]));
+            }
+            if (want_sum) CHECK(same_value(sum, row_sum(dx_ref.data(), n)));
+            if (want_copy)
+              for (size_type k = n; k < ld; ++k) CHECK(copy[k] == 0);
+          }
+      }
+}
+
+TEST(fused_epilogue_rows_match_their_definitions) {
+  rng g(9);
+  check_fused_rows<float>(g);
+  check_fused_rows<double>(g);
+}
+
 TEST(losses_match_finite_differences) {
   rng g(11);
   const size_type K = 4, N = 3;

@@ -10,6 +10,7 @@
 #include <string>
 #include <type_traits>
 
+#include "truesparse/kernels.h"  // round_row_to_bf16: the fused rows' bfloat16 copies
 #include "truesparse/matrix.h"
 
 namespace truesparse {
@@ -78,6 +79,12 @@ struct activation {
         break;
       default: {  // the ReLU family
         const T s = static_cast<T>(negative_slope());
+#if defined(__AVX2__) && defined(__FMA__)
+        if constexpr (std::is_same_v<T, float>) {  // the fused forward_row's lanes: the same bits
+          relu_row<false, true, false>(z, y, nullptr, nullptr, n, 0, false, s);
+          return;
+        }
+#endif
 #pragma omp simd
         for (size_type k = 0; k < n; ++k) {  // branch-free so that it vectorizes
           const T zk = z[k];
@@ -146,6 +153,70 @@ struct activation {
     }
   }
 
+  // The forward of a fused epilogue (network.h) over one row z of n: bits := positive_bits(z)
+  // (if bits), y := act(z) (if y; y may be z), copy := act(z) rounded to bfloat16 and padded
+  // with zeros to ld (if copy, which only float rows have; streamed as round_row_to_bf16 streams
+  // when stream). Without y, z may be overwritten. Float rows of the ReLU family take one pass
+  // over the row for all three (docs/design.md, "fused epilogues"); the others run the three
+  // functions. The same bits either way.
+  template <class T>
+  void forward_row(T* z, T* y, std::uint64_t* bits, std::uint16_t* copy, size_type n, size_type ld,
+                   bool stream) const {
+#if defined(__AVX2__) && defined(__FMA__)
+    if constexpr (std::is_same_v<T, float>)
+      if (derivative_from_input() && one_pass_copy(copy, n, ld, stream)) {
+        const float s = static_cast<float>(negative_slope());
+        const int which = (bits ? 4 : 0) | (y ? 2 : 0) | (copy ? 1 : 0);
+        switch (which) {  // each combination its own loop, without tests per group
+          case 7: return relu_row<true, true, true>(z, y, bits, copy, n, ld, stream, s);
+          case 6: return relu_row<true, true, false>(z, y, bits, copy, n, ld, stream, s);
+          case 5: return relu_row<true, false, true>(z, y, bits, copy, n, ld, stream, s);
+          case 3: return relu_row<false, true, true>(z, y, bits, copy, n, ld, stream, s);
+          case 2: return relu_row<false, true, false>(z, y, bits, copy, n, ld, stream, s);
+          case 1: return relu_row<false, false, true>(z, y, bits, copy, n, ld, stream, s);
+          default: break;  // bits only, or nothing: the functions below
+        }
+      }
+#endif
+    if (bits) positive_bits(z, bits, n);
+    T* a = y ? y : z;
+    forward_range(z, a, n);
+    if constexpr (std::is_same_v<T, float>)
+      if (copy) round_row_to_bf16(a, copy, n, ld, stream);
+  }
+
+  // The backward of a fused epilogue over one row dy of n, for the ReLU family from
+  // positive_bits(z): dx := dy ⊙ act'(z) (if dx; dx may be dy), *sum := row_sum(dx) (if sum),
+  // copy := dx rounded to bfloat16 as forward_row rounds (if copy). Without dx, dy may be
+  // overwritten. One pass for float rows, three functions otherwise: the same bits.
+  template <class T>
+  void backward_bits_row(const std::uint64_t* bits, T* dy, T* dx, T* sum, std::uint16_t* copy, size_type n,
+                         size_type ld, bool stream) const {
+    TS_ASSERT(derivative_from_input());
+#if defined(__AVX2__) && defined(__FMA__)
+    if constexpr (std::is_same_v<T, float>)
+      if (one_pass_copy(copy, n, ld, stream)) {
+        const float s = static_cast<float>(negative_slope());
+        const int which = (dx ? 4 : 0) | (sum ? 2 : 0) | (copy ? 1 : 0);
+        switch (which) {
+          case 7: return relu_bits_row<true, true, true>(bits, dy, dx, sum, copy, n, ld, stream, s);
+          case 6: return relu_bits_row<true, true, false>(bits, dy, dx, sum, copy, n, ld, stream, s);
+          case 5: return relu_bits_row<true, false, true>(bits, dy, dx, sum, copy, n, ld, stream, s);
+          case 4: return relu_bits_row<true, false, false>(bits, dy, dx, sum, copy, n, ld, stream, s);
+          case 3: return relu_bits_row<false, true, true>(bits, dy, dx, sum, copy, n, ld, stream, s);
+          case 2: return relu_bits_row<false, true, false>(bits, dy, dx, sum, copy, n, ld, stream, s);
+          case 1: return relu_bits_row<false, false, true>(bits, dy, dx, sum, copy, n, ld, stream, s);
+          default: return;  // nothing asked
+        }
+      }
+#endif
+    T* out = dx ? dx : dy;
+    backward_bits_range(bits, dy, out, n);
+    if (sum) *sum = row_sum(out, n);
+    if constexpr (std::is_same_v<T, float>)
+      if (copy) round_row_to_bf16(out, copy, n, ld, stream);
+  }
+
   // Y (K,N) = act(Z (K,N)), row by row (as a sparse product's epilogue applies it: the same
   // bits). Y may alias Z.
   template <class T>
@@ -166,6 +237,81 @@ struct activation {
       for (size_type i = i_begin; i < i_end; ++i) backward_range(Z.row(i), Y.row(i), DY.row(i), DX.row(i), N);
     });
   }
+
+ private:
+#if defined(__AVX2__) && defined(__FMA__)
+  // Whether a copy (if any) can be written 8 lanes at a time: its padded rows hold whole groups
+  // of 8, and a streamed row starts on 16 bytes (as a bf16_matrix's rows do).
+  static bool one_pass_copy(const std::uint16_t* copy, size_type n, size_type ld, bool stream) {
+    return !copy ||
+           (ld % 8 == 0 && ld >= n && (!stream || (reinterpret_cast<std::uintptr_t>(copy) & 15) == 0));
+  }
+  static void store_bf16x8(std::uint16_t* p, __m256 v, bool stream) {
+    if (stream)
+      _mm_stream_si128(reinterpret_cast<__m128i*>(p), detail::to_bf16x8(v));
+    else
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(p), detail::to_bf16x8(v));
+  }
+  // forward_row of the ReLU family on float rows (forward_range's too), 8 lanes at a time; the
+  // last group is masked, its lanes past n are 0 and round to the copy's zero padding.
+  template <bool Bits, bool Y, bool Copy>
+  static void relu_row(const float* z, float* y, std::uint64_t* bits, std::uint16_t* copy, size_type n,
+                       size_type ld, bool stream, float s) {
+    const __m256 zero = _mm256_setzero_ps(), slope = _mm256_set1_ps(s);
+    std::uint64_t word = 0;
+    const auto group = [&](size_type k, size_type r, __m256i m) {
+      const __m256 v = detail::load_first(z + k, r, m);
+      const __m256 gt = _mm256_cmp_ps(v, zero, _CMP_GT_OQ);
+      const __m256 pos = _mm256_and_ps(gt, v);                              // z > 0 ? z : 0
+      const __m256 a = _mm256_fmadd_ps(slope, _mm256_sub_ps(v, pos), pos);  // pos + s (z - pos)
+      if constexpr (Bits) {  // positive_bits' layout: bit k % 64 of word k / 64
+        word |= static_cast<std::uint64_t>(static_cast<unsigned>(_mm256_movemask_ps(gt))) << (k % 64);
+        if ((k + 8) % 64 == 0 || k + 8 >= n) {
+          bits[k / 64] = word;
+          word = 0;
+        }
+      }
+      if constexpr (Y) detail::store_first(y + k, r, m, a);
+      if constexpr (Copy) store_bf16x8(copy + k, a, stream);
+    };
+    const __m256i all = _mm256_set1_epi32(-1);
+    size_type k = 0;
+    for (; k + 8 <= n; k += 8) group(k, 8, all);
+    if (k < n) {
+      group(k, n - k, detail::first_lanes(n - k));
+      k += 8;
+    }
+    if constexpr (Copy) std::fill(copy + k, copy + ld, std::uint16_t{0});
+  }
+  // backward_bits_row on float rows: lane j of a group of 8 takes bit j, 1 or the slope; the
+  // last group masked (its lanes past n are +0: they add nothing to the sum, as in row_sum, and
+  // round to the copy's zero padding).
+  template <bool DX, bool Sum, bool Copy>
+  static void relu_bits_row(const std::uint64_t* bits, const float* dy, float* dx, float* sum,
+                            std::uint16_t* copy, size_type n, size_type ld, bool stream, float s) {
+    const __m256i lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256 one = _mm256_set1_ps(1.0f), slope = _mm256_set1_ps(s);
+    __m256 acc = _mm256_setzero_ps();
+    const auto group = [&](size_type k, size_type r, __m256i m) {
+      const __m256i g = _mm256_set1_epi32(static_cast<int>((bits[k / 64] >> (k % 64)) & 0xffu));
+      const __m256 on = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(g, lane), lane));
+      __m256 v = _mm256_mul_ps(detail::load_first(dy + k, r, m), _mm256_blendv_ps(slope, one, on));
+      if (r < 8) v = _mm256_and_ps(v, _mm256_castsi256_ps(m));  // +0 past n (0 s is -0 for s < 0)
+      if constexpr (DX) detail::store_first(dx + k, r, m, v);
+      if constexpr (Sum) acc = _mm256_add_ps(acc, v);
+      if constexpr (Copy) store_bf16x8(copy + k, v, stream);
+    };
+    const __m256i all = _mm256_set1_epi32(-1);
+    size_type k = 0;
+    for (; k + 8 <= n; k += 8) group(k, 8, all);
+    if (k < n) {
+      group(k, n - k, detail::first_lanes(n - k));
+      k += 8;
+    }
+    if constexpr (Sum) *sum = detail::hsum8(acc);
+    if constexpr (Copy) std::fill(copy + k, copy + ld, std::uint16_t{0});
+  }
+#endif
 };
 
 }  // namespace truesparse

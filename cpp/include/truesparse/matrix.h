@@ -71,14 +71,50 @@ struct bit_matrix {
   const std::uint64_t* row(size_type i) const { return data.data() + i * words; }
 };
 
-// The sum of a[0..n), in a fixed order (rows_sum's, and the fused epilogues' of network.h).
+// The sum of a[0..n) in one order, whatever the build: 8 running sums, sum j taking a[k] for
+// k % 8 == j, then added as ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)). rows_sum's, and
+// that of the fused epilogues (activation::backward_bits_row adds the same lanes the same way,
+// with hsum8), so that fused and unfused bias gradients are the same bits.
 template <class T>
 inline T row_sum(const T* a, size_type n) {
-  T s = 0;
-#pragma omp simd reduction(+ : s)
-  for (size_type j = 0; j < n; ++j) s += a[j];
-  return s;
+  T l[8] = {};
+  for (size_type k = 0; k < n; ++k) l[k % 8] += a[k];
+  return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
 }
+#if defined(__AVX2__) && defined(__FMA__)
+namespace detail {
+// The sum of 8 lanes in row_sum's order.
+inline float hsum8(__m256 v) {
+  const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));  // j + (j + 4)
+  const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                               // 0 + 2, 1 + 3
+  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
+}
+// The first r (0 .. 8) of 8 lanes, for maskload and maskstore.
+inline __m256i first_lanes(size_type r) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(r)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+// p[0..r) as the first r lanes, the others 0.
+inline __m256 load_first(const float* p, size_type r, __m256i m) {
+  return r == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, m);
+}
+inline void store_first(float* p, size_type r, __m256i m, __m256 v) {
+  if (r == 8)
+    _mm256_storeu_ps(p, v);
+  else
+    _mm256_maskstore_ps(p, m, v);
+}
+}  // namespace detail
+template <>
+inline float row_sum(const float* a, size_type n) {
+  __m256 acc = _mm256_setzero_ps();
+  for (size_type k = 0; k < n; k += 8) {
+    const size_type r = std::min<size_type>(8, n - k);
+    acc = _mm256_add_ps(acc, detail::load_first(a + k, r, detail::first_lanes(r)));
+  }
+  return detail::hsum8(acc);
+}
+#endif
 
 // v (K) = rows_sum(A (K,N)): the sum of each row. Sequential per row: deterministic.
 template <class T>

@@ -274,11 +274,10 @@ class network {
         // outgrows the caches, streamed out (kernels.h, "streamed output rows")
         const bool stream = !keep_z && S->streams(A);
         const auto epilogue = [&act, &A, Ab, stream_ab, N, signs, stream, store_a](index_t i, T* z) {
-          if (signs) activation::positive_bits(z, signs->row(static_cast<size_type>(i)), N);
           T* a = stream || !store_a ? z : A.row(i);
           if (!stream && store_a) prefetch_row(A, i + epilogue_ahead, true);
-          act.forward_range(z, a, N);
-          round_row_into(Ab, i, a, N, stream_ab);
+          act.forward_row(z, store_a ? a : nullptr, signs ? signs->row(static_cast<size_type>(i)) : nullptr,
+                          copy_row(Ab, i), N, Ab ? Ab->ld : 0, stream_ab);
           if (stream && store_a) detail::stream_row(A.row(i), a, N);
         };
         if (keep_z)
@@ -396,14 +395,16 @@ class network {
         const bool stream_dzb = DZb && before->as_sparse()->streams(*DZb);
         modules[m]->as_linear()->as_sparse()->backward_with(
             Yin, D[m], &DZ,
-            [&act, Zin, &Yin, signs, db, DZb, stream_dzb, N](index_t i, T* dx) {
-              if (signs)
-                act.backward_bits_range(signs->row(static_cast<size_type>(i)), dx, dx, N);
-              else {
-                if (const matrix<T>* ahead = act.uses_output() ? &Yin : Zin)
-                  prefetch_row(*ahead, i + epilogue_ahead, false);
-                act.backward_range(Zin ? Zin->row(i) : nullptr, Yin.row(i), dx, dx, N);
+            [&act, Zin, &Yin, signs, db, DZb, stream_dzb, store_dz, N](index_t i, T* dx) {
+              if (signs) {  // one pass (activation::backward_bits_row)
+                act.backward_bits_row(signs->row(static_cast<size_type>(i)), dx, store_dz ? dx : nullptr,
+                                      db ? db + i : nullptr, copy_row(DZb, i), N, DZb ? DZb->ld : 0,
+                                      stream_dzb);
+                return;
               }
+              if (const matrix<T>* ahead = act.uses_output() ? &Yin : Zin)
+                prefetch_row(*ahead, i + epilogue_ahead, false);
+              act.backward_range(Zin ? Zin->row(i) : nullptr, Yin.row(i), dx, dx, N);
               if (db) db[i] = row_sum(dx, N);
               round_row_into(DZb, i, dx, N, stream_dzb);
             },
@@ -469,6 +470,10 @@ class network {
   }
 
   // copy row i := row (N) rounded to bfloat16, when there is a copy to fill (streamed: kernels.h).
+  // Row i of a bfloat16 copy (of a float model's matrix), or null without one.
+  static std::uint16_t* copy_row(bf16_matrix* copy, index_t i) {
+    return copy ? copy->row(static_cast<size_type>(i)) : nullptr;
+  }
   static void round_row_into(bf16_matrix* copy, index_t i, const T* row, size_type N, bool stream) {
     if constexpr (std::is_same_v<T, float>)
       if (copy) round_row_to_bf16(row, copy->row(static_cast<size_type>(i)), N, copy->ld, stream);
