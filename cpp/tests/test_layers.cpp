@@ -225,11 +225,11 @@ TEST(row_sum_adds_in_its_documented_order) {
 
 // The fused epilogue's row functions (activation::forward_row and backward_bits_row, one pass
 // over a float row of the ReLU family) against the definitions written here: a = z > 0 ? z :
-// s z (as pos + s (z - pos), rounded once), bits z > 0, dx = dy (z > 0 ? 1 : s), the sum in
-// row_sum's order, the copies to_bf16 of each value padded with zeros; every combination of
-// outputs, streamed and not, tails of every length, several words of bits, and 0, -0, NaN,
-// infinities and subnormals. Double rows and the other activations take the separate
-// functions, which are checked the same way.
+// s z (as pos + s (z - pos), rounded once where the build has FMA), bits z > 0,
+// dx = dy (z > 0 ? 1 : s), the sum in row_sum's order, the copies to_bf16 of each value padded
+// with zeros; every combination of outputs, streamed and not, tails of every length, several
+// words of bits, and 0, -0, NaN, infinities and subnormals. Double rows and the other
+// activations take the separate functions, which are checked the same way.
 template <class T>
 static void check_fused_rows(rng& g) {
   const T specials[] = {T(0),
@@ -258,7 +258,11 @@ static void check_fused_rows(rng& g) {
           const T pos = z[k] > T(0) ? z[k] : T(0);
           a_ref[k] = kind == activation_kind::sigmoid
                          ? T(1) / (T(1) + std::exp(-z[k]))
+#if defined(__FMA__)  // rounded once (one fused multiply-add)
                          : static_cast<T>(static_cast<long double>(s) * (z[k] - pos) + pos);
+#else  // a build without FMA rounds the product, then the sum
+                         : pos + s * (z[k] - pos);
+#endif
           dx_ref[k] = dy[k] * (z[k] > T(0) ? T(1) : s);
         }
         const size_type ld = (n + 7) / 8 * 8 + (n % 2 ? 8 : 0);  // sometimes padded past a whole group
