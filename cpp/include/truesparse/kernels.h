@@ -318,14 +318,19 @@ constexpr int max_tile_vectors = 13;  // accumulators of one output row tile (16
 // about 20). Measured at D = K = 200,000, 20 weights per row, N = 100, one thread, against the
 // former prefetch (into L1, 8 weights ahead, within the row): the products and the SDDMM take
 // about half the time; into L1 at the same distance gained only 10 % (too few L1 miss buffers
-// for the 7 lines of a row). It pays for the products once the gathered operand is larger than
-// a few MB (at D = 20,000, 8 MB: 0.6–0.8× the time without; at D = 3,072, 1.2 MB, it costs
-// 30 %). For the SDDMM, whose 8 independent dot products keep more loads in flight already, it
+// for the 7 lines of a row). It pays for the products once the gathered operand has left the
+// 1 MB L2 (at D = 20,000, 8 MB: 0.6–0.8× the time without; at D = 3,072, 1.2 MB, it cost 30 %
+// once and 0–5 % in the 3072-1024-512-10 epoch on 2026-11-26). The threshold was 4 MB until
+// 2026-11-26; the width sweep (784-H-H-H-10, 100,000 weights per layer, one thread) then
+// measured, with the products prefetching from 1 MB against 4 MB: bfloat16 rows H = 8,192
+// (1.7 MB) 7.3 against 10.5–10.9 ms per batch, H = 16,384 (3.4 MB) 10.2 against 14.4–16.8;
+// float rows H = 4,096 (1.6 MB) 7.3–7.4 against 8.3–8.8, H = 8,192 (3.3 MB) 9.0–9.6 against
+// 11.8–12.0: hence 1.5 MB. For the SDDMM, whose 8 independent dot products keep more loads in flight already, it
 // cost 5–10 % up to 12 MB of float rows and paid from 20 MB on (0.66–0.8× at 20 MB, 0.52–0.58×
 // at 32 MB; bfloat16 rows 0.6× at 16 MB, 0.4× at 24 MB): hence its 16 MB (one thread, scratch
 // kernel benchmark, bench/results/sddmm_prefetch.txt).
 constexpr index_t spmm_ahead = 64, sddmm_ahead = 64;
-constexpr double spmm_prefetch_bytes = 4.0 * 1024 * 1024, sddmm_prefetch_bytes = 16.0 * 1024 * 1024;
+constexpr double spmm_prefetch_bytes = 1.5 * 1024 * 1024, sddmm_prefetch_bytes = 16.0 * 1024 * 1024;
 
 // The bytes to prefetch of each gathered row piece (`piece_bytes`, those the kernel reads) when
 // the gathered operand (rows of `row_bytes`) is larger than `threshold` bytes, or 0 for none.
