@@ -326,8 +326,8 @@ constexpr int max_tile_vectors = 13;  // accumulators of one output row tile (16
 // (1.7 MB) 7.3 against 10.5–10.9 ms per batch, H = 16,384 (3.4 MB) 10.2 against 14.4–16.8;
 // float rows H = 4,096 (1.6 MB) 7.3–7.4 against 8.3–8.8, H = 8,192 (3.3 MB) 9.0–9.6 against
 // 11.8–12.0: hence 1.5 MB. For the SDDMM, whose 8 independent dot products keep more loads in
-// flight already, it cost 5–10 % up to 12 MB of float rows and paid from 20 MB on (0.66–0.8× at 20 MB, 0.52–0.58×
-// at 32 MB; bfloat16 rows 0.6× at 16 MB, 0.4× at 24 MB): hence its 16 MB (one thread, scratch
+// flight already, it cost 5–10 % up to 12 MB of float rows and paid from 20 MB on (0.66–0.8× at 20 MB,
+// 0.52–0.58× at 32 MB; bfloat16 rows 0.6× at 16 MB, 0.4× at 24 MB): hence its 16 MB (one thread, scratch
 // kernel benchmark, bench/results/sddmm_prefetch.txt).
 constexpr index_t spmm_ahead = 64, sddmm_ahead = 64;
 constexpr double spmm_prefetch_bytes = 1.5 * 1024 * 1024, sddmm_prefetch_bytes = 16.0 * 1024 * 1024;
