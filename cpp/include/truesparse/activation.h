@@ -252,6 +252,19 @@ struct activation {
     else
       _mm_storeu_si128(reinterpret_cast<__m128i*>(p), detail::to_bf16x8(v));
   }
+  // group(k, r, m) for the groups of 8 lanes from k = 0 on: r = 8 lanes, the last one the r < 8
+  // left, masked by m; returns the end of the last group (n rounded up to 8).
+  template <class Group>
+  static size_type for_groups(size_type n, const Group& group) {
+    const __m256i all = _mm256_set1_epi32(-1);
+    size_type k = 0;
+    for (; k + 8 <= n; k += 8) group(k, 8, all);
+    if (k < n) {
+      group(k, n - k, detail::first_lanes(n - k));
+      k += 8;
+    }
+    return k;
+  }
   // forward_row of the ReLU family on float rows (forward_range's too), 8 lanes at a time; the
   // last group is masked, its lanes past n are 0 and round to the copy's zero padding.
   template <bool Bits, bool Y, bool Copy>
@@ -274,13 +287,7 @@ struct activation {
       if constexpr (Y) detail::store_first(y + k, r, m, a);
       if constexpr (Copy) store_bf16x8(copy + k, a, stream);
     };
-    const __m256i all = _mm256_set1_epi32(-1);
-    size_type k = 0;
-    for (; k + 8 <= n; k += 8) group(k, 8, all);
-    if (k < n) {
-      group(k, n - k, detail::first_lanes(n - k));
-      k += 8;
-    }
+    const size_type k = for_groups(n, group);
     if constexpr (Copy) std::fill(copy + k, copy + ld, std::uint16_t{0});
   }
   // backward_bits_row on float rows: lane j of a group of 8 takes bit j, 1 or the slope; the
@@ -301,13 +308,7 @@ struct activation {
       if constexpr (Sum) acc = _mm256_add_ps(acc, v);
       if constexpr (Copy) store_bf16x8(copy + k, v, stream);
     };
-    const __m256i all = _mm256_set1_epi32(-1);
-    size_type k = 0;
-    for (; k + 8 <= n; k += 8) group(k, 8, all);
-    if (k < n) {
-      group(k, n - k, detail::first_lanes(n - k));
-      k += 8;
-    }
+    const size_type k = for_groups(n, group);
     if constexpr (Sum) *sum = detail::hsum8(acc);
     if constexpr (Copy) std::fill(copy + k, copy + ld, std::uint16_t{0});
   }
