@@ -89,7 +89,11 @@ struct activation {
         for (size_type k = 0; k < n; ++k) {  // branch-free so that it vectorizes
           const T zk = z[k];
           const T pos = zk > T(0) ? zk : T(0);
+#if defined(__FMA__)  // rounded once, as relu_row's lanes, whatever the optimisation level
+          y[k] = std::fma(s, zk - pos, pos);
+#else
           y[k] = pos + s * (zk - pos);
+#endif
         }
       }
     }

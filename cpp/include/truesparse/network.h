@@ -469,11 +469,11 @@ class network {
     }
   }
 
-  // copy row i := row (N) rounded to bfloat16, when there is a copy to fill (streamed: kernels.h).
   // Row i of a bfloat16 copy (of a float model's matrix), or null without one.
   static std::uint16_t* copy_row(bf16_matrix* copy, index_t i) {
     return copy ? copy->row(static_cast<size_type>(i)) : nullptr;
   }
+  // copy row i := row (N) rounded to bfloat16, when there is a copy to fill (streamed: kernels.h).
   static void round_row_into(bf16_matrix* copy, index_t i, const T* row, size_type N, bool stream) {
     if constexpr (std::is_same_v<T, float>)
       if (copy) round_row_to_bf16(row, copy->row(static_cast<size_type>(i)), N, copy->ld, stream);
