@@ -158,21 +158,29 @@ TEST(activation_derivatives_match_finite_differences) {
   CHECK(odd.negative_slope() == 0.5 && even.negative_slope() == -0.5);
 }
 
+// Values where an activation's branches meet or break: ±0, NaN, ±∞, ± the least subnormal.
+template <class T>
+static const T* special_values() {
+  static const T v[7] = {T(0),
+                         -T(0),
+                         std::numeric_limits<T>::quiet_NaN(),
+                         std::numeric_limits<T>::infinity(),
+                         -std::numeric_limits<T>::infinity(),
+                         std::numeric_limits<T>::denorm_min(),
+                         -std::numeric_limits<T>::denorm_min()};
+  return v;
+}
+
 // The signs a fused forward keeps instead of Z (network.h): bit k of a row is z[k] > 0, and
 // the backward from them equals the one from z, value for value, whatever n (AVX groups and
 // scalar tails, several words) and at 0, -0, NaN and infinities.
 template <class T>
 static void check_sign_bits(rng& g) {
-  const T specials[] = {T(0),
-                        -T(0),
-                        std::numeric_limits<T>::quiet_NaN(),
-                        std::numeric_limits<T>::infinity(),
-                        -std::numeric_limits<T>::infinity(),
-                        std::numeric_limits<T>::denorm_min()};
+  const T* specials = special_values<T>();
   for (size_type n : {1, 3, 4, 7, 8, 9, 63, 64, 65, 100, 130}) {
     std::vector<T> z(static_cast<std::size_t>(n)), dy(z.size()), dx(z.size()), ref(z.size());
     for (size_type k = 0; k < n; ++k) {
-      z[k] = k % 5 == 4 ? specials[(k / 5) % 6] : static_cast<T>(g.normal());
+      z[k] = k % 5 == 4 ? specials[(k / 5) % 7] : static_cast<T>(g.normal());
       dy[k] = static_cast<T>(g.normal());
     }
     std::vector<std::uint64_t> bits(static_cast<std::size_t>((n + 63) / 64), ~std::uint64_t{0});
@@ -232,13 +240,7 @@ TEST(row_sum_adds_in_its_documented_order) {
 // activations take the separate functions, which are checked the same way.
 template <class T>
 static void check_fused_rows(rng& g) {
-  const T specials[] = {T(0),
-                        -T(0),
-                        std::numeric_limits<T>::quiet_NaN(),
-                        std::numeric_limits<T>::infinity(),
-                        -std::numeric_limits<T>::infinity(),
-                        std::numeric_limits<T>::denorm_min(),
-                        -std::numeric_limits<T>::denorm_min()};
+  const T* specials = special_values<T>();
   const auto bf16_of = [](T v) -> std::uint16_t {
     if constexpr (std::is_same_v<T, float>) return to_bf16(v);
     return 0;

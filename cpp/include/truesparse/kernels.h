@@ -265,9 +265,7 @@ struct avx<float> {
   static void store_half(float* p, V v) { _mm_storeu_ps(p, _mm256_castps256_ps128(v)); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V add(V a, V b) { return _mm256_add_ps(a, b); }
-  static M mask(int n) {  // the first n lanes
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  }
+  static M mask(int n) { return detail::first_lanes(static_cast<size_type>(n)); }  // the first n lanes
   // out[0..4) = the sums of the lanes of a, b, c, d (a fixed order).
   static void hsum4(V a, V b, V c, V d, float* out) {
     const V ab = _mm256_hadd_ps(a, b), cd = _mm256_hadd_ps(c, d);
