@@ -158,16 +158,17 @@ TEST(activation_derivatives_match_finite_differences) {
   CHECK(odd.negative_slope() == 0.5 && even.negative_slope() == -0.5);
 }
 
-// Values where an activation's branches meet or break: ±0, NaN, ±∞, ± the least subnormal.
+// Values where an activation's branches meet or break: ±0, NaN, ±∞, ± the least subnormal, and
+// subnormals that round to a bfloat16 other than 0.
+constexpr size_type special_count = 9;
 template <class T>
 static const T* special_values() {
-  static const T v[7] = {T(0),
-                         -T(0),
-                         std::numeric_limits<T>::quiet_NaN(),
-                         std::numeric_limits<T>::infinity(),
-                         -std::numeric_limits<T>::infinity(),
-                         std::numeric_limits<T>::denorm_min(),
-                         -std::numeric_limits<T>::denorm_min()};
+  static const T v[special_count] = {
+      T(0), -T(0), std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity(),
+      -std::numeric_limits<T>::infinity(), std::numeric_limits<T>::denorm_min(),
+      -std::numeric_limits<T>::denorm_min(),
+      // subnormals whose bfloat16 is not 0 (VCVTNEPS2BF16 makes them 0)
+      std::numeric_limits<T>::min() / 2, -std::numeric_limits<T>::min() * T(0.75)};
   return v;
 }
 
@@ -180,7 +181,7 @@ static void check_sign_bits(rng& g) {
   for (size_type n : {1, 3, 4, 7, 8, 9, 63, 64, 65, 100, 130}) {
     std::vector<T> z(static_cast<std::size_t>(n)), dy(z.size()), dx(z.size()), ref(z.size());
     for (size_type k = 0; k < n; ++k) {
-      z[k] = k % 5 == 4 ? specials[(k / 5) % 7] : static_cast<T>(g.normal());
+      z[k] = k % 5 == 4 ? specials[(k / 5) % special_count] : static_cast<T>(g.normal());
       dy[k] = static_cast<T>(g.normal());
     }
     std::vector<std::uint64_t> bits(static_cast<std::size_t>((n + 63) / 64), ~std::uint64_t{0});
@@ -253,8 +254,8 @@ static void check_fused_rows(rng& g) {
         const T s = static_cast<T>(act.negative_slope());
         std::vector<T> z(static_cast<std::size_t>(n)), dy(z.size()), a_ref(z.size()), dx_ref(z.size());
         for (size_type k = 0; k < n; ++k) {
-          z[k] = k % 5 == 4 ? specials[(k / 5) % 7] : static_cast<T>(g.normal());
-          dy[k] = k % 11 == 10 ? specials[(k / 11) % 7] : static_cast<T>(g.normal());
+          z[k] = k % 5 == 4 ? specials[(k / 5) % special_count] : static_cast<T>(g.normal());
+          dy[k] = k % 11 == 10 ? specials[(k / 11) % special_count] : static_cast<T>(g.normal());
         }
         for (size_type k = 0; k < n; ++k) {
           const T pos = z[k] > T(0) ? z[k] : T(0);
@@ -309,6 +310,18 @@ static void check_fused_rows(rng& g) {
 }
 
 TEST(fused_epilogue_rows_match_their_definitions) {
+#ifdef TRUESPARSE_BF16_ROWS
+  // The AVX2 form of the float rows, then the AVX-512 one where the CPU has it.
+  const bool avx512 = detail::bf16_rows();
+  for (bool form : {false, true}) {
+    if (form && !avx512) continue;
+    detail::bf16_rows() = form;
+    rng g(9);
+    check_fused_rows<float>(g);
+  }
+  detail::bf16_rows() = avx512;
+  std::printf("  (AVX-512 rows %s on this CPU)\n", avx512 ? "checked" : "not available");
+#endif
   rng g(9);
   check_fused_rows<float>(g);
   check_fused_rows<double>(g);

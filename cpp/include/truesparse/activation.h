@@ -5,10 +5,12 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include "truesparse/kernels.h"  // round_row_to_bf16: the fused rows' bfloat16 copies
 #include "truesparse/matrix.h"
@@ -16,6 +18,135 @@
 namespace truesparse {
 
 enum class activation_kind { relu, leaky_relu, all_relu, sigmoid, tanh, identity };
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__GNUC__) && !defined(__clang__)
+#define TRUESPARSE_BF16_ROWS 1
+namespace detail {
+// Whether the fused epilogues' float rows of the ReLU family (activation::forward_row,
+// backward_bits_row) run their AVX-512 form: the CPU has AVX-512 F, VL, BW, DQ and BF16 (checked
+// once; builds target x86-64-v3, so the form is chosen at run time). Both forms give the same
+// bits; tests set this to false to check the AVX2 form on such a CPU.
+inline bool& bf16_rows() {
+  static bool on = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                   __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                   __builtin_cpu_supports("avx512bf16");
+  return on;
+}
+
+// The AVX-512 form of the rows: the lanes of the AVX2 form (8 at a time, the same arithmetic,
+// the same order of the sum), with the signs in a mask register, and the bfloat16 copy rounded by
+// VCVTNEPS2BF16 (one instruction for to_bf16x8's ten). That instruction rounds to nearest even
+// and quiets NaNs as to_bf16 does, but takes a subnormal input as a zero of its sign: each row
+// notes whether any lane it rounded was subnormal (never under flush_denormals) and returns it,
+// and its caller then rounds that row's copy again with to_bf16's integer steps. The signs of
+// 64 lanes make one word of positive_bits' layout, so full words are unrolled, 8 groups each.
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16")
+template <bool Stream>
+[[gnu::always_inline]] inline void store_bf16x8_cvt(std::uint16_t* p, __m256 v, __mmask8& subnormal) {
+  subnormal |= _mm256_fpclass_ps_mask(v, 0x20);  // 0x20: denormal
+  const __m128i h = reinterpret_cast<__m128i>(_mm256_cvtneps_pbh(v));
+  if constexpr (Stream)
+    _mm_stream_si128(reinterpret_cast<__m128i*>(p), h);
+  else
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), h);
+}
+inline __mmask8 first_lanes_mask(size_type r) { return static_cast<__mmask8>((1u << r) - 1); }
+
+// activation::relu_row in the AVX-512 form; true if a subnormal lane went into the copy.
+template <bool Bits, bool Y, bool Copy, bool Stream>
+bool relu_row_bf16(const float* z, float* y, std::uint64_t* bits, std::uint16_t* copy, size_type n,
+                   size_type ld, float s) {
+  const __m256 zero = _mm256_setzero_ps(), slope = _mm256_set1_ps(s);
+  __mmask8 subnormal = 0;
+  // The group of 8 lanes from k (the first r of them, the others +0); returns their signs.
+  const auto group = [&](size_type k, size_type r) {
+    const __m256 v = r == 8 ? _mm256_loadu_ps(z + k) : _mm256_maskz_loadu_ps(first_lanes_mask(r), z + k);
+    const __mmask8 gt = _mm256_cmp_ps_mask(v, zero, _CMP_GT_OQ);
+    const __m256 pos = _mm256_maskz_mov_ps(gt, v);                        // z > 0 ? z : 0
+    const __m256 a = _mm256_fmadd_ps(slope, _mm256_sub_ps(v, pos), pos);  // pos + s (z - pos)
+    if constexpr (Y) {
+      if (r == 8)
+        _mm256_storeu_ps(y + k, a);
+      else
+        _mm256_mask_storeu_ps(y + k, first_lanes_mask(r), a);
+    }
+    if constexpr (Copy) store_bf16x8_cvt<Stream>(copy + k, a, subnormal);
+    return static_cast<std::uint64_t>(gt);
+  };
+  size_type k = 0;
+  for (; k + 64 <= n; k += 64) {
+    std::uint64_t word = 0;
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; ++g) word |= group(k + 8 * g, 8) << (8 * g);
+    if constexpr (Bits) bits[k / 64] = word;
+  }
+  if (k < n) {  // fewer than 64 lanes left: one word
+    const size_type w = k / 64;
+    std::uint64_t word = 0;
+    for (; k < n; k += 8) word |= group(k, std::min<size_type>(8, n - k)) << (k % 64);
+    if constexpr (Bits) bits[w] = word;
+  }
+  if constexpr (Copy) std::fill(copy + k, copy + ld, std::uint16_t{0});
+  return subnormal != 0;
+}
+
+// activation::relu_bits_row in the AVX-512 form; true if a subnormal lane went into the copy.
+template <bool DX, bool Sum, bool Copy, bool Stream>
+bool relu_bits_row_bf16(const std::uint64_t* bits, const float* dy, float* dx, float* sum,
+                        std::uint16_t* copy, size_type n, size_type ld, float s) {
+  const __m256 one = _mm256_set1_ps(1.0f), slope = _mm256_set1_ps(s);
+  __m256 acc = _mm256_setzero_ps();
+  __mmask8 subnormal = 0;
+  // The group of 8 lanes from k (the first r; the others +0), with their 8 signs.
+  const auto group = [&](size_type k, size_type r, std::uint64_t on) {
+    const __m256 f = _mm256_mask_blend_ps(static_cast<__mmask8>(on), slope, one);
+    const __mmask8 m = first_lanes_mask(r);
+    const __m256 v = r == 8 ? _mm256_mul_ps(_mm256_loadu_ps(dy + k), f)
+                            : _mm256_maskz_mul_ps(m, _mm256_maskz_loadu_ps(m, dy + k), f);
+    if constexpr (DX) {
+      if (r == 8)
+        _mm256_storeu_ps(dx + k, v);
+      else
+        _mm256_mask_storeu_ps(dx + k, m, v);
+    }
+    if constexpr (Sum) acc = _mm256_add_ps(acc, v);
+    if constexpr (Copy) store_bf16x8_cvt<Stream>(copy + k, v, subnormal);
+  };
+  size_type k = 0;
+  for (; k + 64 <= n; k += 64) {
+    const std::uint64_t word = bits[k / 64];
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; ++g) group(k + 8 * g, 8, word >> (8 * g));
+  }
+  for (; k < n; k += 8) group(k, std::min<size_type>(8, n - k), bits[k / 64] >> (k % 64));
+  if constexpr (Sum) *sum = hsum8(acc);
+  if constexpr (Copy) std::fill(copy + k, copy + ld, std::uint16_t{0});
+  return subnormal != 0;
+}
+#pragma GCC pop_options
+using relu_row_bf16_fn = bool (*)(const float*, float*, std::uint64_t*, std::uint16_t*, size_type, size_type,
+                                  float);
+using relu_bits_row_bf16_fn = bool (*)(const std::uint64_t*, const float*, float*, float*, std::uint16_t*,
+                                       size_type, size_type, float);
+// The row function for each combination of 4 flags (bit 3 the first flag ... bit 0 the last),
+// pick(std::bool_constant...) giving each: a call per row picks its loop, with no test of a flag
+// per group.
+template <std::size_t I, int b>
+using flag_of = std::bool_constant<((I >> b) & 1) == 1>;  // bit b of I
+template <class Fn, class Pick, std::size_t... I>
+constexpr std::array<Fn, 16> flag_table(const Pick& pick, std::index_sequence<I...>) {
+  return {pick(flag_of<I, 3>{}, flag_of<I, 2>{}, flag_of<I, 1>{}, flag_of<I, 0>{})...};
+}
+template <class Fn, class Pick>
+constexpr std::array<Fn, 16> flag_table(const Pick& pick) {
+  return flag_table<Fn>(pick, std::make_index_sequence<16>{});
+}
+inline int flag_index(const void* a, const void* b, const void* c, bool d) {
+  return (a ? 8 : 0) | (b ? 4 : 0) | (c ? 2 : 0) | (d ? 1 : 0);
+}
+}  // namespace detail
+#endif
 
 struct activation {
   activation_kind kind = activation_kind::relu;
@@ -161,8 +292,8 @@ struct activation {
   // (if bits), y := act(z) (if y; y may be z), copy := act(z) rounded to bfloat16 and padded
   // with zeros to ld (if copy, which only float rows have; streamed as round_row_to_bf16 streams
   // when stream). Without y, z may be overwritten. Float rows of the ReLU family take one pass
-  // over the row for all three (docs/design.md, "fused epilogues"); the others run the three
-  // functions. The same bits either way.
+  // over the row for all three (docs/design.md, "fused epilogues"; AVX-512 or AVX2, chosen at run
+  // time by detail::bf16_rows); the others run the three functions. The same bits either way.
   template <class T>
   void forward_row(T* z, T* y, std::uint64_t* bits, std::uint16_t* copy, size_type n, size_type ld,
                    bool stream) const {
@@ -170,6 +301,19 @@ struct activation {
     if constexpr (std::is_same_v<T, float>)
       if (derivative_from_input() && one_pass_copy(copy, n, ld, stream)) {
         const float s = static_cast<float>(negative_slope());
+#ifdef TRUESPARSE_BF16_ROWS
+        if (detail::bf16_rows()) {
+          static constexpr auto row = detail::flag_table<detail::relu_row_bf16_fn>(
+              [](auto B, auto Y, auto C, auto S) { return &detail::relu_row_bf16<B, Y, C, S>; });
+          if (row[detail::flag_index(bits, y, copy, stream)](z, y, bits, copy, n, ld, s)) {  // round again
+            if (y)
+              round_row_to_bf16(y, copy, n, ld, stream);
+            else
+              relu_row<false, false, true>(z, nullptr, nullptr, copy, n, ld, stream, s);
+          }
+          return;
+        }
+#endif
         const int which = (bits ? 4 : 0) | (y ? 2 : 0) | (copy ? 1 : 0);
         switch (which) {  // each combination its own loop, without tests per group
           case 7: return relu_row<true, true, true>(z, y, bits, copy, n, ld, stream, s);
@@ -201,6 +345,19 @@ struct activation {
     if constexpr (std::is_same_v<T, float>)
       if (one_pass_copy(copy, n, ld, stream)) {
         const float s = static_cast<float>(negative_slope());
+#ifdef TRUESPARSE_BF16_ROWS
+        if (detail::bf16_rows()) {
+          static constexpr auto row = detail::flag_table<detail::relu_bits_row_bf16_fn>(
+              [](auto DX, auto Sum, auto C, auto S) { return &detail::relu_bits_row_bf16<DX, Sum, C, S>; });
+          if (row[detail::flag_index(dx, sum, copy, stream)](bits, dy, dx, sum, copy, n, ld, s)) {
+            if (dx)  // round it again
+              round_row_to_bf16(dx, copy, n, ld, stream);
+            else
+              relu_bits_row<false, false, true>(bits, dy, nullptr, nullptr, copy, n, ld, stream, s);
+          }
+          return;
+        }
+#endif
         const int which = (dx ? 4 : 0) | (sum ? 2 : 0) | (copy ? 1 : 0);
         switch (which) {
           case 7: return relu_bits_row<true, true, true>(bits, dy, dx, sum, copy, n, ld, stream, s);
