@@ -45,11 +45,7 @@ inline bool& bf16_rows() {
 template <bool Stream>
 [[gnu::always_inline]] inline void store_bf16x8_cvt(std::uint16_t* p, __m256 v, __mmask8& subnormal) {
   subnormal |= _mm256_fpclass_ps_mask(v, 0x20);  // 0x20: denormal
-  const __m128i h = reinterpret_cast<__m128i>(_mm256_cvtneps_pbh(v));
-  if constexpr (Stream)
-    _mm_stream_si128(reinterpret_cast<__m128i*>(p), h);
-  else
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), h);
+  store_bf16x8(p, reinterpret_cast<__m128i>(_mm256_cvtneps_pbh(v)), Stream);
 }
 inline __mmask8 first_lanes_mask(size_type r) { return static_cast<__mmask8>((1u << r) - 1); }
 
@@ -407,12 +403,6 @@ struct activation {
     return !copy ||
            (ld % 8 == 0 && ld >= n && (!stream || (reinterpret_cast<std::uintptr_t>(copy) & 15) == 0));
   }
-  static void store_bf16x8(std::uint16_t* p, __m256 v, bool stream) {
-    if (stream)
-      _mm_stream_si128(reinterpret_cast<__m128i*>(p), detail::to_bf16x8(v));
-    else
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(p), detail::to_bf16x8(v));
-  }
   // group(k, r, m) for the groups of 8 lanes from k = 0 on: r = 8 lanes, the last one the r < 8
   // left, masked by m; returns the end of the last group (n rounded up to 8).
   template <class Group>
@@ -446,7 +436,7 @@ struct activation {
         }
       }
       if constexpr (Y) detail::store_first(y + k, r, m, a);
-      if constexpr (Copy) store_bf16x8(copy + k, a, stream);
+      if constexpr (Copy) detail::store_bf16x8(copy + k, detail::to_bf16x8(a), stream);
     };
     const size_type k = for_groups(n, group);
     if constexpr (Copy) std::fill(copy + k, copy + ld, std::uint16_t{0});
@@ -467,7 +457,7 @@ struct activation {
       if (r < 8) v = _mm256_and_ps(v, _mm256_castsi256_ps(m));  // +0 past n (0 s is -0 for s < 0)
       if constexpr (DX) detail::store_first(dx + k, r, m, v);
       if constexpr (Sum) acc = _mm256_add_ps(acc, v);
-      if constexpr (Copy) store_bf16x8(copy + k, v, stream);
+      if constexpr (Copy) detail::store_bf16x8(copy + k, detail::to_bf16x8(v), stream);
     };
     const size_type k = for_groups(n, group);
     if constexpr (Sum) *sum = detail::hsum8(acc);

@@ -91,6 +91,15 @@ inline __m128i to_bf16x8(__m256 v) {
   // packus works within 128-bit lanes: (r0..3 r0..3 | r4..7 r4..7); qwords 0 and 2 are r0..7.
   return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08));
 }
+// p[0..8) := the 8 bfloat16 packed in h; with a non-temporal store when stream (p then on 16
+// bytes). Every row that rounds 8 lanes at a time stores them so (round_row_to_bf16, the
+// fused epilogue rows of activation.h).
+inline void store_bf16x8(std::uint16_t* p, __m128i h, bool stream) {
+  if (stream)
+    _mm_stream_si128(reinterpret_cast<__m128i*>(p), h);
+  else
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), h);
+}
 }  // namespace detail
 #endif
 
@@ -111,12 +120,11 @@ inline void round_row_to_bf16(const float* x, std::uint16_t* o, size_type N, siz
         for (size_type k = n; k < N; ++k) rest[k - n] = x[k];
         v = _mm256_load_ps(rest);
       }
-      _mm_stream_si128(reinterpret_cast<__m128i*>(o + n), detail::to_bf16x8(v));
+      detail::store_bf16x8(o + n, detail::to_bf16x8(v), true);
     }
     return;
   }
-  for (; n + 8 <= N; n += 8)
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(o + n), detail::to_bf16x8(_mm256_loadu_ps(x + n)));
+  for (; n + 8 <= N; n += 8) detail::store_bf16x8(o + n, detail::to_bf16x8(_mm256_loadu_ps(x + n)), false);
 #endif
   for (; n < N; ++n) o[n] = to_bf16(x[n]);
   for (; n < ld; ++n) o[n] = 0;
