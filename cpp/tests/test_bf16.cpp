@@ -175,7 +175,7 @@ TEST(bf16_layer_equals_float_layer_on_rounded_operands) {
   CHECK(half.DW == full.DW);
   CHECK(DX.data == DXr.data);
   CHECK(half.Db != full.Db);  // (the rounding of DZ is real)
-  // the same in two passes (as a layer whose weights outgrow one_pass_bytes)
+  // the same in two passes (as a layer whose values take more than its one_pass_bytes)
   half.one_pass_bytes = 0;
   std::fill(half.DW.begin(), half.DW.end(), 0.f);
   matrix<float> DX2;

@@ -167,8 +167,8 @@ TEST(sddmm_gradient_does_not_depend_on_its_place_in_the_row) {
 }
 
 TEST(networks_train_the_same_with_one_pass_or_two_and_streamed_rows_or_not) {
-  // sparse_linear::one_pass_bytes chooses the pass; every sparse layer here is small enough for
-  // one pass by default, and a limit of 0 makes them take two. stream_bytes = 0 streams every
+  // sparse_linear::one_pass_bytes chooses the pass; every sparse layer takes one pass by
+  // default, and a limit of 0 makes them take two. stream_bytes = 0 streams every
   // output row (Z, the activations, DX), which by default only matrices of 16 MB are.
   const auto check = [](auto zero, const optimizer_config& c, size_type batch, int threads, bool bf16,
                         activation_kind act) {
