@@ -396,6 +396,23 @@ def test_an_mlp_stays_an_mlp(tmp_path):
     assert np.array_equal(loaded.predict(X), model.predict(X))
 
 
+@pytest.mark.parametrize("backend", ["native", "mkl"])
+def test_load_builds_the_layers_without_drawing_weights(tmp_path, backend):
+    """load builds the network empty (no pattern sampled, no weight drawn: most of the time of
+    a large model's load) and fills it from the file alone."""
+    model = ts.Sequential(12, build()._specs, seed=7, backend=backend)
+    fit(model, "sgd", "set", 1)
+    empty = ts.Sequential.__new__(ts.Sequential)
+    empty._setup(12, model._specs, draw_weights=False, dtype=np.float32, **model._options)
+    for layer in empty.layers:
+        assert layer.nnz == 0 if layer.is_sparse else not layer.W.any()
+    empty._core.set_state(model._core.get_state())
+    X = data()[0]
+    assert np.array_equal(empty.forward(X), model.forward(X))
+    model.save(tmp_path / "m.tsck")
+    assert_same_model(ts.load(tmp_path / "m.tsck"), model)
+
+
 def test_a_model_never_trained_resumes_too(tmp_path):
     model = build()
     model.save(tmp_path / "new.tsck")

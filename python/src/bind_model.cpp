@@ -166,7 +166,7 @@ void bind_network(py::module_& m, const char* name) {
   py::class_<model>(m, name)
       .def(py::init([](index_t inputs, std::vector<layer_spec> layers, loss_kind loss, double label_smoothing,
                        init_kind init, fan_mode fan, std::uint64_t seed, sparse_backend backend,
-                       operand_dtype operands) {
+                       operand_dtype operands, bool draw_weights) {
              network_options o;
              o.inputs = inputs;
              o.layers = std::move(layers);
@@ -177,12 +177,14 @@ void bind_network(py::module_& m, const char* name) {
              o.seed = seed;
              o.backend = backend;
              o.operands = operands;
+             o.draw_weights = draw_weights;
              return std::make_unique<model>(o);
            }),
            py::kw_only(), py::arg("inputs"), py::arg("layers"),
            py::arg("loss") = loss_kind::softmax_cross_entropy, py::arg("label_smoothing") = 0.0,
            py::arg("init") = init_kind::he_normal, py::arg("fan") = fan_mode::actual, py::arg("seed") = 0,
-           py::arg("backend") = sparse_backend::mkl, py::arg("operands") = operand_dtype::float32)
+           py::arg("backend") = sparse_backend::mkl, py::arg("operands") = operand_dtype::float32,
+           py::arg("draw_weights") = true)
       .def_property_readonly("num_modules", [](const model& s) { return s.modules.size(); })
       .def_property_readonly("outputs", [](const model& s) { return s.outputs(); })
       .def(

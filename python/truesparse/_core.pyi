@@ -186,6 +186,7 @@ class _Network:
         seed: int = 0,
         backend: Backend = ...,
         operands: OperandDtype = ...,
+        draw_weights: bool = True,
     ) -> None: ...
     @property
     def num_layers(self) -> int: ...

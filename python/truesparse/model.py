@@ -200,6 +200,36 @@ class Sequential:
         backend: str = "native",
         operand_dtype: str = "float32",
     ) -> None:
+        self._setup(
+            inputs,
+            layers,
+            loss=loss,
+            label_smoothing=label_smoothing,
+            weight_init=weight_init,
+            sparse_fan_in=sparse_fan_in,
+            dtype=dtype,
+            seed=seed,
+            backend=backend,
+            operand_dtype=operand_dtype,
+        )
+
+    def _setup(
+        self,
+        inputs: int,
+        layers: Sequence[L.LayerSpec],
+        *,
+        loss: str,
+        label_smoothing: float,
+        weight_init: str,
+        sparse_fan_in: str,
+        dtype,
+        seed: int,
+        backend: str,
+        operand_dtype: str,
+        draw_weights: bool = True,
+    ) -> None:
+        """What ``__init__`` does. ``draw_weights=False`` builds the layers without weights
+        (sparse ones with no stored position), for a checkpoint's state to be loaded into."""
         op = type(self).__name__
         inputs = integer(inputs, "inputs", op, minimum=1, maximum=MAX_LAYER_SIZE)
         specs = list(layers)
@@ -247,6 +277,7 @@ class Sequential:
                 seed=self.seed,
                 backend=backend_kind,
                 operands=operands,
+                draw_weights=draw_weights,
             )
         )
         self.layers = [LinearView(self, i) for i in range(self._core.num_layers)]
@@ -1080,11 +1111,11 @@ def _from_checkpoint(arch: dict, training: dict, arrays: dict) -> Sequential:
     options["operand_dtype"] = arch.get(
         "operand_dtype", "float32"
     )  # not in files before it existed
-    Sequential.__init__(
-        model,
+    model._setup(  # no pattern sampled nor weight drawn: set_state below replaces them all
         arch["inputs"],
         [checkpoint_module.spec_from_json(e) for e in arch["layers"]],
         dtype=np.dtype(arch["dtype"]),
+        draw_weights=False,
         **options,
     )
     model.activation = arch["activation"]
