@@ -23,28 +23,18 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "truesparse/linear.h"
 #include "truesparse/runtime.h"
 
+#include "options.h"
+
 using namespace truesparse;
 using clock_type = std::chrono::steady_clock;
 
 namespace {
-
-std::vector<double> parse_list(const char* s) {
-  std::vector<double> v;
-  std::string str(s);
-  std::size_t pos = 0;
-  while (pos < str.size()) {
-    const std::size_t next = str.find(',', pos);
-    v.push_back(std::stod(str.substr(pos, next - pos)));
-    if (next == std::string::npos) break;
-    pos = next + 1;
-  }
-  return v;
-}
 
 // Timing budget of time_ms: at least min_reps repetitions, more until budget_s has passed (at
 // most 200). --quick lowers both.
@@ -276,26 +266,32 @@ int main(int argc, char** argv) {
       continue;
     }
     if (a + 1 >= argc) {
-      std::fprintf(stderr, "option %s needs a value\n", opt);
+      std::fprintf(stderr, "bench_kernels: option %s needs a value\n", opt);
       return 2;
     }
-    const char* value = argv[++a];
-    if (!std::strcmp(opt, "--rows"))
-      K = std::atoi(value);
-    else if (!std::strcmp(opt, "--cols"))
-      D = std::atoi(value);
-    else if (!std::strcmp(opt, "--threads"))
-      threads = std::atoi(value);
-    else if (!std::strcmp(opt, "--batches"))
-      batches = parse_list(value);
-    else if (!std::strcmp(opt, "--densities"))
-      densities = parse_list(value);
-    else if (!std::strcmp(opt, "--stream-mb"))
-      stream_mb = std::atof(value);
-    else if (!std::strcmp(opt, "--sgemm-size"))
-      sgemm_size = std::atoi(value);
-    else {
-      std::fprintf(stderr, "unknown option %s\n", opt);
+    const std::string value = argv[++a];
+    try {
+      if (!std::strcmp(opt, "--rows"))
+        K = static_cast<index_t>(bench::integer(opt, value, 1, 1 << 20));
+      else if (!std::strcmp(opt, "--cols"))
+        D = static_cast<index_t>(bench::integer(opt, value, 1, 1 << 20));
+      else if (!std::strcmp(opt, "--threads"))
+        threads = static_cast<int>(bench::integer(opt, value, 1, 4096));
+      else if (!std::strcmp(opt, "--batches")) {
+        const auto v = bench::integers(opt, value, 1, 1 << 20);
+        batches.assign(v.begin(), v.end());
+      } else if (!std::strcmp(opt, "--densities"))
+        densities = bench::reals(opt, value, 0, 1, true);
+      else if (!std::strcmp(opt, "--stream-mb"))
+        stream_mb = bench::real(opt, value, 0, 1e6);
+      else if (!std::strcmp(opt, "--sgemm-size"))
+        sgemm_size = static_cast<index_t>(bench::integer(opt, value, 1, 1 << 16));
+      else {
+        std::fprintf(stderr, "bench_kernels: unknown option %s (--help lists them)\n", opt);
+        return 2;
+      }
+    } catch (const std::invalid_argument& e) {
+      std::fprintf(stderr, "bench_kernels: %s\n", e.what());
       return 2;
     }
   }

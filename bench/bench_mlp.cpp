@@ -10,37 +10,20 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <numeric>
+#include <stdexcept>
 #include <string>
 
 #include "truesparse/runtime.h"
 #include "truesparse/train.h"
 
+#include "options.h"
 #include "standard_mlp.h"
 
 using namespace truesparse;
 
 namespace {
-
-// 0 when value is first, 1 when it is second; otherwise -1, after saying so on stderr.
-int choice(const char* opt, const char* value, const char* first, const char* second) {
-  if (!std::strcmp(value, first)) return 0;
-  if (!std::strcmp(value, second)) return 1;
-  std::fprintf(stderr, "%s must be %s or %s, got '%s'\n", opt, first, second, value);
-  return -1;
-}
-
-std::vector<double> parse_list(const char* s) {
-  std::vector<double> v;
-  std::string str(s);
-  for (std::size_t pos = 0; pos <= str.size();) {
-    const std::size_t next = str.find(',', pos);
-    v.push_back(std::stod(str.substr(pos, next - pos)));
-    if (next == std::string::npos) break;
-    pos = next + 1;
-  }
-  return v;
-}
 
 double seconds_since(std::chrono::steady_clock::time_point a) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count();
@@ -384,65 +367,64 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (a + 1 >= argc) {
-      std::fprintf(stderr, "option %s needs a value\n", opt);
+      std::fprintf(stderr, "bench_mlp: option %s needs a value\n", opt);
       return 2;
     }
-    const char* value = argv[a + 1];
-    if (!std::strcmp(opt, "--examples"))
-      M = std::atol(value);
-    else if (!std::strcmp(opt, "--epochs"))
-      epochs = std::atoi(value);
-    else if (!std::strcmp(opt, "--threads"))
-      c.threads = std::atoi(value);
-    else if (!std::strcmp(opt, "--backend")) {
-      const int k = choice(opt, value, "native", "mkl");
-      if (k < 0) return 2;
-      c.backend = k == 0 ? sparse_backend::native : sparse_backend::mkl;
-    } else if (!std::strcmp(opt, "--operands")) {
-      const int k = choice(opt, value, "float32", "bfloat16");
-      if (k < 0) return 2;
-      c.operands = k == 0 ? operand_dtype::float32 : operand_dtype::bfloat16;
-    } else if (!std::strcmp(opt, "--fuse")) {
-      const int k = choice(opt, value, "on", "off");
-      if (k < 0) return 2;
-      c.fuse = k == 0;
-    } else if (!std::strcmp(opt, "--stream-outputs-mb")) {
-      char* end = nullptr;
-      c.stream_mb = std::strtod(value, &end);
-      if (end == value || *end != '\0' || !(c.stream_mb >= 0)) {
-        std::fprintf(stderr, "--stream-outputs-mb must be a number >= 0, not %s\n", value);
+    const std::string value = argv[a + 1];
+    const long long huge = std::numeric_limits<index_t>::max();
+    auto widths_of = [&](const char* o) {
+      const auto v = bench::integers(o, value, 1, max_layer_size);
+      return std::vector<double>(v.begin(), v.end());
+    };
+    try {
+      if (!std::strcmp(opt, "--examples"))
+        M = bench::integer(opt, value, 1, huge);
+      else if (!std::strcmp(opt, "--epochs"))
+        epochs = static_cast<int>(bench::integer(opt, value, 1, 1000000));
+      else if (!std::strcmp(opt, "--threads"))
+        c.threads = static_cast<int>(bench::integer(opt, value, 1, 4096));
+      else if (!std::strcmp(opt, "--backend"))
+        c.backend =
+            bench::choice(opt, value, {"native", "mkl"}) == 0 ? sparse_backend::native : sparse_backend::mkl;
+      else if (!std::strcmp(opt, "--operands"))
+        c.operands = bench::choice(opt, value, {"float32", "bfloat16"}) == 0 ? operand_dtype::float32
+                                                                             : operand_dtype::bfloat16;
+      else if (!std::strcmp(opt, "--fuse"))
+        c.fuse = bench::choice(opt, value, {"on", "off"}) == 0;
+      else if (!std::strcmp(opt, "--stream-outputs-mb"))
+        c.stream_mb = bench::real(opt, value, 0, 1e12);
+      else if (!std::strcmp(opt, "--densities"))
+        densities = bench::reals(opt, value, 0, 1, true);
+      else if (!std::strcmp(opt, "--sizes") || !std::strcmp(opt, "--scale")) {
+        auto& target = !std::strcmp(opt, "--sizes") ? sizes : scale;
+        target.clear();
+        for (long long n : bench::integers(opt, value, 1, max_layer_size))
+          target.push_back(static_cast<index_t>(n));
+        if (target.size() < 2) throw bench::bad_value(opt, "at least two sizes, inputs first", value);
+      } else if (!std::strcmp(opt, "--epsilon"))
+        epsilon = bench::real(opt, value, 0, 1e12, true);
+      else if (!std::strcmp(opt, "--batches"))
+        c.batches = static_cast<int>(bench::integer(opt, value, 1, 1000000));
+      else if (!std::strcmp(opt, "--warmup"))
+        c.warmup = static_cast<int>(bench::integer(opt, value, 0, 1000000));
+      else if (!std::strcmp(opt, "--epoch-examples"))
+        epoch_examples = bench::integer(opt, value, 1, huge);
+      else if (!std::strcmp(opt, "--width-sweep"))
+        widths = widths_of(opt);
+      else if (!std::strcmp(opt, "--sweep-nnz"))
+        sweep_nnz = bench::integer(opt, value, 1, huge);
+      else if (!std::strcmp(opt, "--output-nnz"))
+        output_nnz = bench::integer(opt, value, 1, huge);
+      else if (!std::strcmp(opt, "--throughput-sweep"))
+        throughput_widths = widths_of(opt);
+      else {
+        std::fprintf(stderr, "bench_mlp: unknown option %s (--help lists them)\n", opt);
         return 2;
       }
-    } else if (!std::strcmp(opt, "--densities"))
-      densities = parse_list(value);
-    else if (!std::strcmp(opt, "--sizes") || !std::strcmp(opt, "--scale")) {
-      auto& target = !std::strcmp(opt, "--sizes") ? sizes : scale;
-      target.clear();
-      for (double s : parse_list(value)) target.push_back(static_cast<index_t>(s));
-    } else if (!std::strcmp(opt, "--epsilon"))
-      epsilon = std::atof(value);
-    else if (!std::strcmp(opt, "--batches"))
-      c.batches = std::atoi(value);
-    else if (!std::strcmp(opt, "--warmup"))
-      c.warmup = std::atoi(value);
-    else if (!std::strcmp(opt, "--epoch-examples"))
-      epoch_examples = std::atol(value);
-    else if (!std::strcmp(opt, "--width-sweep"))
-      widths = parse_list(value);
-    else if (!std::strcmp(opt, "--sweep-nnz"))
-      sweep_nnz = std::atol(value);
-    else if (!std::strcmp(opt, "--output-nnz"))
-      output_nnz = std::atol(value);
-    else if (!std::strcmp(opt, "--throughput-sweep"))
-      throughput_widths = parse_list(value);
-    else {
-      std::fprintf(stderr, "unknown option %s\n", opt);
+    } catch (const std::invalid_argument& e) {
+      std::fprintf(stderr, "bench_mlp: %s\n", e.what());
       return 2;
     }
-  }
-  if (c.warmup < 0 || c.batches == 0 || epochs < 1 || M < 1) {
-    std::fprintf(stderr, "--warmup must be >= 0, --batches, --epochs and --examples >= 1\n");
-    return 2;
   }
   set_num_threads(c.threads);
   try {

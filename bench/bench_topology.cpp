@@ -11,10 +11,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <stdexcept>
+#include <string>
 
 #include "truesparse/density.h"
 #include "truesparse/runtime.h"
 #include "truesparse/topology.h"
+
+#include "options.h"
 
 // ---- heap accounting: every operator new of this process goes through here ----------------
 namespace {
@@ -65,19 +69,34 @@ int main(int argc, char** argv) {
   double density = 0.001;
   size_type N = 100;
   int threads = 1;
-  for (int a = 1; a + 1 < argc; a += 2) {
-    if (!std::strcmp(argv[a], "--rows"))
-      K = std::atoi(argv[a + 1]);
-    else if (!std::strcmp(argv[a], "--cols"))
-      D = std::atoi(argv[a + 1]);
-    else if (!std::strcmp(argv[a], "--density"))
-      density = std::atof(argv[a + 1]);
-    else if (!std::strcmp(argv[a], "--batch"))
-      N = std::atol(argv[a + 1]);
-    else if (!std::strcmp(argv[a], "--threads"))
-      threads = std::atoi(argv[a + 1]);
-    else {
-      std::fprintf(stderr, "unknown option %s\n", argv[a]);
+  for (int a = 1; a < argc; a += 2) {
+    const char* opt = argv[a];
+    if (!std::strcmp(opt, "--help") || !std::strcmp(opt, "-h")) {
+      std::puts("bench_topology [--rows 16384] [--cols 16384] [--density 0.001] [--batch 100] [--threads 1]");
+      return 0;
+    }
+    if (a + 1 >= argc) {
+      std::fprintf(stderr, "bench_topology: option %s needs a value\n", opt);
+      return 2;
+    }
+    const std::string value = argv[a + 1];
+    try {
+      if (!std::strcmp(opt, "--rows"))
+        K = static_cast<index_t>(bench::integer(opt, value, 1, 1 << 24));
+      else if (!std::strcmp(opt, "--cols"))
+        D = static_cast<index_t>(bench::integer(opt, value, 1, 1 << 24));
+      else if (!std::strcmp(opt, "--density"))
+        density = bench::real(opt, value, 0, 1, true);
+      else if (!std::strcmp(opt, "--batch"))
+        N = bench::integer(opt, value, 1, 1 << 20);
+      else if (!std::strcmp(opt, "--threads"))
+        threads = static_cast<int>(bench::integer(opt, value, 1, 4096));
+      else {
+        std::fprintf(stderr, "bench_topology: unknown option %s (--help lists them)\n", opt);
+        return 2;
+      }
+    } catch (const std::invalid_argument& e) {
+      std::fprintf(stderr, "bench_topology: %s\n", e.what());
       return 2;
     }
   }
