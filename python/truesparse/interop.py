@@ -1029,9 +1029,11 @@ def from_torch(
                 alpha_here = p.slope if activations % 2 == 1 else -p.slope
                 p.spec = L.AllReLU(alpha=alpha_here)
     try:
-        model = Sequential(
+        model = Sequential.__new__(Sequential)
+        model._setup(  # no pattern sampled nor weight drawn: set_weights below gives them all
             inputs,
             [p.spec for p in parsed],
+            draw_weights=False,
             loss=loss,
             label_smoothing=label_smoothing,
             weight_init=weight_init,

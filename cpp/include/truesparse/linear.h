@@ -439,8 +439,9 @@ struct sparse_linear : linear_layer<T> {
   // (spmm_sddmm_native): where the values of W take at most one_pass_bytes, by default in every
   // layer. That pass reaches W, and the velocity or DW its gradients update, in the order of Wᵀ,
   // at random, where the SDDMM streams them; it saves the SDDMM's gather of a row of X per stored
-  // weight and its stream of DZ. Measured, the pass was faster at every size tried, up to 56 MB
-  // of values a layer (784-700,000×3-10; docs/design.md, "kernels"). Both ways give the same
+  // weight and its stream of DZ. Measured from 4.8 to 56 MB of values a layer (784-60,000×3-10
+  // to 784-700,000×3-10), the pass took 0.75–0.97× the time of the two, but once 1.03×, within
+  // that run's spread (docs/benchmarks.md, "One pass in every layer"). Both ways give the same
   // bits (test_kernels and test_bf16 set the limit to 0 to compare them).
   double one_pass_bytes = std::numeric_limits<double>::infinity();
   bool one_pass_gradients() const { return static_cast<double>(nnz()) * sizeof(T) <= one_pass_bytes; }
