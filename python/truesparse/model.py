@@ -229,7 +229,8 @@ class Sequential:
         draw_weights: bool = True,
     ) -> None:
         """What ``__init__`` does. ``draw_weights=False`` builds the layers without weights
-        (sparse ones with no stored position), for a checkpoint's state to be loaded into."""
+        (sparse ones with no stored position, dense ones zeros) for a caller that gives every
+        layer its own next: a checkpoint's load (``set_state``), ``from_torch`` (``set_weights``)."""
         op = type(self).__name__
         inputs = integer(inputs, "inputs", op, minimum=1, maximum=MAX_LAYER_SIZE)
         specs = list(layers)
