@@ -246,7 +246,7 @@ const char* const usage =
 int main(int argc, char** argv) {
   index_t K = 1024, D = 3072;
   int threads = 1;
-  std::vector<double> batches{100, 1000};
+  std::vector<long long> batches{100, 1000};
   std::vector<double> densities{1, 0.5, 0.1, 0.05, 0.01, 0.005, 0.001};
   double stream_mb = 0;  // 0: max(160 MB, 4 x the last-level cache)
   index_t sgemm_size = 2048;
@@ -277,10 +277,9 @@ int main(int argc, char** argv) {
         D = static_cast<index_t>(bench::integer(opt, value, 1, 1 << 20));
       else if (!std::strcmp(opt, "--threads"))
         threads = static_cast<int>(bench::integer(opt, value, 1, 4096));
-      else if (!std::strcmp(opt, "--batches")) {
-        const auto v = bench::integers(opt, value, 1, 1 << 20);
-        batches.assign(v.begin(), v.end());
-      } else if (!std::strcmp(opt, "--densities"))
+      else if (!std::strcmp(opt, "--batches"))
+        batches = bench::integers(opt, value, 1, 1 << 20);
+      else if (!std::strcmp(opt, "--densities"))
         densities = bench::reals(opt, value, 0, 1, true);
       else if (!std::strcmp(opt, "--stream-mb"))
         stream_mb = bench::real(opt, value, 0, 1e6);
@@ -322,8 +321,8 @@ int main(int argc, char** argv) {
                 "vs sgemm");
   std::vector<roof_row> roof;
   bool all_ok = true;
-  for (double Nd : batches) {
-    const auto N = static_cast<size_type>(Nd);
+  for (long long Nb : batches) {
+    const auto N = static_cast<size_type>(Nb);
     const double Kf = K, Df = D, Nf = static_cast<double>(N);  // as doubles
     rng g(1);
     matrix<float> X(D, N), DZ(K, N), Z(K, N), DX(D, N), Zref(K, N), DXref(D, N);

@@ -257,7 +257,7 @@ void scale_network(const common_options& c, const std::vector<index_t>& sizes, d
 
 // ---- width sweep at fixed stored weights -------------------------------------------------------
 
-void width_sweep(const common_options& c, const std::vector<double>& widths, size_type sweep_nnz,
+void width_sweep(const common_options& c, const std::vector<index_t>& widths, size_type sweep_nnz,
                  size_type output_nnz) {
   const int batches = c.batches > 0 ? c.batches : 20;
   const synthetic data((c.warmup + batches) * 100, 784, 10);
@@ -270,8 +270,7 @@ void width_sweep(const common_options& c, const std::vector<double>& widths, siz
   std::printf("%8s  %-42s %10s %12s %12s %9s\n", "H", "stored weights per layer", "total", "s/batch", "mean",
               "vs first");
   double first = 0;
-  for (double w : widths) {
-    const auto H = static_cast<index_t>(w);
+  for (const index_t H : widths) {
     const std::vector<index_t> sizes{784, H, H, H, 10};
     const size_type want[] = {sweep_nnz, sweep_nnz, sweep_nnz, output_nnz};
     std::vector<double> densities;
@@ -302,7 +301,7 @@ void width_sweep(const common_options& c, const std::vector<double>& widths, siz
 
 // ---- hidden-size throughput at ε ----------------------------------------------------------------
 
-void throughput_sweep(const common_options& c, const std::vector<double>& widths, double epsilon) {
+void throughput_sweep(const common_options& c, const std::vector<index_t>& widths, double epsilon) {
   const int batches = c.batches > 0 ? c.batches : 5;
   const synthetic data((c.warmup + batches) * 100, 784, 10);
   std::printf(
@@ -313,8 +312,7 @@ void throughput_sweep(const common_options& c, const std::vector<double>& widths
   std::printf("%8s  %-50s %12s %12s %10s %9s\n", "H", "stored weights per layer", "total", "s/batch",
               "GFLOP/s", "vs first");
   double first = 0;
-  for (double w : widths) {
-    const auto H = static_cast<index_t>(w);
+  for (const index_t H : widths) {
     const std::vector<index_t> sizes{784, H, H, H, 10};
     network<float> model(mlp_options(sizes, epsilon_densities(sizes, epsilon), c));
     c.apply(model);
@@ -359,7 +357,7 @@ int main(int argc, char** argv) {
   double epsilon = 10;
   std::vector<double> densities{0.001, 0.01, 0.05, 0.1, 0.2, 0.5, 1};
   std::vector<index_t> sizes{3072, 1024, 512, 10}, scale;
-  std::vector<double> widths, throughput_widths;
+  std::vector<index_t> widths, throughput_widths;
   for (int a = 1; a < argc; a += 2) {
     const char* opt = argv[a];
     if (!std::strcmp(opt, "--help") || !std::strcmp(opt, "-h")) {
@@ -372,9 +370,9 @@ int main(int argc, char** argv) {
     }
     const std::string value = argv[a + 1];
     const long long huge = std::numeric_limits<index_t>::max();
-    auto widths_of = [&](const char* o) {
+    auto sizes_of = [&](const char* o) {
       const auto v = bench::integers(o, value, 1, max_layer_size);
-      return std::vector<double>(v.begin(), v.end());
+      return std::vector<index_t>(v.begin(), v.end());
     };
     try {
       if (!std::strcmp(opt, "--examples"))
@@ -397,9 +395,7 @@ int main(int argc, char** argv) {
         densities = bench::reals(opt, value, 0, 1, true);
       else if (!std::strcmp(opt, "--sizes") || !std::strcmp(opt, "--scale")) {
         auto& target = !std::strcmp(opt, "--sizes") ? sizes : scale;
-        target.clear();
-        for (long long n : bench::integers(opt, value, 1, max_layer_size))
-          target.push_back(static_cast<index_t>(n));
+        target = sizes_of(opt);
         if (target.size() < 2) throw bench::bad_value(opt, "at least two sizes, inputs first", value);
       } else if (!std::strcmp(opt, "--epsilon"))
         epsilon = bench::real(opt, value, 0, 1e12, true);
@@ -410,13 +406,13 @@ int main(int argc, char** argv) {
       else if (!std::strcmp(opt, "--epoch-examples"))
         epoch_examples = bench::integer(opt, value, 1, huge);
       else if (!std::strcmp(opt, "--width-sweep"))
-        widths = widths_of(opt);
+        widths = sizes_of(opt);
       else if (!std::strcmp(opt, "--sweep-nnz"))
         sweep_nnz = bench::integer(opt, value, 1, huge);
       else if (!std::strcmp(opt, "--output-nnz"))
         output_nnz = bench::integer(opt, value, 1, huge);
       else if (!std::strcmp(opt, "--throughput-sweep"))
-        throughput_widths = widths_of(opt);
+        throughput_widths = sizes_of(opt);
       else {
         std::fprintf(stderr, "bench_mlp: unknown option %s (--help lists them)\n", opt);
         return 2;

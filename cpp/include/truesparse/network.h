@@ -144,8 +144,8 @@ class network {
               for (auto& w : dense->W) w = static_cast<T>(draw_weight(o.init, D, K, g));
             layer = std::move(dense);
           } else {
-            csr_pattern p{K, D, std::vector<index_t>(static_cast<std::size_t>(K) + 1, 0), {}};
-            if (o.draw_weights) p = random_pattern(K, D, nnz_for_density(s.density, D, K), g);
+            csr_pattern p = o.draw_weights ? random_pattern(K, D, nnz_for_density(s.density, D, K), g)
+                                           : pattern_from_positions(K, D, {});
             auto sparse = std::make_unique<sparse_linear<T>>(std::move(p), backend, m > 0, operands);
             if (o.draw_weights) init_values(sparse->pattern, o.init, o.fan, g, sparse->W.data());
             sparse->init = o.init;
